@@ -1,0 +1,133 @@
+/**
+ * Gateway configuration and the model catalogue.
+ *
+ * Which models exist, which engine serves each, and which wire dialect each `/v1/stt/...` route
+ * answers in comes from this catalogue — a JSON file (`voxgate serve --config file.json`) merged
+ * over the built-in default — never from code (issue #2, "Routes and protocol").
+ *
+ * Model codes follow the SLNG grammar `[slng/]<provider>/<model>[:<variant>]`
+ * (shared/spec/protocols.md §1.1), validated with the same regular expression the LiveKit plugin uses.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** SLNG model-id grammar (protocols.md §1.1, S6 validator). */
+export const MODEL_CODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*(?:\/[A-Za-z0-9][A-Za-z0-9._-]*)+(?::[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
+
+/** The STT wire dialects a `/v1/stt/...` route can answer in. */
+export const STT_DIALECTS = ['unified', 'deepgram-style'] as const;
+/** `unified`: SLNG unified protocol (§1.3). `deepgram-style`: SLNG direct route with Deepgram-shaped results (§1.4). */
+export type SttDialectName = (typeof STT_DIALECTS)[number];
+
+const sttModelSchema = z.object({
+  /** Catalogue code, e.g. `local/pocketsphinx:en`. */
+  code: z.string().regex(MODEL_CODE_RE, 'model code must match [slng/]<provider>/<model>[:<variant>]'),
+  /** Engine id registered in the engine registry, e.g. `pocketsphinx`. */
+  engine: z.string().min(1),
+  /** Wire dialect of the `/v1/stt/<code>` route. Bridge routes always use `unified`. */
+  dialect: z.enum(STT_DIALECTS).default('unified'),
+  name: z.string().optional(),
+  description: z.string().optional(),
+  /** Engine-specific options passed to the engine factory. */
+  options: z.record(z.string(), z.unknown()).default({}),
+});
+/** One STT model entry of the catalogue. */
+export type SttModelEntry = z.infer<typeof sttModelSchema>;
+
+const limitsSchema = z.object({
+  /** Largest accepted WebSocket frame, bytes. Larger frames get a `payload_too_large` error frame. */
+  maxFrameBytes: z.number().int().positive().default(1024 * 1024),
+  /** Close a session after this many seconds without any client frame (`keepalive` counts). */
+  idleTimeoutSeconds: z.number().positive().default(30),
+  /** Hard cap on one session's length, seconds. */
+  maxSessionSeconds: z.number().positive().default(3600),
+  /** Seconds allowed between the upgrade and a valid `init`. */
+  initTimeoutSeconds: z.number().positive().default(10),
+});
+/** Session and transport limits. */
+export type Limits = z.infer<typeof limitsSchema>;
+
+const engineSchema = z.object({
+  /** Decoders kept warm (created at start, replenished after each acquire). */
+  minIdleDecoders: z.number().int().min(0).default(1),
+  /** Hard cap of concurrent decoders (= concurrent STT streams on this engine). */
+  maxDecoders: z.number().int().positive().default(12),
+});
+
+/** The whole configuration file shape. Unknown keys are rejected to catch typos. */
+export const configSchema = z
+  .object({
+    stt: z.object({ models: z.array(sttModelSchema).min(1) }).strict().optional(),
+    limits: limitsSchema.partial().optional(),
+    engines: z.record(z.string(), engineSchema.partial()).optional(),
+  })
+  .strict();
+
+/** Fully resolved configuration. */
+export interface VoxgateConfig {
+  stt: { models: SttModelEntry[] };
+  limits: Limits;
+  engines: Record<string, z.infer<typeof engineSchema>>;
+}
+
+/** The built-in catalogue: the embedded English engine in both STT dialects. */
+export const DEFAULT_STT_MODELS: SttModelEntry[] = [
+  {
+    code: 'local/pocketsphinx:en',
+    engine: 'pocketsphinx',
+    dialect: 'unified',
+    name: 'PocketSphinx US English (embedded)',
+    description: 'CMU PocketSphinx 0.8+5prealpha, en-US acoustic model and 3-gram LM from Debian, Silero VAD endpointing.',
+    options: {},
+  },
+  {
+    code: 'local/pocketsphinx:en-deepgram',
+    engine: 'pocketsphinx',
+    dialect: 'deepgram-style',
+    name: 'PocketSphinx US English (embedded), Deepgram-style results',
+    description: 'Same engine; SLNG direct-route dialect with Deepgram-shaped Results/Metadata (protocols.md §1.4).',
+    options: {},
+  },
+];
+
+/**
+ * Resolve the configuration: the built-in defaults, overridden by `file` when given.
+ * A file's `stt.models` replaces the default catalogue entirely.
+ * @throws Error with a readable message when the file cannot be read or fails validation.
+ */
+export function loadConfig(file?: string): VoxgateConfig {
+  let raw: z.infer<typeof configSchema> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    const parsed = configSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new Error(`config file ${file} is invalid: ${z.prettifyError(parsed.error)}`);
+    }
+    raw = parsed.data;
+  }
+  const models = raw.stt?.models ?? DEFAULT_STT_MODELS;
+  const codes = new Set<string>();
+  for (const m of models) {
+    if (codes.has(m.code)) throw new Error(`duplicate model code in catalogue: ${m.code}`);
+    codes.add(m.code);
+  }
+  const engines: VoxgateConfig['engines'] = {};
+  for (const [id, e] of Object.entries(raw.engines ?? {})) engines[id] = engineSchema.parse(e);
+  return { stt: { models }, limits: limitsSchema.parse(raw.limits ?? {}), engines };
+}
+
+/** Engine settings for `id`, defaults filled in. */
+export function engineSettings(cfg: VoxgateConfig, id: string): z.infer<typeof engineSchema> {
+  return cfg.engines[id] ?? engineSchema.parse({});
+}

@@ -1,0 +1,372 @@
+/**
+ * VAD-segmented streaming: turns an *utterance decoder* (one that decodes audio into a hypothesis
+ * but does not know when an utterance ends) into a full {@link SttStream} with endpointing, partials,
+ * `speech_final`, `finalize` and draining `close` — issue #2 "Engine" (endpointing by Silero VAD).
+ *
+ * Any embedded engine that can (1) take PCM and report a partial hypothesis and (2) end an utterance
+ * and return words can reuse this adapter; PocketSphinx is the first.
+ *
+ * Flow per 32 ms VAD window (512 samples at 16 kHz):
+ *   - outside an utterance, audio goes to a pre-roll ring (so the words' onsets are not clipped);
+ *   - `speech_start` opens an utterance: the pre-roll from (onset − preRoll) is decoded first;
+ *   - inside an utterance every window is queued for decoding;
+ *   - `endpoint` (trailing silence ≥ `endpointingMs`) queues the end of the utterance → a final with
+ *     `speechFinal: true`.
+ * All decoder work runs through one ordered queue, so a final always follows every partial of its
+ * audio, `finalize` answers after earlier audio, and `close` resolves after the last final.
+ * Audio is batched into ≥ {@link MIN_BATCH_SECONDS} per decoder call (fewer, cheaper native calls);
+ * a queued end-of-utterance flushes the batch at once.
+ */
+import { EventEmitter } from 'node:events';
+import type { SttFinal, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from './types.js';
+
+/** Minimum audio per decoder call, seconds (≈ the partial-result cadence). */
+export const MIN_BATCH_SECONDS = 0.1;
+/** Maximum audio per decoder call, seconds (bounds the latency of one call when catching up). */
+export const MAX_BATCH_SECONDS = 0.5;
+
+/** Result of ending one utterance. Word times are seconds from the **utterance** start. */
+export interface UtteranceResult {
+  text: string;
+  /** [0, 1]. */
+  confidence: number;
+  words: SttWord[];
+}
+
+/** What the adapter needs from a decoder. Calls are never concurrent (the adapter serialises them). */
+export interface UtteranceDecoder {
+  /** Decode more audio of the current utterance (starting one if none); resolves to the partial hypothesis. */
+  process(pcm: Int16Array): Promise<string>;
+  /** End the current utterance; empty result when none is in progress. */
+  endUtterance(): Promise<UtteranceResult>;
+}
+
+/** Per-window voice activity decision (e.g. Silero via sherpa-onnx). */
+export interface WindowVad {
+  /** Samples per window. */
+  readonly windowSize?: number;
+  /** Feed exactly one window (float PCM in [-1, 1]); returns whether speech is currently detected. */
+  acceptWindow(w: Float32Array): boolean;
+}
+
+/** Endpointing state machine events (see `src/audio/vad.ts` `Endpointer`). */
+export type EndpointEvent =
+  | { type: 'speech_start'; sample: number }
+  | { type: 'endpoint'; sample: number; lastSpeechSample: number };
+
+/** The endpointing state machine the adapter drives. */
+export interface WindowEndpointer {
+  push(isSpeech: boolean, endSample: number): EndpointEvent[];
+  reset(): void;
+}
+
+/** Construction options of a {@link SegmentedStream}. */
+export interface SegmentedStreamOptions {
+  decoder: UtteranceDecoder;
+  /** VAD and endpointer, or `null` to treat the whole stream as one utterance (finals only on finalize/close/max length). */
+  vad: { vad: WindowVad; endpointer: WindowEndpointer } | null;
+  /** Hz of the PCM written (the engine's input rate). */
+  sampleRate: number;
+  config: SttStreamConfig;
+  /** Audio kept before the detected onset, ms. Default 300. */
+  preRollMs?: number;
+  /** Longest utterance before a forced (non-`speech_final`) final, seconds. Default 20. */
+  maxUtteranceSeconds?: number;
+  /** Called exactly once, when the stream no longer needs its decoder and VAD. */
+  release: () => void;
+}
+
+type Op =
+  /** `utt`: start sample of the utterance this audio belongs to; `end`: stream sample after the last one. */
+  | { t: 'audio'; pcm: Int16Array; utt: number; end: number }
+  | { t: 'end'; start: number; end: number; speechFinal: boolean; fromFinalize: boolean }
+  | { t: 'empty'; at: number };
+
+const WINDOW = 512;
+
+function concat(parts: Int16Array[], total: number): Int16Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Int16Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** See the module documentation. */
+export class SegmentedStream extends EventEmitter<SttStreamEvents> implements SttStream {
+  private readonly rate: number;
+  private readonly preRoll: number;
+  private readonly maxUtt: number;
+  private readonly win: Int16Array = new Int16Array(WINDOW);
+  private winFill = 0;
+  /** Stream sample index of the first sample not yet windowed. */
+  private written = 0;
+  /** Pre-roll ring: windows outside an utterance, oldest first. */
+  private ring: { start: number; pcm: Int16Array }[] = [];
+  private ringSamples = 0;
+  private inUtt = false;
+  private uttStart = 0;
+  private lastPartial = '';
+  private readonly ops: Op[] = [];
+  private queuedSamples = 0;
+  private running = false;
+  private closing: Promise<void> | null = null;
+  private drained: (() => void) | null = null;
+  private aborted = false;
+  private released = false;
+
+  constructor(private readonly o: SegmentedStreamOptions) {
+    super();
+    this.rate = o.sampleRate;
+    this.preRoll = Math.round(((o.preRollMs ?? 300) / 1000) * o.sampleRate);
+    this.maxUtt = Math.round((o.maxUtteranceSeconds ?? 20) * o.sampleRate);
+  }
+
+  get audioSeconds(): number {
+    return (this.written + this.winFill) / this.rate;
+  }
+
+  /** Seconds of audio queued for the decoder but not yet decoded (a backlog measure). */
+  get backlogSeconds(): number {
+    return this.queuedSamples / this.rate;
+  }
+
+  write(pcm: Int16Array): void {
+    if (this.aborted || this.closing) return;
+    let i = 0;
+    while (i < pcm.length) {
+      const n = Math.min(WINDOW - this.winFill, pcm.length - i);
+      this.win.set(pcm.subarray(i, i + n), this.winFill);
+      this.winFill += n;
+      i += n;
+      if (this.winFill === WINDOW) {
+        this.winFill = 0;
+        this.onWindow(this.win.slice());
+      }
+    }
+    this.pump();
+  }
+
+  finalize(): void {
+    if (this.aborted || this.closing) return;
+    this.flushPartialWindow();
+    if (this.inUtt) {
+      this.queueEnd(false, true);
+    } else {
+      this.push({ t: 'empty', at: this.written });
+    }
+    this.o.vad?.endpointer.reset();
+    this.pump();
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    if (this.aborted) return Promise.resolve();
+    this.flushPartialWindow();
+    if (this.inUtt) this.queueEnd(false, false);
+    this.closing = new Promise<void>((resolve) => {
+      this.drained = resolve;
+    });
+    this.pump();
+    return this.closing;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.ops.length = 0;
+    this.queuedSamples = 0;
+    if (!this.running) this.releaseOnce();
+    this.drained?.();
+  }
+
+  // ---- windowing and segmentation (synchronous, on write) ----
+
+  private onWindow(w: Int16Array): void {
+    const start = this.written;
+    this.written += w.length;
+    const vad = this.o.vad;
+    if (!vad) {
+      if (!this.inUtt) this.openUtterance(start);
+      this.push({ t: 'audio', pcm: w, utt: this.uttStart, end: this.written });
+      this.checkMaxLength();
+      return;
+    }
+    const f = new Float32Array(w.length);
+    for (let k = 0; k < w.length; k++) f[k] = w[k]! / 32768;
+    const speech = vad.vad.acceptWindow(f);
+    if (this.inUtt) this.push({ t: 'audio', pcm: w, utt: this.uttStart, end: this.written });
+    else this.toRing(start, w);
+    for (const ev of vad.endpointer.push(speech, this.written)) {
+      if (ev.type === 'speech_start' && !this.inUtt) {
+        this.startFromRing(ev.sample);
+        this.emit('speech_started', { timestamp: ev.sample / this.rate });
+      } else if (ev.type === 'endpoint' && this.inUtt && this.o.config.endpointingMs !== null) {
+        this.queueEnd(true, false);
+      }
+    }
+    this.checkMaxLength();
+  }
+
+  private checkMaxLength(): void {
+    if (this.inUtt && this.written - this.uttStart >= this.maxUtt) {
+      this.queueEnd(false, false);
+      this.openUtterance(this.written);
+    }
+  }
+
+  private toRing(start: number, w: Int16Array): void {
+    this.ring.push({ start, pcm: w });
+    this.ringSamples += w.length;
+    // Keep the pre-roll plus slack for the VAD's onset delay.
+    const keep = this.preRoll + this.rate;
+    while (this.ring.length > 1 && this.ringSamples - this.ring[0]!.pcm.length >= keep) {
+      this.ringSamples -= this.ring.shift()!.pcm.length;
+    }
+  }
+
+  /** Open an utterance at `onset − preRoll`, decoding the buffered audio from there. */
+  private startFromRing(onset: number): void {
+    const from = Math.max(onset - this.preRoll, this.ring[0]?.start ?? this.written);
+    this.openUtterance(from);
+    for (const r of this.ring) {
+      const end = r.start + r.pcm.length;
+      if (end <= from) continue;
+      const pcm = r.start >= from ? r.pcm : r.pcm.subarray(from - r.start);
+      this.push({ t: 'audio', pcm, utt: from, end });
+    }
+    this.ring = [];
+    this.ringSamples = 0;
+  }
+
+  private openUtterance(at: number): void {
+    this.inUtt = true;
+    this.uttStart = at;
+  }
+
+  private queueEnd(speechFinal: boolean, fromFinalize: boolean): void {
+    this.push({ t: 'end', start: this.uttStart, end: this.written, speechFinal, fromFinalize });
+    this.inUtt = false;
+  }
+
+  /** Samples that never filled a whole VAD window: decode them if an utterance is open. */
+  private flushPartialWindow(): void {
+    if (this.winFill === 0) return;
+    const tail = this.win.slice(0, this.winFill);
+    const start = this.written;
+    this.written += tail.length;
+    this.winFill = 0;
+    if (this.inUtt || !this.o.vad) {
+      if (!this.inUtt) this.openUtterance(start);
+      this.push({ t: 'audio', pcm: tail, utt: this.uttStart, end: this.written });
+    } else {
+      this.toRing(start, tail);
+    }
+  }
+
+  private push(op: Op): void {
+    if (op.t === 'audio') this.queuedSamples += op.pcm.length;
+    this.ops.push(op);
+  }
+
+  // ---- the ordered decoder queue (asynchronous) ----
+
+  /** Whether the head of the queue is ready to run (audio waits for a full batch unless something follows it). */
+  private headReady(): boolean {
+    const head = this.ops[0];
+    if (!head) return false;
+    if (head.t !== 'audio') return true;
+    if (this.closing || this.ops.some((op) => op.t !== 'audio')) return true;
+    return this.queuedSamples >= MIN_BATCH_SECONDS * this.rate;
+  }
+
+  private pump(): void {
+    if (this.running || this.aborted) return;
+    if (!this.headReady()) {
+      if (this.ops.length === 0) this.checkDrained();
+      return;
+    }
+    this.running = true;
+    void this.runQueue();
+  }
+
+  private async runQueue(): Promise<void> {
+    try {
+      while (!this.aborted && this.headReady()) {
+        const op = this.ops.shift()!;
+        if (op.t === 'audio') await this.runAudio(op);
+        else if (op.t === 'end') await this.runEnd(op);
+        else this.emitFinal({ transcript: '', confidence: 0, words: this.o.config.wordTimestamps ? [] : undefined, start: op.at / this.rate, duration: 0, language: this.o.config.language, speechFinal: false, fromFinalize: true });
+      }
+    } catch (err) {
+      this.running = false;
+      this.fail(err);
+      return;
+    }
+    this.running = false;
+    if (this.aborted) this.releaseOnce();
+    else this.checkDrained();
+  }
+
+  private async runAudio(first: Extract<Op, { t: 'audio' }>): Promise<void> {
+    const parts = [first.pcm];
+    let total = first.pcm.length;
+    let end = first.end;
+    const cap = MAX_BATCH_SECONDS * this.rate;
+    while (total < cap && this.ops[0]?.t === 'audio') {
+      const next = this.ops.shift() as Extract<Op, { t: 'audio' }>;
+      parts.push(next.pcm);
+      total += next.pcm.length;
+      end = next.end;
+    }
+    this.queuedSamples -= total;
+    const hyp = await this.o.decoder.process(concat(parts, total));
+    if (this.aborted || !this.o.config.partials || !hyp || hyp === this.lastPartial) return;
+    this.lastPartial = hyp;
+    this.emit('partial', { transcript: hyp, start: first.utt / this.rate, duration: (end - first.utt) / this.rate });
+  }
+
+  private async runEnd(op: Extract<Op, { t: 'end' }>): Promise<void> {
+    const r = await this.o.decoder.endUtterance();
+    this.lastPartial = '';
+    if (this.aborted) return;
+    const offset = op.start / this.rate;
+    this.emitFinal({
+      transcript: r.text,
+      confidence: r.confidence,
+      words: this.o.config.wordTimestamps ? r.words.map((w) => ({ ...w, start: w.start + offset, end: w.end + offset })) : undefined,
+      start: offset,
+      duration: (op.end - op.start) / this.rate,
+      language: this.o.config.language,
+      speechFinal: op.speechFinal,
+      fromFinalize: op.fromFinalize,
+    });
+  }
+
+  private emitFinal(f: SttFinal): void {
+    this.emit('final', f);
+  }
+
+  private checkDrained(): void {
+    if (this.closing && this.ops.length === 0 && !this.running) {
+      this.releaseOnce();
+      this.drained?.();
+      this.drained = null;
+    }
+  }
+
+  private fail(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.abort();
+    this.emit('error', e);
+  }
+
+  private releaseOnce(): void {
+    if (this.released) return;
+    this.released = true;
+    this.o.release();
+  }
+}

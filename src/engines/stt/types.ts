@@ -1,0 +1,157 @@
+/**
+ * The streaming speech-to-text engine contract.
+ *
+ * Every engine (embedded or upstream) sits behind this one small interface, so the server, the
+ * sessions and the wire dialects never know which engine serves a route. Capabilities are data
+ * ({@link SttCapabilities}), not subclass checks: the model catalogue and `GET /v1/models` read
+ * them, and sessions validate `init` against them.
+ *
+ * Units used throughout: time in **seconds** (float) measured from the start of the stream's audio,
+ * sample rates in Hz, PCM as signed 16-bit mono samples (`Int16Array`) at
+ * {@link SttCapabilities.inputSampleRate}.
+ *
+ * Implements the engine half of issue #2 ("Engine") and shared/spec/protocols.md §1.3 result fields.
+ */
+import type { EventEmitter } from 'node:events';
+
+/** What an engine can do, declared as data. Served verbatim in `GET /v1/models`. */
+export interface SttCapabilities {
+  /** Emits interim (partial) hypotheses while an utterance is in progress. */
+  partials: boolean;
+  /** Final results can carry per-word `start`/`end`/`confidence`. */
+  wordTimestamps: boolean;
+  /** Words can carry a `speaker` label. */
+  diarization: boolean;
+  /** ISO-639-1 codes accepted in `init.config.language`. */
+  languages: string[];
+  /** The PCM rate (Hz) the engine consumes; sessions resample every client rate to this. */
+  inputSampleRate: number;
+  /** Endpointing (utterance finalisation after trailing silence) is available. */
+  endpointing: boolean;
+  /** Voice-activity events (`speech_started`) are available. */
+  vadEvents: boolean;
+}
+
+/** Per-stream options, already validated by the session against {@link SttCapabilities}. */
+export interface SttStreamConfig {
+  /** ISO-639-1 language code, one of `capabilities.languages`. */
+  language: string;
+  /** Emit `partial` events. */
+  partials: boolean;
+  /** Include `words` in finals. */
+  wordTimestamps: boolean;
+  /**
+   * Use voice-activity detection to find utterances (and `speech_started`). When false the whole
+   * stream is one utterance: finals come only from `finalize()`, `close()` or the maximum utterance length.
+   */
+  vad: boolean;
+  /**
+   * Milliseconds of trailing silence after speech that end an utterance (`speech_final`).
+   * Ignored when `vad` is false. `null` disables endpointing: finals then come only from `finalize()`, `close()` or the
+   * engine's maximum utterance length.
+   */
+  endpointingMs: number | null;
+}
+
+/** One recognised word. Times are seconds from the start of the stream. */
+export interface SttWord {
+  word: string;
+  /** Seconds from stream start. */
+  start: number;
+  /** Seconds from stream start; `end >= start`. */
+  end: number;
+  /** Posterior confidence in [0, 1]. */
+  confidence: number;
+  /** Speaker index when the engine diarizes. */
+  speaker?: number;
+}
+
+/** An interim hypothesis for the utterance in progress. It may still change. */
+export interface SttPartial {
+  transcript: string;
+  /** Seconds from stream start where the utterance began. */
+  start: number;
+  /** Seconds of audio covered so far (from `start`). */
+  duration: number;
+  /** Confidence in [0, 1] when the engine provides one. */
+  confidence?: number;
+}
+
+/** A final result: the time range [start, start+duration) will never be revised. */
+export interface SttFinal {
+  transcript: string;
+  /** Utterance-level confidence in [0, 1]. */
+  confidence: number;
+  /** Words, present when `SttStreamConfig.wordTimestamps` is set (possibly empty). */
+  words?: SttWord[];
+  /** Seconds from stream start. */
+  start: number;
+  /** Seconds. */
+  duration: number;
+  /** ISO-639-1 language of the transcript. */
+  language: string;
+  /** True when endpointing (trailing silence) ended the utterance. */
+  speechFinal: boolean;
+  /** True when a client `finalize` forced this final. */
+  fromFinalize: boolean;
+}
+
+/** Event map of an {@link SttStream}. */
+export interface SttStreamEvents {
+  partial: [SttPartial];
+  final: [SttFinal];
+  /** Voice activity began; `timestamp` in seconds from stream start. */
+  speech_started: [{ timestamp: number }];
+  /** A stream-level failure. The stream is unusable afterwards. */
+  error: [Error];
+}
+
+/**
+ * A live recognition stream. Calls are cheap and non-blocking: work is queued and performed in
+ * order off the event loop, and results arrive as events.
+ */
+export interface SttStream extends EventEmitter<SttStreamEvents> {
+  /** Queue PCM (mono, `capabilities.inputSampleRate`). The array is copied or consumed; callers may reuse it. */
+  write(pcm: Int16Array): void;
+  /**
+   * Flush: finish the utterance in progress now. Exactly one `final` with `fromFinalize: true`
+   * follows (empty transcript when no speech was pending), after finals for earlier audio.
+   */
+  finalize(): void;
+  /**
+   * Drain: every final for audio already written is emitted, then the promise resolves and the
+   * stream's resources are released. Idempotent.
+   */
+  close(): Promise<void>;
+  /** Release everything now, dropping pending audio and results (client vanished). Idempotent. */
+  abort(): void;
+  /** Seconds of audio written so far. */
+  readonly audioSeconds: number;
+}
+
+/** Resource counters an engine reports in `/v1/status` and metrics. */
+export interface SttEngineStats {
+  /** Streams currently open. */
+  activeStreams: number;
+  /** Warm decoders (or equivalent) ready for a new stream. */
+  idleDecoders: number;
+  /** Decoders currently owned by streams. */
+  busyDecoders: number;
+}
+
+/** A speech-to-text engine: a factory of streams. */
+export interface SttEngine {
+  /** Stable engine id referenced by the model catalogue, e.g. `pocketsphinx`. */
+  readonly id: string;
+  readonly capabilities: SttCapabilities;
+  /** Load models and warm resources. Must be called (and awaited) once before `start`. */
+  init(): Promise<void>;
+  /**
+   * Open a stream. Rejects with an Error whose `code` is `rate_limit` when the engine is at its
+   * stream limit, or `config_error` when `config` is not supported.
+   */
+  start(config: SttStreamConfig): Promise<SttStream>;
+  stats(): SttEngineStats;
+  /** Release all resources; pending streams are aborted. */
+  shutdown(): Promise<void>;
+}

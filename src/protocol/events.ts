@@ -1,0 +1,81 @@
+/**
+ * Dialect-neutral messages between a wire dialect and an STT session.
+ *
+ * Data flows one way — transport → dialect → session → engine — and events flow back:
+ * a dialect parses wire frames into {@link ClientCommand}s and encodes {@link SessionEvent}s into
+ * wire frames. Dialects are pure (no I/O), so they are unit-tested on recorded message sequences.
+ */
+import type { SttFinal, SttPartial } from '../engines/stt/types.js';
+import type { ErrorCode } from '../util/errors.js';
+import type { SttModelEntry, SttDialectName } from '../config/config.js';
+
+/**
+ * `init` options after dialect parsing, before validation against the engine.
+ * Every field is optional; the session applies defaults (protocols.md §1.3 `config.*`).
+ */
+export interface SttInitRequest {
+  /** ISO-639-1 (`en`) or BCP-47 (`en-US`; the session keeps the primary subtag). */
+  language?: string;
+  /** Hz of the audio the client sends. */
+  sampleRate?: number;
+  /** Audio encoding name as sent by the client (`linear16`, `mulaw`, `alaw`, …). */
+  encoding?: string;
+  /** Interleaved channels in the client's audio (downmixed to mono). */
+  channels?: number;
+  /** Emit interim results. */
+  partials?: boolean;
+  /** Use VAD endpointing. */
+  vad?: boolean;
+  /** Include per-word timing in finals. */
+  wordTimestamps?: boolean;
+  /** Trailing silence (ms) that ends an utterance; `null` disables endpointing. */
+  endpointingMs?: number | null;
+  /** Emit voice-activity events (`SpeechStarted` in the Deepgram-style dialect). */
+  vadEvents?: boolean;
+}
+
+/** A parsed client frame. `invalid` carries the error the dialect detected. */
+export type ClientCommand =
+  | { kind: 'init'; init: SttInitRequest }
+  | { kind: 'audio'; data: Uint8Array }
+  | { kind: 'finalize' }
+  | { kind: 'close' }
+  | { kind: 'keepalive' }
+  | { kind: 'invalid'; code: Extract<ErrorCode, 'invalid_request' | 'config_error'>; message: string };
+
+/** Session-level facts every dialect may need when encoding. */
+export interface SessionInfo {
+  sessionId: string;
+  /** UUID of this request (Deepgram `request_id`). */
+  requestId: string;
+  model: SttModelEntry;
+  /** When the session started. */
+  createdAt: Date;
+  /** Channels in the client's audio. */
+  channels: number;
+  /** Engine id and version for model metadata. */
+  engine: { id: string; version: string };
+  /** The client asked for voice-activity events. */
+  vadEvents: boolean;
+}
+
+/** Something the session reports to the client. */
+export type SessionEvent =
+  | { kind: 'ready'; info: SessionInfo }
+  | { kind: 'partial'; info: SessionInfo; result: SttPartial }
+  | { kind: 'final'; info: SessionInfo; result: SttFinal }
+  | { kind: 'speech_started'; info: SessionInfo; timestamp: number }
+  | { kind: 'error'; code: ErrorCode; message: string }
+  /** The session drained; totals for the closing metadata. `audioSeconds` in seconds, `sha256` of all audio bytes received. */
+  | { kind: 'ended'; info: SessionInfo; audioSeconds: number; sha256: string };
+
+/** A wire dialect for streaming STT: pure translation in both directions. */
+export interface SttDialect {
+  readonly name: SttDialectName;
+  /** Finals must always carry words in this dialect (Deepgram `Results` require `words`). */
+  readonly alwaysWords: boolean;
+  /** Parse one text frame. Never throws: problems become `{kind:'invalid'}`. */
+  parseText(text: string): ClientCommand;
+  /** Encode one event as zero or more text frames (JSON strings). */
+  encode(event: SessionEvent): string[];
+}

@@ -1,0 +1,58 @@
+/**
+ * The SLNG unified STT dialect (shared/spec/protocols.md §1.3): used by `/v1/stt/...` routes whose
+ * catalogue entry says `dialect: "unified"` and always by `/v1/bridges/unmute/stt/{model_variant}`.
+ *
+ * Server frames: `ready`, `partial_transcript` (only when partials are enabled — the session does not
+ * produce them otherwise), `final_transcript`, `error`. Empty finals are not sent unless they answer a
+ * `finalize` (so a client waiting for `from_finalize: true` never hangs).
+ */
+import type { SessionEvent, SttDialect } from '../events.js';
+import type { UnifiedServerMessage } from './schema.js';
+import { parseSlngClientFrame } from './client.js';
+
+const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Encode one event as unified frames (pure). */
+export function encodeUnified(ev: SessionEvent): UnifiedServerMessage[] {
+  switch (ev.kind) {
+    case 'ready':
+      return [{ type: 'ready', session_id: ev.info.sessionId }];
+    case 'partial': {
+      if (!ev.result.transcript) return [];
+      const m: UnifiedServerMessage = { type: 'partial_transcript', transcript: ev.result.transcript };
+      if (ev.result.confidence !== undefined) m.confidence = round(ev.result.confidence);
+      return [m];
+    }
+    case 'final': {
+      const r = ev.result;
+      if (!r.transcript && !r.fromFinalize) return [];
+      const m: UnifiedServerMessage = {
+        type: 'final_transcript',
+        transcript: r.transcript,
+        confidence: round(r.confidence),
+        language: r.language,
+        start: round(r.start),
+        duration: round(r.duration),
+        speech_final: r.speechFinal,
+        from_finalize: r.fromFinalize,
+      };
+      if (r.words) {
+        m.words = r.words.map((w) => ({ word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence) }));
+      }
+      return [m];
+    }
+    case 'error':
+      return [{ type: 'error', code: ev.code, message: ev.message }];
+    case 'speech_started':
+    case 'ended':
+      return [];
+  }
+}
+
+/** The unified dialect object. */
+export const unifiedDialect: SttDialect = {
+  name: 'unified',
+  alwaysWords: false,
+  parseText: (text) => parseSlngClientFrame(text),
+  encode: (ev) => encodeUnified(ev).map((m) => JSON.stringify(m)),
+};

@@ -1,0 +1,27 @@
+/**
+ * Handshake authentication (shared/spec/protocols.md §1.2, §2.1): the API key comes from
+ * `Authorization: Bearer <key>` (SLNG), `Authorization: Token <key>` (Deepgram), `X-API-Key: <key>`
+ * (sent by the LiveKit plugin), or the `?token=<key>` query parameter (browsers). The first form
+ * present wins. Keys are never logged: use {@link redactUrl} before logging a URL.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Extract the presented API key from headers or query, or `null` when none was sent. */
+export function presentedKey(headers: IncomingHttpHeaders, url: URL): string | null {
+  const auth = headers['authorization'];
+  if (typeof auth === 'string') {
+    const m = /^\s*(bearer|token)\s+(\S+)\s*$/i.exec(auth);
+    if (m) return m[2]!;
+  }
+  const x = headers['x-api-key'];
+  if (typeof x === 'string' && x.trim()) return x.trim();
+  const q = url.searchParams.get('token');
+  return q && q.length > 0 ? q : null;
+}
+
+/** The URL with secret-bearing query parameters replaced by `REDACTED`, for logs. */
+export function redactUrl(url: URL): string {
+  const u = new URL(url.href);
+  for (const k of ['token', 'key', 'api_key']) if (u.searchParams.has(k)) u.searchParams.set(k, 'REDACTED');
+  return u.pathname + u.search;
+}

@@ -1,0 +1,187 @@
+/**
+ * The voxgate listener: one HTTP server (fastify) that also accepts WebSocket upgrades (`ws`) on
+ * the streaming STT routes (issue #2; shared/spec/protocols.md §1.1–1.3, §5, §6).
+ *
+ * Upgrade pipeline, in this order, before any session or engine resource exists:
+ *   1. route → 404 JSON listing the available models when the model is unknown;
+ *   2. auth  → 401 JSON when the key is missing, malformed, unknown or revoked;
+ *   3. upgrade → an {@link SttSession} drives the socket.
+ *
+ * HTTP routes: `GET /v1/models` (catalogue with capabilities), `GET /healthz`, `GET /v1/status`
+ * (authenticated; sessions and decoder-pool counters).
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { VoxgateConfig } from '../config/config.js';
+import type { SttEngine } from '../engines/stt/types.js';
+import { STT_DIALECT_IMPLS } from '../protocol/index.js';
+import { SttSession } from '../session/stt_session.js';
+import type { KeyStore } from '../store/keys.js';
+import { CloseCode } from '../util/errors.js';
+import { presentedKey, redactUrl } from './auth.js';
+import { matchSttRoute } from './routes.js';
+
+/** Dependencies of the gateway. */
+export interface GatewayDeps {
+  config: VoxgateConfig;
+  /** Initialised engines keyed by engine id (see `createSttEngines`). */
+  engines: Map<string, SttEngine>;
+  keys: KeyStore;
+  log: Logger;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** The underlying fastify instance (HTTP routes). */
+  app: FastifyInstance;
+  /** Start listening; resolves to the bound port. Port 0 picks a free one. */
+  listen(port: number, host: string): Promise<number>;
+  /** Open streaming sessions. */
+  sessionCount(): number;
+  /** Close sessions with 1001, stop listening. Engines are left to the caller. */
+  close(): Promise<void>;
+}
+
+/** Write a JSON HTTP response on a raw upgrade socket and close it. */
+function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unknown>, extraHeaders: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body);
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const headers = {
+    'Content-Type': 'application/json',
+    'Content-Length': String(Buffer.byteLength(payload)),
+    Connection: 'close',
+    ...extraHeaders,
+  };
+  const head = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n');
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head}\r\n\r\n${payload}`);
+  else socket.destroy();
+}
+
+/** Build the gateway (not yet listening). */
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { config, engines, keys, log } = deps;
+  const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 1024 * 1024 });
+  const sessions = new Set<SttSession>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    // Frames between maxFrameBytes and twice that get a `payload_too_large` error frame from the
+    // session (which survives); larger ones are refused by ws with close 1009.
+    maxPayload: config.limits.maxFrameBytes * 2,
+    perMessageDeflate: false,
+  });
+
+  const modelList = () =>
+    config.stt.models.map((m) => {
+      const e = engines.get(m.engine)!;
+      return {
+        code: m.code,
+        service_type: 'stt',
+        name: m.name ?? m.code,
+        description: m.description ?? '',
+        engine: m.engine,
+        dialect: m.dialect,
+        streaming: true,
+        api_path: `/v1/stt/${m.code}`,
+        bridge_path: `/v1/bridges/unmute/stt/${m.code}`,
+        capabilities: e.capabilities,
+      };
+    });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/v1/models', async () => ({ models: modelList() }));
+  app.get('/v1/status', async (req, reply) => {
+    const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
+    if (!key || !keys.verify(key)) {
+      return reply.code(401).send({ error: 'auth_error', message: 'missing or invalid API key' });
+    }
+    const engineStats: Record<string, unknown> = {};
+    for (const [id, e] of engines) engineStats[id] = e.stats();
+    return { sessions: sessions.size, engines: engineStats, rss_bytes: process.memoryUsage().rss };
+  });
+
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      rejectUpgrade(socket, 400, { error: 'invalid_request', message: 'malformed request URL' });
+      return;
+    }
+    const route = matchSttRoute(url.pathname, config.stt.models);
+    if (route === null || 'notFound' in route) {
+      log.info({ url: redactUrl(url) }, 'upgrade for unknown route');
+      rejectUpgrade(socket, 404, {
+        error: 'not_found',
+        message: route ? `unknown model "${route.notFound}"` : `no streaming route at ${url.pathname}`,
+        models: config.stt.models.map((m) => ({ code: m.code, path: `/v1/stt/${m.code}`, dialect: m.dialect })),
+      });
+      return;
+    }
+    const key = presentedKey(req.headers, url);
+    const keyInfo = key ? keys.verify(key) : null;
+    if (!keyInfo) {
+      log.info({ url: redactUrl(url), reason: key ? 'invalid key' : 'no key' }, 'upgrade rejected: auth');
+      rejectUpgrade(
+        socket,
+        401,
+        { error: 'auth_error', message: key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" or ?token=<key>' },
+        { 'WWW-Authenticate': 'Bearer' },
+      );
+      return;
+    }
+    const engine = engines.get(route.model.engine)!;
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, engine, keyInfo.id));
+  });
+
+  function attach(ws: WebSocket, model: (typeof config.stt.models)[number], dialectName: keyof typeof STT_DIALECT_IMPLS, engine: SttEngine, keyId: string): void {
+    const session = new SttSession({
+      model,
+      dialect: STT_DIALECT_IMPLS[dialectName],
+      engine,
+      limits: config.limits,
+      log: log.child({ key_id: keyId }),
+      transport: {
+        sendText: (frame) => {
+          if (ws.readyState === ws.OPEN) ws.send(frame);
+        },
+        close: (code, reason) => {
+          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+        },
+      },
+      onClosed: (s) => sessions.delete(s),
+    });
+    sessions.add(session);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (isBinary) session.handleBinary(buf);
+      else session.handleText(buf.toString('utf8'));
+    });
+    ws.on('close', () => session.handleTransportClose());
+    ws.on('error', (err) => {
+      log.info({ err: err.message, session_id: session.id }, 'websocket error');
+      session.handleTransportClose();
+    });
+  }
+
+  return {
+    app,
+    async listen(port, host) {
+      await app.listen({ port, host });
+      return (app.server.address() as AddressInfo).port;
+    },
+    sessionCount: () => sessions.size,
+    async close() {
+      for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
+      for (const s of [...sessions]) s.handleTransportClose();
+      wss.close();
+      await app.close();
+    },
+  };
+}

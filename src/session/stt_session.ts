@@ -1,0 +1,366 @@
+/**
+ * The streaming STT session state machine (issue #2; shared/spec/protocols.md §1.3 "Ordering and
+ * lifecycle rules", §1.4, §5):
+ *
+ *   awaiting_init ──init──▶ starting ──engine stream──▶ streaming ──close──▶ draining ──▶ closed
+ *         │                    │  (frames queued, in order)         │ finalize: flush, stay
+ *         └─ audio → close 1008                                      └ idle / max duration → drain, close 1008
+ *
+ * Rules:
+ * - Binary audio before `init` closes with 1008 (§1.3 rule 3, §5).
+ * - Malformed JSON / unknown `type` → `invalid_request` error frame; the session survives.
+ * - `init` with an unsupported encoding, sample rate or language → `config_error`, then close 1008.
+ * - A second `init`, an odd-length linear16 frame, a frame over the size limit → error frame; the
+ *   session survives and the frame is rejected (the error says so — nothing is dropped silently).
+ * - No client frame for `idleTimeoutSeconds` (`keepalive` counts) → `idle_timeout_exceeded`, then the
+ *   session drains (finals for audio already sent are delivered) and closes 1008.
+ * - `close` drains: every final for audio already sent is delivered, then close 1000.
+ * - The transport vanishing aborts the engine stream at once (its decoder returns to the pool).
+ * Frames that arrive while the engine stream is starting are queued and replayed in order, so a
+ * client may stream right after `init` without waiting for `ready`/`Metadata` (§1.4).
+ */
+import { createHash, randomBytes, randomUUID, type Hash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { AudioInput, COMPRESSED_ENCODINGS, STREAM_ENCODINGS, STREAM_SAMPLE_RATES, type StreamEncoding } from '../audio/input.js';
+import type { Limits, SttModelEntry } from '../config/config.js';
+import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types.js';
+import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
+import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
+
+/** What a session needs from its transport (a WebSocket in production, a fake in unit tests). */
+export interface SessionTransport {
+  /** Send one text frame. */
+  sendText(frame: string): void;
+  /** Close the connection with a WebSocket close code and a short reason (≤ 123 bytes). */
+  close(code: number, reason: string): void;
+}
+
+/** Lifecycle states (see module docs). */
+export type SttSessionState = 'awaiting_init' | 'starting' | 'streaming' | 'draining' | 'closed';
+
+/** Default trailing silence that ends an utterance, ms (issue #2 "Endpointing"). */
+export const DEFAULT_ENDPOINTING_MS = 300;
+
+/** Options of an {@link SttSession}. */
+export interface SttSessionOptions {
+  model: SttModelEntry;
+  dialect: SttDialect;
+  engine: SttEngine & { version?: string };
+  limits: Limits;
+  transport: SessionTransport;
+  log: Logger;
+  /** Called once when the session reaches `closed`. */
+  onClosed?: (s: SttSession) => void;
+}
+
+/** Validated `init` → engine config plus the audio format. */
+interface ResolvedInit {
+  stream: SttStreamConfig;
+  encoding: StreamEncoding;
+  sampleRate: number;
+  channels: number;
+  vadEvents: boolean;
+}
+
+/**
+ * Validate an `init` request against the engine's capabilities and apply defaults.
+ * @throws VoxgateError `config_error` naming the offending field and the accepted values.
+ */
+export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: SttDialect): ResolvedInit {
+  const caps = engine.capabilities;
+  const language = (req.language ?? 'en').toLowerCase().split(/[-_]/)[0]!;
+  if (!caps.languages.includes(language)) {
+    throw new VoxgateError('config_error', `unsupported language "${req.language}"; this model supports: ${caps.languages.join(', ')}`);
+  }
+  const encoding = (req.encoding ?? 'linear16').toLowerCase();
+  if (!(STREAM_ENCODINGS as readonly string[]).includes(encoding)) {
+    const compressed = (COMPRESSED_ENCODINGS as readonly string[]).includes(encoding);
+    throw new VoxgateError(
+      'config_error',
+      compressed
+        ? `encoding "${encoding}" is not supported on streaming routes yet; use one of: ${STREAM_ENCODINGS.join(', ')}`
+        : `unknown encoding "${req.encoding}"; supported: ${STREAM_ENCODINGS.join(', ')}`,
+    );
+  }
+  const sampleRate = req.sampleRate ?? (encoding === 'linear16' ? 16000 : 8000);
+  if (!(STREAM_SAMPLE_RATES as readonly number[]).includes(sampleRate)) {
+    throw new VoxgateError('config_error', `unsupported sample_rate ${sampleRate}; supported: ${STREAM_SAMPLE_RATES.join(', ')}`);
+  }
+  const channels = req.channels ?? 1;
+  if (!Number.isInteger(channels) || channels < 1 || channels > 8) {
+    throw new VoxgateError('config_error', `unsupported channels ${channels}; supported: 1-8 (downmixed to mono)`);
+  }
+  const endpointingMs = req.endpointingMs === undefined ? DEFAULT_ENDPOINTING_MS : req.endpointingMs;
+  return {
+    stream: {
+      language,
+      partials: (req.partials ?? false) && caps.partials,
+      wordTimestamps: (dialect.alwaysWords || (req.wordTimestamps ?? false)) && caps.wordTimestamps,
+      vad: req.vad ?? true,
+      endpointingMs: caps.endpointing ? endpointingMs : null,
+    },
+    encoding: encoding as StreamEncoding,
+    sampleRate,
+    channels,
+    vadEvents: req.vadEvents ?? false,
+  };
+}
+
+/** One client connection on a streaming STT route. Drive it with `handleText`/`handleBinary`/`handleTransportClose`. */
+export class SttSession {
+  readonly id = 'sess_' + randomBytes(9).toString('base64url');
+  readonly requestId = randomUUID();
+  readonly createdAt = new Date();
+  private st: SttSessionState = 'awaiting_init';
+  private info: SessionInfo | null = null;
+  private stream: SttStream | null = null;
+  private input: AudioInput | null = null;
+  private readonly pending: ClientCommand[] = [];
+  private readonly sha: Hash = createHash('sha256');
+  private idleTimer: NodeJS.Timeout | null = null;
+  private maxTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly o: SttSessionOptions) {
+    this.log = o.log.child({ session_id: this.id, model: o.model.code });
+    this.armIdle(o.limits.initTimeoutSeconds);
+    this.maxTimer = setTimeout(() => this.expire('max_connection_duration_exceeded', `session exceeded the maximum duration of ${o.limits.maxSessionSeconds} s`), o.limits.maxSessionSeconds * 1000);
+    this.maxTimer.unref();
+  }
+
+  /** Current lifecycle state. */
+  get state(): SttSessionState {
+    return this.st;
+  }
+
+  /**
+   * Handle one text frame. Never throws. Text frames may carry base64 audio, so their limit is the
+   * binary frame limit scaled by 4/3 (base64 expansion) plus room for the JSON envelope.
+   */
+  handleText(text: string): void {
+    if (this.st === 'closed') return;
+    this.touch();
+    const limit = Math.ceil((this.o.limits.maxFrameBytes * 4) / 3) + 1024;
+    if (text.length > limit) {
+      this.sendError('payload_too_large', `text frame of ${text.length} characters exceeds the ${limit}-character limit; the frame was rejected`);
+      return;
+    }
+    this.dispatch(this.o.dialect.parseText(text));
+  }
+
+  /** Handle one binary frame (audio). Never throws. */
+  handleBinary(data: Uint8Array): void {
+    if (this.st === 'closed') return;
+    this.touch();
+    if (this.st === 'awaiting_init') {
+      this.fatal(CloseCode.POLICY, 'audio before init', 'invalid_request', 'binary audio received before "init"; send {"type":"init",...} first');
+      return;
+    }
+    if (data.length > this.o.limits.maxFrameBytes) {
+      this.sendError('payload_too_large', `frame of ${data.length} bytes exceeds the ${this.o.limits.maxFrameBytes}-byte limit; the frame was rejected`);
+      return;
+    }
+    if (data.length === 0) return;
+    this.dispatch({ kind: 'audio', data });
+  }
+
+  /** The client vanished: release everything now. */
+  handleTransportClose(): void {
+    if (this.st === 'closed') return;
+    this.log.debug({ state: this.st }, 'transport closed by client');
+    this.stream?.abort();
+    this.finish();
+  }
+
+  // ---- command dispatch ----
+
+  private dispatch(cmd: ClientCommand): void {
+    if (this.st === 'starting' && cmd.kind !== 'invalid' && cmd.kind !== 'keepalive' && cmd.kind !== 'init') {
+      this.pending.push(cmd);
+      return;
+    }
+    switch (cmd.kind) {
+      case 'invalid':
+        if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
+          this.fatal(CloseCode.POLICY, 'config_error', 'config_error', cmd.message);
+        } else {
+          this.sendError(cmd.code, cmd.message);
+        }
+        return;
+      case 'keepalive':
+        return;
+      case 'init':
+        if (this.st !== 'awaiting_init') {
+          this.sendError('invalid_request', 'session already initialised; settings cannot change mid-session (reconnect to re-init)');
+          return;
+        }
+        void this.start(cmd.init);
+        return;
+      case 'audio':
+        if (this.st === 'awaiting_init') {
+          this.fatal(CloseCode.POLICY, 'audio before init', 'invalid_request', 'audio received before "init"; send {"type":"init",...} first');
+        } else if (this.st === 'draining') {
+          this.sendError('invalid_request', 'audio after "close" was rejected; the session is draining');
+        } else {
+          this.feed(cmd.data);
+        }
+        return;
+      case 'finalize':
+        if (this.st === 'awaiting_init') this.sendError('invalid_request', '"finalize" before "init"');
+        else if (this.st === 'draining') this.sendError('invalid_request', '"finalize" after "close" was ignored; the session is draining');
+        else this.stream!.finalize();
+        return;
+      case 'close':
+        if (this.st === 'awaiting_init') this.terminate(CloseCode.NORMAL, 'closed before init');
+        else if (this.st === 'streaming') void this.drain(CloseCode.NORMAL, 'session closed');
+        return;
+    }
+  }
+
+  private async start(req: SttInitRequest): Promise<void> {
+    let init: ResolvedInit;
+    try {
+      init = resolveInit(req, this.o.engine, this.o.dialect);
+    } catch (err) {
+      const e = toVoxgateError(err);
+      this.fatal(CloseCode.POLICY, e.code, e.code, e.message);
+      return;
+    }
+    this.st = 'starting';
+    this.armIdle(this.o.limits.idleTimeoutSeconds);
+    let stream: SttStream;
+    try {
+      stream = await this.o.engine.start(init.stream);
+    } catch (err) {
+      const e = toVoxgateError(err);
+      if (this.st !== 'starting') return;
+      this.fatal(e.closeCode ?? CloseCode.INTERNAL, e.code, e.code, e.message);
+      return;
+    }
+    if (this.st !== 'starting') {
+      // The client vanished or a timer ended the session while the decoder was being acquired.
+      stream.abort();
+      return;
+    }
+    this.stream = stream;
+    this.input = new AudioInput({
+      encoding: init.encoding,
+      sampleRate: init.sampleRate,
+      channels: init.channels,
+      targetRate: this.o.engine.capabilities.inputSampleRate,
+    });
+    this.info = {
+      sessionId: this.id,
+      requestId: this.requestId,
+      model: this.o.model,
+      createdAt: this.createdAt,
+      channels: init.channels,
+      engine: { id: this.o.engine.id, version: this.o.engine.version ?? 'unknown' },
+      vadEvents: init.vadEvents,
+    };
+    const info = this.info;
+    stream.on('partial', (result) => this.emit({ kind: 'partial', info, result }));
+    stream.on('final', (result) => this.emit({ kind: 'final', info, result }));
+    stream.on('speech_started', ({ timestamp }) => this.emit({ kind: 'speech_started', info, timestamp }));
+    stream.on('error', (err) => {
+      this.log.error({ err }, 'engine stream failed');
+      this.fatal(CloseCode.INTERNAL, 'engine error', 'internal_error', `speech engine failed: ${err.message}`);
+    });
+    this.st = 'streaming';
+    this.log.info({ encoding: init.encoding, sample_rate: init.sampleRate, channels: init.channels, ...init.stream }, 'session ready');
+    this.emit({ kind: 'ready', info });
+    for (const cmd of this.pending.splice(0)) {
+      if (this.st !== 'streaming') break;
+      this.dispatch(cmd);
+    }
+  }
+
+  private feed(bytes: Uint8Array): void {
+    this.sha.update(bytes);
+    let pcm: Int16Array;
+    try {
+      pcm = this.input!.push(bytes).pcm;
+    } catch (err) {
+      const e = toVoxgateError(err);
+      this.sendError(e.code, e.message);
+      return;
+    }
+    if (pcm.length > 0) this.stream!.write(pcm);
+  }
+
+  /** Deliver every final for audio already received, then close. */
+  private async drain(code: number, reason: string): Promise<void> {
+    if (this.st !== 'streaming') return;
+    this.st = 'draining';
+    this.clearIdle();
+    const tail = this.input!.flush();
+    if (tail.length > 0) this.stream!.write(tail);
+    const stream = this.stream!;
+    await stream.close();
+    if (this.st !== 'draining') return;
+    this.emit({ kind: 'ended', info: this.info!, audioSeconds: stream.audioSeconds, sha256: this.sha.copy().digest('hex') });
+    this.terminate(code, reason);
+  }
+
+  // ---- timers ----
+
+  private touch(): void {
+    if (this.st === 'awaiting_init') return; // the init deadline is not extended by chatter
+    if (this.st === 'starting' || this.st === 'streaming') this.armIdle(this.o.limits.idleTimeoutSeconds);
+  }
+
+  private armIdle(seconds: number): void {
+    this.clearIdle();
+    this.idleTimer = setTimeout(() => {
+      const what = this.st === 'awaiting_init' ? `no valid "init" within ${seconds} s` : `no frames received for ${seconds} s (send {"type":"keepalive"} during silence)`;
+      this.expire('idle_timeout_exceeded', what);
+    }, seconds * 1000);
+    this.idleTimer.unref();
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  private expire(code: ErrorCode, message: string): void {
+    if (this.st === 'closed' || this.st === 'draining') return;
+    this.sendError(code, message);
+    if (this.st === 'streaming') void this.drain(CloseCode.POLICY, code);
+    else this.terminate(CloseCode.POLICY, code);
+  }
+
+  // ---- output ----
+
+  private emit(ev: SessionEvent): void {
+    if (this.st === 'closed') return;
+    for (const frame of this.o.dialect.encode(ev)) this.o.transport.sendText(frame);
+  }
+
+  private sendError(code: ErrorCode, message: string): void {
+    this.log.info({ code }, message);
+    this.emit({ kind: 'error', code, message });
+  }
+
+  /** Send an error frame, abort the engine stream and close. */
+  private fatal(closeCode: number, reason: string, code: ErrorCode, message: string): void {
+    this.sendError(code, message);
+    this.stream?.abort();
+    this.terminate(closeCode, reason);
+  }
+
+  private terminate(code: number, reason: string): void {
+    if (this.st === 'closed') return;
+    this.o.transport.close(code, reason.slice(0, 120));
+    this.finish();
+  }
+
+  private finish(): void {
+    this.st = 'closed';
+    this.clearIdle();
+    if (this.maxTimer) clearTimeout(this.maxTimer);
+    this.maxTimer = null;
+    this.pending.length = 0;
+    this.o.onClosed?.(this);
+  }
+}

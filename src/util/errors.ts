@@ -1,0 +1,92 @@
+/**
+ * The voxgate error-code catalogue: every error a client can see has one stable `code`, an HTTP
+ * status (for handshake/HTTP failures) and a WebSocket close code (when the error ends a session).
+ *
+ * Codes are the SLNG unified error codes of shared/spec/protocols.md §1.3 ("Error codes" table),
+ * so that clients written for SLNG (PipeCat, LiveKit) map them unchanged. Close codes follow RFC 6455
+ * §7.4.1 and the conventions in §5 of the same spec (1008 for policy violations such as audio
+ * before `init`).
+ */
+
+/** Stable machine-readable error codes (protocols.md §1.3). */
+export type ErrorCode =
+  | 'auth_error'
+  | 'config_error'
+  | 'invalid_request'
+  | 'payload_too_large'
+  | 'rate_limit'
+  | 'idle_timeout_exceeded'
+  | 'max_connection_duration_exceeded'
+  | 'not_found'
+  | 'backpressure'
+  | 'provider_error'
+  | 'internal_error';
+
+/** WebSocket close codes used by voxgate (RFC 6455 §7.4.1). */
+export const CloseCode = {
+  /** Normal closure: `close` drained, or the client asked. */
+  NORMAL: 1000,
+  /** Server shutting down. */
+  GOING_AWAY: 1001,
+  /** Policy violation: audio before `init`, invalid `init`, timeouts. */
+  POLICY: 1008,
+  /** A frame larger than the hard frame limit. */
+  TOO_BIG: 1009,
+  /** Unexpected server failure. */
+  INTERNAL: 1011,
+  /** Over capacity; retry later. */
+  TRY_AGAIN_LATER: 1013,
+} as const;
+
+interface ErrorSpec {
+  /** HTTP status when the error is returned over HTTP (handshake or REST). */
+  http: number;
+  /** WebSocket close code when the error ends a session; `null` when the session survives it. */
+  close: number | null;
+}
+
+/** Catalogue: code → HTTP status and session effect. */
+export const ERRORS: Record<ErrorCode, ErrorSpec> = {
+  auth_error: { http: 401, close: CloseCode.POLICY },
+  config_error: { http: 400, close: CloseCode.POLICY },
+  invalid_request: { http: 400, close: null },
+  payload_too_large: { http: 413, close: null },
+  rate_limit: { http: 429, close: CloseCode.TRY_AGAIN_LATER },
+  idle_timeout_exceeded: { http: 408, close: CloseCode.POLICY },
+  max_connection_duration_exceeded: { http: 408, close: CloseCode.POLICY },
+  not_found: { http: 404, close: CloseCode.POLICY },
+  backpressure: { http: 503, close: null },
+  provider_error: { http: 502, close: CloseCode.INTERNAL },
+  internal_error: { http: 500, close: CloseCode.INTERNAL },
+};
+
+/**
+ * An error that carries a catalogue code. Thrown inside voxgate and translated by each dialect
+ * into its own error shape (`error` frame, `Error` frame, close code or HTTP body).
+ */
+export class VoxgateError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VoxgateError';
+    this.code = code;
+  }
+  /** HTTP status for this error (catalogue). */
+  get httpStatus(): number {
+    return ERRORS[this.code].http;
+  }
+  /** Close code when this error ends a session, or `null` when the session survives. */
+  get closeCode(): number | null {
+    return ERRORS[this.code].close;
+  }
+}
+
+/** Normalise anything thrown into a {@link VoxgateError}; unknown errors become `internal_error`. */
+export function toVoxgateError(err: unknown): VoxgateError {
+  if (err instanceof VoxgateError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code in ERRORS) {
+    return new VoxgateError(code as ErrorCode, (err as Error).message, { cause: err });
+  }
+  return new VoxgateError('internal_error', err instanceof Error ? err.message : String(err), { cause: err });
+}

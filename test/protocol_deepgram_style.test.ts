@@ -1,0 +1,76 @@
+/**
+ * Unit tests of the Deepgram-style direct-route dialect (protocols.md §1.4, §2.4), no socket.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { deepgramStyleDialect, nameUuid } from '../src/protocol/deepgram-style/index.js';
+import { serverMessageSchema } from '../src/protocol/deepgram-style/schema.js';
+import type { SessionInfo } from '../src/protocol/events.js';
+import { DEFAULT_STT_MODELS } from '../src/config/config.js';
+
+const info: SessionInfo = {
+  sessionId: 'sess_y',
+  requestId: '6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
+  model: DEFAULT_STT_MODELS[1]!,
+  createdAt: new Date('2026-11-21T10:00:00Z'),
+  channels: 1,
+  engine: { id: 'pocketsphinx', version: '0.8' },
+  vadEvents: true,
+};
+const frames = (ev: Parameters<typeof deepgramStyleDialect.encode>[0]) => deepgramStyleDialect.encode(ev).map((f) => JSON.parse(f));
+
+describe('deepgram-style dialect', () => {
+  it('accepts SLNG client messages and the Deepgram names', () => {
+    const kinds = ['{"type":"init","config":{"language":"en","smart_format":true,"utterances":true}}', '{"type":"KeepAlive"}', '{"type":"Finalize"}', '{"type":"CloseStream"}', '{"type":"finalize"}', '{"type":"close"}', '{"type":"keepalive"}'].map(
+      (t) => deepgramStyleDialect.parseText(t).kind,
+    );
+    assert.deepEqual(kinds, ['init', 'keepalive', 'finalize', 'close', 'finalize', 'close', 'keepalive']);
+  });
+
+  it('encodes Metadata (open), interim and final Results, SpeechStarted, Error, Metadata (end); all match the schema', () => {
+    const seq = [
+      ...frames({ kind: 'ready', info }),
+      ...frames({ kind: 'speech_started', info, timestamp: 0.42 }),
+      ...frames({ kind: 'partial', info, result: { transcript: 'the', start: 0, duration: 1.2 } }),
+      ...frames({
+        kind: 'final',
+        info,
+        result: {
+          transcript: 'the horizon',
+          confidence: 0.8,
+          words: [
+            { word: 'the', start: 0.08, end: 0.16, confidence: 0.99 },
+            { word: 'horizon', start: 0.16, end: 0.7, confidence: 0.7 },
+          ],
+          start: 0,
+          duration: 3.52,
+          language: 'en',
+          speechFinal: true,
+          fromFinalize: false,
+        },
+      }),
+      ...frames({ kind: 'final', info, result: { transcript: '', confidence: 0, start: 3.52, duration: 0, language: 'en', speechFinal: false, fromFinalize: true } }),
+      ...frames({ kind: 'error', code: 'invalid_request', message: 'bad' }),
+      ...frames({ kind: 'ended', info, audioSeconds: 5.0, sha256: 'ab'.repeat(32) }),
+    ];
+    assert.deepEqual(seq.map((m) => m.type), ['Metadata', 'SpeechStarted', 'Results', 'Results', 'Results', 'Error', 'Metadata']);
+    for (const m of seq) serverMessageSchema.parse(m);
+    assert.equal(seq[0].sha256, 'incomplete');
+    assert.equal(seq[2].is_final, false);
+    assert.deepEqual(seq[3].channel_index, [0, 1]);
+    assert.equal(seq[3].channel.alternatives[0].words[1].punctuated_word, 'horizon');
+    assert.equal(seq[3].metadata.model_uuid, nameUuid(info.model.code));
+    assert.equal(seq[4].from_finalize, true, 'empty finals are sent in this dialect');
+    assert.equal(seq[6].duration, 5);
+  });
+
+  it('sends SpeechStarted only when vad_events was requested', () => {
+    assert.deepEqual(frames({ kind: 'speech_started', info: { ...info, vadEvents: false }, timestamp: 1 }), []);
+  });
+
+  it('nameUuid is a stable RFC 4122 v5-shaped UUID', () => {
+    assert.equal(nameUuid('a'), nameUuid('a'));
+    assert.notEqual(nameUuid('a'), nameUuid('b'));
+    assert.match(nameUuid('a'), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
