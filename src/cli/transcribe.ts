@@ -82,12 +82,12 @@ export async function transcribeFile(o: TranscribeOptions): Promise<number> {
       model: o.model,
       key: o.key,
       init: { language: o.language, encoding: audio.encoding, sample_rate: audio.sampleRate, channels: audio.channels, enable_partials: true },
+      onMessage,
     });
   } catch (err) {
     process.stderr.write(`voxgate transcribe: ${(err as Error).message}\n`);
     return 1;
   }
-  client.on('message', onMessage);
   let closeCode = 0;
   const closed = new Promise<number>((resolve) => client.on('close', (code) => resolve((closeCode = code))));
 

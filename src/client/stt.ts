@@ -48,6 +48,8 @@ export interface SttClientOptions {
   /** API key, sent as `Authorization: Bearer`. */
   key?: string;
   init: SttClientInit;
+  /** Listener attached before the socket opens, so it also sees `ready`/`Metadata` and init errors. */
+  onMessage?: (m: SttServerMessage) => void;
 }
 
 /** Encode a model code for a URL path, leaving `/` and `:` literal (protocols.md §1.1). */
@@ -77,6 +79,7 @@ export class SttClient extends EventEmitter<SttClientEvents> {
       headers: o.key ? { Authorization: `Bearer ${o.key}` } : {},
     });
     const c = new SttClient(ws);
+    if (o.onMessage) c.on('message', o.onMessage);
     return new Promise((resolve, reject) => {
       let settled = false;
       const fail = (e: Error & { statusCode?: number; body?: string }) => {

@@ -23,6 +23,7 @@ import { SttSession } from '../session/stt_session.js';
 import type { KeyStore } from '../store/keys.js';
 import { CloseCode } from '../util/errors.js';
 import { presentedKey, redactUrl } from './auth.js';
+import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
 
 /** Dependencies of the gateway. */
@@ -68,6 +69,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { config, engines, keys, log } = deps;
   const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 1024 * 1024 });
   const sessions = new Set<SttSession>();
+  const metrics = new GatewayMetrics(engines, () => sessions.size);
   const wss = new WebSocketServer({
     noServer: true,
     // Frames between maxFrameBytes and twice that get a `payload_too_large` error frame from the
@@ -95,6 +97,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/models', async () => ({ models: modelList() }));
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   app.get('/v1/status', async (req, reply) => {
     const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
     if (!key || !keys.verify(key)) {
@@ -117,6 +120,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const route = matchSttRoute(url.pathname, config.stt.models);
     if (route === null || 'notFound' in route) {
       log.info({ url: redactUrl(url) }, 'upgrade for unknown route');
+      metrics.rejectedUpgrades.inc({ status: '404' });
       rejectUpgrade(socket, 404, {
         error: 'not_found',
         message: route ? `unknown model "${route.notFound}"` : `no streaming route at ${url.pathname}`,
@@ -128,6 +132,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const keyInfo = key ? keys.verify(key) : null;
     if (!keyInfo) {
       log.info({ url: redactUrl(url), reason: key ? 'invalid key' : 'no key' }, 'upgrade rejected: auth');
+      metrics.rejectedUpgrades.inc({ status: '401' });
       rejectUpgrade(
         socket,
         401,
@@ -155,7 +160,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
           if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
         },
       },
-      onClosed: (s) => sessions.delete(s),
+      onClosed: (s) => {
+        sessions.delete(s);
+        metrics.sessionsTotal.inc({ model: model.code, close_code: String(s.closeCode ?? 'client') });
+        metrics.audioSeconds.inc({ model: model.code }, s.audioSeconds);
+        metrics.sessionSeconds.observe((Date.now() - s.createdAt.getTime()) / 1000);
+      },
+      observer: {
+        final: (reason) => metrics.finalsTotal.inc({ model: model.code, reason }),
+        error: (code) => metrics.errorsTotal.inc({ code }),
+      },
     });
     sessions.add(session);
     ws.on('message', (data: RawData, isBinary: boolean) => {

@@ -41,6 +41,12 @@ export type SttSessionState = 'awaiting_init' | 'starting' | 'streaming' | 'drai
 /** Default trailing silence that ends an utterance, ms (issue #2 "Endpointing"). */
 export const DEFAULT_ENDPOINTING_MS = 300;
 
+/** Observes session activity (metrics). Calls must be cheap and must not throw. */
+export interface SessionObserver {
+  final(reason: 'endpoint' | 'finalize' | 'other'): void;
+  error(code: ErrorCode): void;
+}
+
 /** Options of an {@link SttSession}. */
 export interface SttSessionOptions {
   model: SttModelEntry;
@@ -51,6 +57,7 @@ export interface SttSessionOptions {
   log: Logger;
   /** Called once when the session reaches `closed`. */
   onClosed?: (s: SttSession) => void;
+  observer?: SessionObserver;
 }
 
 /** Validated `init` → engine config plus the audio format. */
@@ -120,6 +127,7 @@ export class SttSession {
   private idleTimer: NodeJS.Timeout | null = null;
   private maxTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
+  private closeCodeSent: number | null = null;
 
   constructor(private readonly o: SttSessionOptions) {
     this.log = o.log.child({ session_id: this.id, model: o.model.code });
@@ -131,6 +139,16 @@ export class SttSession {
   /** Current lifecycle state. */
   get state(): SttSessionState {
     return this.st;
+  }
+
+  /** The close code the server sent, or null (client closed first / still open). */
+  get closeCode(): number | null {
+    return this.closeCodeSent;
+  }
+
+  /** Seconds of engine-rate audio received so far. */
+  get audioSeconds(): number {
+    return this.stream?.audioSeconds ?? 0;
   }
 
   /**
@@ -260,7 +278,10 @@ export class SttSession {
     };
     const info = this.info;
     stream.on('partial', (result) => this.emit({ kind: 'partial', info, result }));
-    stream.on('final', (result) => this.emit({ kind: 'final', info, result }));
+    stream.on('final', (result) => {
+      this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
+      this.emit({ kind: 'final', info, result });
+    });
     stream.on('speech_started', ({ timestamp }) => this.emit({ kind: 'speech_started', info, timestamp }));
     stream.on('error', (err) => {
       this.log.error({ err }, 'engine stream failed');
@@ -339,6 +360,7 @@ export class SttSession {
 
   private sendError(code: ErrorCode, message: string): void {
     this.log.info({ code }, message);
+    this.o.observer?.error(code);
     this.emit({ kind: 'error', code, message });
   }
 
@@ -351,6 +373,7 @@ export class SttSession {
 
   private terminate(code: number, reason: string): void {
     if (this.st === 'closed') return;
+    this.closeCodeSent = code;
     this.o.transport.close(code, reason.slice(0, 120));
     this.finish();
   }
