@@ -107,6 +107,17 @@ describe('bad input', () => {
     assert.match(finalText(c), /forward/);
   });
 
+  it('a malformed RIFF header gets invalid_request, not a crash', async () => {
+    const c = await openSession(s, UNIFIED);
+    const bad = Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WAVEfmt '), Buffer.from([2, 0, 0, 0]), Buffer.alloc(32)]);
+    c.ws.send(bad);
+    const err = await c.waitFor((m) => m.type === 'error');
+    assert.equal(err.code, 'invalid_request');
+    assert.match(err.message as string, /RIFF/);
+    c.sendJson({ type: 'close' });
+    assert.equal((await c.closed).code, 1000);
+  });
+
   it('idle timeout: error idle_timeout_exceeded then close; keepalive resets the timer', async () => {
     const kept = await openSession(s, UNIFIED);
     const idle = await openSession(s, UNIFIED);

@@ -13,7 +13,7 @@ import { VoxgateError } from '../util/errors.js';
 import { decodeAlaw, decodeMulaw } from './g711.js';
 import { bytesToInt16LE, downmix } from './pcm.js';
 import { Resampler } from './resample.js';
-import { RiffSniffer, type WavHeader } from './wav.js';
+import { RiffSniffer, WavFormatError, type WavHeader } from './wav.js';
 
 /** Encodings accepted on streaming STT routes today. */
 export const STREAM_ENCODINGS = ['linear16', 'mulaw', 'alaw'] as const;
@@ -47,8 +47,8 @@ export interface AudioChunk {
 /**
  * Stateful converter for one session's audio stream.
  * @throws VoxgateError `invalid_request` from {@link push} for a raw linear16 frame that does not
- *   hold whole sample frames (odd length), or for a WAV header with an unsupported format. The
- *   pipeline stays usable after such an error.
+ *   hold whole sample frames (odd length; the pipeline stays usable), or for a malformed or
+ *   unsupported RIFF/WAV header (every later frame is then rejected too: the stream's format is unknown).
  */
 export class AudioInput {
   private encoding: StreamEncoding;
@@ -76,7 +76,13 @@ export class AudioInput {
 
   /** Convert one client frame. See the class docs for errors. */
   push(frame: Uint8Array): AudioChunk {
-    const sniffed = this.sniffer.push(frame);
+    let sniffed: ReturnType<RiffSniffer['push']>;
+    try {
+      sniffed = this.sniffer.push(frame);
+    } catch (err) {
+      if (err instanceof WavFormatError) throw new VoxgateError('invalid_request', `audio starts with a RIFF header that cannot be used: ${err.message}`);
+      throw err;
+    }
     if ('pending' in sniffed) return { pcm: new Int16Array(0) };
     let bytes = sniffed.audio;
     let wavHeader: WavHeader | undefined;

@@ -71,7 +71,12 @@ export class PocketSphinxEngine implements SttEngine {
       vad: vad
         ? {
             vad,
-            endpointer: new Endpointer({ sampleRate: 16000, endpointingMs: config.endpointingMs, vadHangoverMs: vad.hangoverMs }),
+            endpointer: new Endpointer({
+              sampleRate: this.capabilities.inputSampleRate,
+              endpointingMs: config.endpointingMs,
+              vadHangoverMs: vad.hangoverMs,
+              vadOnsetDelayMs: vad.onsetDelayMs,
+            }),
           }
         : null,
       sampleRate: this.capabilities.inputSampleRate,
