@@ -213,4 +213,13 @@ describe('streaming STT end to end', () => {
     assert.equal(body.models[0]!.capabilities.partials, true);
     assert.equal(body.models[0]!.capabilities.diarization, false);
   });
+
+  it('GET /metrics counts sessions by close code, finals and audio seconds', async () => {
+    const text = await (await fetch(`${s.url}/metrics`)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    assert.ok(value(/voxgate_stt_sessions_total\{model="local\/pocketsphinx:en",close_code="1000"\} (\d+)/) >= 5);
+    assert.ok(value(/voxgate_stt_finals_total\{model="local\/pocketsphinx:en",reason="endpoint"\} (\d+)/) >= 1);
+    assert.ok(value(/voxgate_stt_audio_seconds_total\{model="local\/pocketsphinx:en"\} ([\d.]+)/) > 10);
+    assert.match(text, /voxgate_stt_decoders\{engine="pocketsphinx",state="idle"\} \d+/);
+  });
 });

@@ -10,7 +10,7 @@
  * HTTP routes: `GET /v1/models` (catalogue with capabilities), `GET /healthz`, `GET /v1/status`
  * (authenticated; sessions and decoder-pool counters).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -67,7 +67,12 @@ function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unkn
 /** Build the gateway (not yet listening). */
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, engines, keys, log } = deps;
-  const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 1024 * 1024 });
+  // Per-request logging is off: request URLs may carry `?token=` keys, which must never be logged.
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+  });
   const sessions = new Set<SttSession>();
   const metrics = new GatewayMetrics(engines, () => sessions.size);
   const wss = new WebSocketServer({
