@@ -1,0 +1,166 @@
+/**
+ * A pool of warm PocketSphinx decoders. `ps_init` takes 0.25–0.3 s and about 62 MB (shared LM), so
+ * streams take an initialised decoder from the pool instead of creating one.
+ *
+ * Accounting: a decoder is *idle* (ready in the pool), *busy* (handed out by {@link DecoderPool.acquire}
+ * and not yet released) or *creating* (`ps_init` in flight). `busy + idle + creating` never exceeds
+ * `maxDecoders`. An acquire that would need a decoder beyond the cap rejects with `code: 'rate_limit'`.
+ */
+import { VoxgateError } from '../../../util/errors.js';
+import { PsDecoder, type SharedModel } from './native.js';
+
+/** Pool sizing. */
+export interface DecoderPoolOptions {
+  /** Warm decoders kept ready for new streams (default 1). */
+  minIdle: number;
+  /** Hard cap on decoders in existence: busy + idle + creating (default 8). */
+  maxDecoders: number;
+}
+
+const DEFAULTS: DecoderPoolOptions = { minIdle: 1, maxDecoders: 8 };
+
+interface Waiter {
+  resolve(d: PsDecoder): void;
+  reject(err: unknown): void;
+}
+
+/** Hands out decoders, one stream each, and keeps `minIdle` of them warm. */
+export class DecoderPool {
+  private readonly model: SharedModel;
+  private readonly opts: DecoderPoolOptions;
+  private readonly idle: PsDecoder[] = [];
+  private readonly busy = new Set<PsDecoder>();
+  /** Acquires waiting for an in-flight creation, in arrival order. */
+  private readonly waiters: Waiter[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+
+  /**
+   * @param model the shared model every decoder is created from; the pool does not free it.
+   * @param opts sizing. `minIdle` is clamped to [0, maxDecoders].
+   * @throws RangeError when `maxDecoders < 1` or a value is not an integer.
+   */
+  constructor(model: SharedModel, opts: Partial<DecoderPoolOptions> = {}) {
+    const merged = { ...DEFAULTS, ...opts };
+    if (!Number.isInteger(merged.minIdle) || !Number.isInteger(merged.maxDecoders) || merged.maxDecoders < 1) {
+      throw new RangeError(`invalid decoder pool options ${JSON.stringify(opts)}`);
+    }
+    this.model = model;
+    this.opts = { maxDecoders: merged.maxDecoders, minIdle: Math.min(Math.max(merged.minIdle, 0), merged.maxDecoders) };
+  }
+
+  /**
+   * Creates decoders until `minIdle` are idle or being created, then waits for those creations.
+   * @throws Error (rejection) with the first creation failure.
+   */
+  async warm(): Promise<void> {
+    this.replenish();
+    const results = await Promise.allSettled([...this.inFlight]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /**
+   * A decoder for a new stream: an idle one (after `resetForNewStream()`), else a decoder whose
+   * creation is already in flight, else a newly created one. Afterwards the pool replenishes to
+   * `minIdle` in the background. Hand it back with {@link release}.
+   * @throws VoxgateError with `code: 'rate_limit'` (rejection) when `busy + creating >= maxDecoders`.
+   *   Error (rejection) when the pool is shut down or `ps_init` fails.
+   */
+  async acquire(): Promise<PsDecoder> {
+    this.assertOpen();
+    for (let d = this.idle.pop(); d; d = this.idle.pop()) {
+      this.busy.add(d);
+      try {
+        await d.resetForNewStream();
+      } catch {
+        this.busy.delete(d);
+        d.free();
+        this.assertOpen();
+        continue;
+      }
+      this.assertOpen(); // shutdown() during the reset has freed it
+      this.replenish();
+      return d;
+    }
+    if (this.unclaimed() === 0) {
+      if (this.busy.size + this.inFlight.size >= this.opts.maxDecoders) {
+        throw new VoxgateError('rate_limit', `all ${this.opts.maxDecoders} speech decoders are busy`);
+      }
+      this.spawn();
+    }
+    const d = await new Promise<PsDecoder>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.replenish();
+    return d;
+  }
+
+  /**
+   * Returns a decoder obtained from {@link acquire}. It becomes idle if fewer than
+   * `max(minIdle, 2)` are idle, and is freed otherwise. A second release of the same decoder, or a
+   * decoder not from this pool, is ignored.
+   */
+  release(d: PsDecoder): void {
+    if (!this.busy.delete(d)) return;
+    if (!this.closed && this.idle.length < Math.max(this.opts.minIdle, 2)) this.idle.push(d);
+    else d.free();
+  }
+
+  /** Counts for `/v1/status` and metrics, plus whether decoders share one language model. */
+  stats(): { idle: number; busy: number; creating: number; sharedLm: boolean } {
+    return { idle: this.idle.length, busy: this.busy.size, creating: this.inFlight.size, sharedLm: this.model.sharedLm };
+  }
+
+  /**
+   * Frees idle and busy decoders and rejects pending acquires. The promise settles once in-flight
+   * creations have finished and their decoders are freed. Later {@link acquire} calls reject. Idempotent.
+   */
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    for (const d of this.idle.splice(0)) d.free();
+    for (const d of this.busy) d.free();
+    this.busy.clear();
+    for (const w of this.waiters.splice(0)) w.reject(new Error('decoder pool is shut down'));
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('decoder pool is shut down');
+  }
+
+  /** In-flight creations that no waiting acquire has claimed yet. */
+  private unclaimed(): number {
+    return this.inFlight.size - this.waiters.length;
+  }
+
+  private replenish(): void {
+    while (
+      !this.closed &&
+      this.idle.length + this.unclaimed() < this.opts.minIdle &&
+      this.busy.size + this.idle.length + this.inFlight.size < this.opts.maxDecoders
+    ) {
+      this.spawn();
+    }
+  }
+
+  /** Starts one creation; its decoder goes to the oldest waiter, else to the idle list. */
+  private spawn(): void {
+    const job: Promise<void> = PsDecoder.create(this.model).then(
+      (d) => {
+        this.inFlight.delete(job);
+        const waiter = this.waiters.shift();
+        if (this.closed) d.free();
+        else if (waiter) {
+          this.busy.add(d);
+          waiter.resolve(d);
+        } else this.idle.push(d);
+      },
+      (err: unknown) => {
+        this.inFlight.delete(job);
+        this.waiters.shift()?.reject(err);
+        throw err;
+      },
+    );
+    this.inFlight.add(job);
+    job.catch(() => undefined);
+  }
+}
