@@ -685,12 +685,20 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     result.text = CleanHyp(ps_get_hyp(ps_, &score));
     logmath_t* lmath = ps_get_logmath(ps_);
     double sum = 0;
+    // Debian's 0.8+5prealpha numbers segment frames from the start of the *stream* (the count goes
+    // on across utterances until ps_start_stream), not of the utterance. With `-remove_silence no`
+    // (native.ts DEFAULT_DECODER_ARGS) no frame is dropped, so the first segment (`<s>`) begins at
+    // the utterance's first frame: it is the base. (ps_get_n_frames does not track that counter.)
+    int base = -1;
     for (ps_seg_t* seg = ps_seg_iter(ps_); seg; seg = ps_seg_next(seg)) {
+      int sf = 0, ef = 0;
+      ps_seg_frames(seg, &sf, &ef);
+      if (base < 0) base = sf;
+      sf -= base;
+      ef -= base;
       std::string word = CleanWord(ps_seg_word(seg));
       if (word.empty()) continue;
-      int sf = 0, ef = 0;
       int32 ascr = 0, lscr = 0, lback = 0;
-      ps_seg_frames(seg, &sf, &ef);
       double conf = Clamp01(logmath_exp(lmath, ps_seg_prob(seg, &ascr, &lscr, &lback)));
       sum += conf;
       result.words.push_back({word, static_cast<double>(sf) / frate_, static_cast<double>(ef + 1) / frate_, conf});

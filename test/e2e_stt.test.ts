@@ -75,6 +75,24 @@ describe('streaming STT end to end', () => {
     for (const f of c.ofType('final_transcript')) assert.equal('words' in f, false, 'words only when asked for');
   });
 
+  it('word times stay on the stream clock across utterances (inside each final\'s span)', async () => {
+    const clip = await loadClip('asr_en/en_cmu_goforward.wav');
+    const c = await openSession(s, UNIFIED, { enable_word_timestamps: true });
+    // Two identical utterances, the second starting exactly `gap` seconds after the first.
+    const gap = clip.seconds + 1.5;
+    await c.sendBinary(Buffer.concat([silence(1000), clip.bytes, silence(1500), clip.bytes, silence(1000)]));
+    c.sendJson({ type: 'close' });
+    await c.closed;
+    const finals = c.ofType('final_transcript') as { start: number; duration: number; words: { word: string; start: number; end: number }[] }[];
+    assert.equal(finals.length, 2, JSON.stringify(finals));
+    for (const f of finals) {
+      for (const w of f.words) assert.ok(w.start >= f.start - 1e-3 && w.end <= f.start + f.duration + 1e-3, `word ${JSON.stringify(w)} outside final [${f.start}, ${f.start + f.duration}]`);
+    }
+    const [a, b] = finals.map((f) => f.words.find((w) => w.word === 'forward')!);
+    assert.ok(a && b, 'both utterances contain "forward"');
+    assert.ok(Math.abs(b.start - a.start - gap) < 0.05, `second "forward" at ${b.start}, first at ${a.start}, expected a ${gap} s gap`);
+  });
+
   it('binary and base64 audio give identical transcripts', async () => {
     const clip = await loadClip('asr_en/en_cmu_goforward.wav');
     const a = await openSession(s, UNIFIED);

@@ -66,6 +66,12 @@ export const DEFAULT_DECODER_ARGS: Readonly<Record<string, string>> = {
   '-fwdflat': 'no',
   /** Lattice best path; needed for word posteriors. */
   '-bestpath': 'yes',
+  /**
+   * Keep every frame. The front end's own VAD would otherwise drop "silence" frames, which makes
+   * segment frame numbers depend on what it dropped (word times drift by hundreds of ms from the
+   * second utterance of a stream on) and duplicates the Silero VAD that already gates the audio.
+   */
+  '-remove_silence': 'no',
 };
 
 interface NativeLoadResult {
