@@ -232,6 +232,20 @@ describe('streaming STT end to end', () => {
     assert.equal(body.models[0]!.capabilities.diarization, false);
   });
 
+  it('a client flooding 60 s of audio at once is slowed by backpressure and loses nothing', async () => {
+    const clip = await loadClip('asr_en/en_cmu_goforward.wav');
+    const one = Buffer.concat([clip.bytes, silence(1200)]);
+    const copies = Math.ceil(60 / (one.length / 32000));
+    const c = await openSession(s, UNIFIED);
+    for (let i = 0; i < copies; i++) c.ws.send(one);
+    c.sendJson({ type: 'close' });
+    assert.equal((await c.closed).code, 1000);
+    const finals = c.ofType('final_transcript').filter((f) => /forward/.test(f.transcript as string));
+    assert.ok(finals.length >= copies - 1, `${finals.length} of ${copies} utterances transcribed`);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    assert.ok(Number(/voxgate_stt_backpressure_pauses_total (\d+)/.exec(metrics)?.[1]) >= 1, 'backpressure engaged');
+  });
+
   it('GET /metrics counts sessions by close code, finals and audio seconds', async () => {
     const text = await (await fetch(`${s.url}/metrics`)).text();
     const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);

@@ -18,6 +18,8 @@ export class GatewayMetrics {
   readonly errorsTotal = new Counter({ name: 'voxgate_stt_errors_total', help: 'Error frames or closes sent, by code', labelNames: ['code'] as const, registers: [this.registry] });
   /** Upgrades refused before a session existed (401/404/400). */
   readonly rejectedUpgrades = new Counter({ name: 'voxgate_upgrades_rejected_total', help: 'WebSocket upgrades refused', labelNames: ['status'] as const, registers: [this.registry] });
+  /** Times a session paused reading its socket because decoding fell behind. */
+  readonly backpressureTotal = new Counter({ name: 'voxgate_stt_backpressure_pauses_total', help: 'Socket reads paused for decode backlog', registers: [this.registry] });
   /** Session length, seconds. */
   readonly sessionSeconds = new Histogram({ name: 'voxgate_stt_session_duration_seconds', help: 'STT session wall-clock duration', buckets: [1, 5, 15, 60, 300, 900, 3600], registers: [this.registry] });
 

@@ -164,6 +164,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         close: (code, reason) => {
           if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
         },
+        pause: () => ws.pause(),
+        resume: () => ws.resume(),
       },
       onClosed: (s) => {
         sessions.delete(s);
@@ -174,6 +176,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       observer: {
         final: (reason) => metrics.finalsTotal.inc({ model: model.code, reason }),
         error: (code) => metrics.errorsTotal.inc({ code }),
+        backpressure: () => metrics.backpressureTotal.inc(),
       },
     });
     sessions.add(session);

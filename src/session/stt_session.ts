@@ -33,7 +33,16 @@ export interface SessionTransport {
   sendText(frame: string): void;
   /** Close the connection with a WebSocket close code and a short reason (≤ 123 bytes). */
   close(code: number, reason: string): void;
+  /** Stop reading client frames (backpressure); frames stay in the kernel/TCP window. */
+  pause?(): void;
+  /** Resume reading after {@link pause}. */
+  resume?(): void;
 }
+
+/** Backlog (seconds of undecoded audio) at which a session stops reading its socket. */
+export const BACKPRESSURE_HIGH_SECONDS = 10;
+/** Backlog at which reading resumes. */
+export const BACKPRESSURE_LOW_SECONDS = 5;
 
 /** Lifecycle states (see module docs). */
 export type SttSessionState = 'awaiting_init' | 'starting' | 'streaming' | 'draining' | 'closed';
@@ -45,6 +54,8 @@ export const DEFAULT_ENDPOINTING_MS = 300;
 export interface SessionObserver {
   final(reason: 'endpoint' | 'finalize' | 'other'): void;
   error(code: ErrorCode): void;
+  /** Reading was paused because the engine's backlog passed the high-water mark. */
+  backpressure(): void;
 }
 
 /** Options of an {@link SttSession}. */
@@ -128,6 +139,7 @@ export class SttSession {
   private maxTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private closeCodeSent: number | null = null;
+  private pausedTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: SttSessionOptions) {
     this.log = o.log.child({ session_id: this.id, model: o.model.code });
@@ -307,6 +319,30 @@ export class SttSession {
       return;
     }
     if (pcm.length > 0) this.stream!.write(pcm);
+    this.applyBackpressure();
+  }
+
+  /**
+   * A client may send faster than the engine decodes. Past {@link BACKPRESSURE_HIGH_SECONDS} of
+   * backlog the socket is paused (TCP flow control slows the client) until the backlog falls
+   * below {@link BACKPRESSURE_LOW_SECONDS}; memory per session stays bounded and nothing is dropped.
+   */
+  private applyBackpressure(): void {
+    const t = this.o.transport;
+    if (this.pausedTimer || !t.pause || !t.resume || this.stream!.backlogSeconds < BACKPRESSURE_HIGH_SECONDS) return;
+    t.pause();
+    this.o.observer?.backpressure();
+    this.log.debug({ backlog_s: this.stream!.backlogSeconds }, 'backpressure: paused reading');
+    this.pausedTimer = setInterval(() => {
+      if (this.st === 'closed' || (this.stream?.backlogSeconds ?? 0) < BACKPRESSURE_LOW_SECONDS) this.resumeReading();
+    }, 20);
+  }
+
+  private resumeReading(): void {
+    if (!this.pausedTimer) return;
+    clearInterval(this.pausedTimer);
+    this.pausedTimer = null;
+    this.o.transport.resume?.();
   }
 
   /** Deliver every final for audio already received, then close. */
@@ -380,6 +416,7 @@ export class SttSession {
 
   private finish(): void {
     this.st = 'closed';
+    this.resumeReading();
     this.clearIdle();
     if (this.maxTimer) clearTimeout(this.maxTimer);
     this.maxTimer = null;

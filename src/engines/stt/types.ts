@@ -127,6 +127,8 @@ export interface SttStream extends EventEmitter<SttStreamEvents> {
   abort(): void;
   /** Seconds of audio written so far. */
   readonly audioSeconds: number;
+  /** Seconds of written audio not yet decoded (the engine's backlog; drives transport backpressure). */
+  readonly backlogSeconds: number;
 }
 
 /** Resource counters an engine reports in `/v1/status` and metrics. */
