@@ -72,6 +72,27 @@ test('Endpointer: a pause shorter than endpointing continues the utterance', () 
   assert.equal(end.lastSpeechSample, 29 * W - 2560); // the VAD turned off again at the end of window 28
 });
 
+test('Endpointer: pause fires once per silence stretch before the endpoint, and again after resumed speech', () => {
+  const ep = new Endpointer({ ...base, endpointingMs: 500, pauseMs: 200 });
+  // Off for 8 windows (416 ms estimated silence < 500): a pause but no endpoint; speech resumes; then silence to the end.
+  const events = feed(ep, '1'.repeat(10) + '0'.repeat(8) + '1'.repeat(10) + '0'.repeat(40));
+  assert.deepEqual(
+    events.map((e) => e.event.type),
+    ['speech_start', 'pause', 'pause', 'endpoint'],
+  );
+  const [, p1, p2, end] = events.map((e) => e.event) as Extract<EndpointEvent, { type: 'pause' | 'endpoint' }>[];
+  // The VAD turned off at the end of window 10: estimated silence began 160 ms earlier; the pause is 200 ms after that.
+  assert.equal(p1!.lastSpeechSample, 11 * W - 2560);
+  assert.equal(p1!.sample, 11 * W - 2560 + 3200);
+  assert.equal(p2!.lastSpeechSample, end!.lastSpeechSample);
+  assert.ok(p2!.sample < end!.sample);
+  // Without pauseMs there are no pause events.
+  assert.deepEqual(
+    feed(new Endpointer({ ...base, endpointingMs: 500 }), '1'.repeat(10) + '0'.repeat(40)).map((e) => e.event.type),
+    ['speech_start', 'endpoint'],
+  );
+});
+
 test('Endpointer: endpointingMs null never ends an utterance; speech_start stays once', () => {
   const ep = new Endpointer({ ...base, endpointingMs: null });
   const events = feed(ep, ('1'.repeat(10) + '0'.repeat(200)).repeat(3));

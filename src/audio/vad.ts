@@ -270,6 +270,12 @@ export interface EndpointerOptions {
    * ({@link SileroVad.onsetDelayMs}). Default: that of a default {@link SileroVad}, 160 ms.
    */
   vadOnsetDelayMs?: number;
+  /**
+   * Trailing silence (ms) at which a `pause` event announces a likely endpoint, so a consumer can
+   * start finishing the utterance before the endpoint is certain. `null`/omitted: no `pause` events.
+   * Only useful below `endpointingMs`.
+   */
+  pauseMs?: number | null;
 }
 
 /** An event of the {@link Endpointer}. All positions are stream sample indices at the configured rate. */
@@ -281,7 +287,12 @@ export type EndpointEvent =
    * minus its hangover) and `sample = lastSpeechSample + endpointing`, where trailing silence reached
    * `endpointingMs` (it can lie before the `endSample` of the push that reported it).
    */
-  | { type: 'endpoint'; sample: number; lastSpeechSample: number };
+  | { type: 'endpoint'; sample: number; lastSpeechSample: number }
+  /**
+   * Trailing silence reached `pauseMs` (once per silence stretch, before any `endpoint`): speech may
+   * resume — then the utterance simply goes on — or the endpoint follows.
+   */
+  | { type: 'pause'; sample: number; lastSpeechSample: number };
 
 /**
  * Turns per-window VAD flags into utterance events (pure: no I/O, no clock; time is the sample index).
@@ -297,6 +308,8 @@ export class Endpointer {
   private readonly endpointingSamples: number | null;
   private readonly hangoverSamples: number;
   private readonly onsetDelaySamples: number;
+  private readonly pauseSamples: number | null;
+  private pauseSent = false;
   private inUtterance = false;
   private utteranceStart = 0;
   /** Estimated end of speech while in trailing silence, otherwise null. */
@@ -308,15 +321,16 @@ export class Endpointer {
 
   /** @throws RangeError on a non-positive rate or a negative duration. */
   constructor(options: EndpointerOptions) {
-    const { sampleRate, endpointingMs, vadHangoverMs, vadOnsetDelayMs = windowsMs(DEFAULT_MIN_SPEECH_MS) } = options;
+    const { sampleRate, endpointingMs, vadHangoverMs, vadOnsetDelayMs = windowsMs(DEFAULT_MIN_SPEECH_MS), pauseMs = null } = options;
     if (!(sampleRate > 0)) throw new RangeError(`invalid sample rate ${sampleRate}`);
-    for (const ms of [endpointingMs ?? 0, vadHangoverMs, vadOnsetDelayMs]) {
+    for (const ms of [endpointingMs ?? 0, vadHangoverMs, vadOnsetDelayMs, pauseMs ?? 0]) {
       if (!(ms >= 0)) throw new RangeError(`invalid duration ${ms} ms`);
     }
     const toSamples = (ms: number): number => Math.round((ms * sampleRate) / 1000);
     this.endpointingSamples = endpointingMs === null ? null : toSamples(endpointingMs);
     this.hangoverSamples = toSamples(vadHangoverMs);
     this.onsetDelaySamples = toSamples(vadOnsetDelayMs);
+    this.pauseSamples = pauseMs === null ? null : toSamples(pauseMs);
   }
 
   /**
@@ -338,9 +352,15 @@ export class Endpointer {
         events.push({ type: 'speech_start', sample: this.utteranceStart });
       }
       this.silenceStart = null;
+      this.pauseSent = false;
     } else if (this.inUtterance) {
       this.silenceStart ??= Math.max(endSample - this.hangoverSamples, this.utteranceStart);
-      if (this.endpointingSamples !== null && endSample - this.silenceStart >= this.endpointingSamples) {
+      const silence = endSample - this.silenceStart;
+      if (this.pauseSamples !== null && !this.pauseSent && silence >= this.pauseSamples && (this.endpointingSamples === null || silence < this.endpointingSamples)) {
+        this.pauseSent = true;
+        events.push({ type: 'pause', sample: this.silenceStart + this.pauseSamples, lastSpeechSample: this.silenceStart });
+      }
+      if (this.endpointingSamples !== null && silence >= this.endpointingSamples) {
         events.push({
           type: 'endpoint',
           sample: this.silenceStart + this.endpointingSamples,
@@ -362,6 +382,7 @@ export class Endpointer {
   private endCycle(at: number): void {
     this.inUtterance = false;
     this.silenceStart = null;
+    this.pauseSent = false;
     this.floor = at;
   }
 }

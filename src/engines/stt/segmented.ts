@@ -12,18 +12,29 @@
  *   - inside an utterance every window is queued for decoding;
  *   - `endpoint` (trailing silence ≥ `endpointingMs`) queues the end of the utterance → a final with
  *     `speechFinal: true`.
+ * Speculative finalisation: at a `pause` (trailing silence of `endpointingMs − SPECULATIVE_LEAD_MS`)
+ * the decoder's segment is ended early and its result held. If the endpoint follows, the final is
+ * ready at once; if speech resumes, the next segment is decoded and its words are merged into the
+ * same final, so the client sees one final per utterance either way.
  * All decoder work runs through one ordered queue, so a final always follows every partial of its
  * audio, `finalize` answers after earlier audio, and `close` resolves after the last final.
  * Audio is batched into ≥ {@link MIN_BATCH_SECONDS} per decoder call (fewer, cheaper native calls);
  * a queued end-of-utterance flushes the batch at once.
  */
 import { EventEmitter } from 'node:events';
+import type { EndpointEvent } from '../../audio/vad.js';
 import type { SttFinal, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from './types.js';
 
 /** Minimum audio per decoder call, seconds (≈ the partial-result cadence). */
 export const MIN_BATCH_SECONDS = 0.1;
 /** Maximum audio per decoder call, seconds (bounds the latency of one call when catching up). */
 export const MAX_BATCH_SECONDS = 0.5;
+/**
+ * How long before a likely endpoint the decoder starts finishing the utterance, ms. Finishing an
+ * utterance (search end, lattice, posteriors) costs 20–100 ms; starting it this much earlier — at a
+ * `pause` of `endpointingMs − lead` — takes that cost off the end-of-speech → final path.
+ */
+export const SPECULATIVE_LEAD_MS = 150;
 
 /** Result of ending one utterance. Word times are seconds from the **utterance** start. */
 export interface UtteranceResult {
@@ -49,11 +60,6 @@ export interface WindowVad {
   acceptWindow(w: Float32Array): boolean;
 }
 
-/** Endpointing state machine events (see `src/audio/vad.ts` `Endpointer`). */
-export type EndpointEvent =
-  | { type: 'speech_start'; sample: number }
-  | { type: 'endpoint'; sample: number; lastSpeechSample: number };
-
 /** The endpointing state machine the adapter drives. */
 export interface WindowEndpointer {
   push(isSpeech: boolean, endSample: number): EndpointEvent[];
@@ -76,10 +82,15 @@ export interface SegmentedStreamOptions {
   release: () => void;
 }
 
+/**
+ * Decoder work, in stream order. Positions are stream sample indices: `utt` where the utterance
+ * began, `seg` where the decoder segment began (an utterance is one or more segments, see
+ * speculative finalisation), `end` the sample after the last one covered.
+ */
 type Op =
-  /** `utt`: start sample of the utterance this audio belongs to; `end`: stream sample after the last one. */
-  | { t: 'audio'; pcm: Int16Array; utt: number; end: number }
-  | { t: 'end'; start: number; end: number; speechFinal: boolean; fromFinalize: boolean }
+  | { t: 'audio'; pcm: Int16Array; utt: number; seg: number; end: number }
+  | { t: 'cut'; seg: number }
+  | { t: 'end'; start: number; seg: number; end: number; speechFinal: boolean; fromFinalize: boolean }
   | { t: 'empty'; at: number };
 
 const WINDOW = 512;
@@ -109,6 +120,10 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
   private ringSamples = 0;
   private inUtt = false;
   private uttStart = 0;
+  /** Start sample of the current decoder segment (= `uttStart` until a speculative cut). */
+  private segStart = 0;
+  /** Results of segments ended speculatively, not yet part of a final (async side). */
+  private held: { offset: number; r: UtteranceResult }[] = [];
   private lastPartial = '';
   private readonly ops: Op[] = [];
   private queuedSamples = 0;
@@ -191,19 +206,22 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
     const vad = this.o.vad;
     if (!vad) {
       if (!this.inUtt) this.openUtterance(start);
-      this.push({ t: 'audio', pcm: w, utt: this.uttStart, end: this.written });
+      this.pushAudio(w);
       this.checkMaxLength();
       return;
     }
     const f = new Float32Array(w.length);
     for (let k = 0; k < w.length; k++) f[k] = w[k]! / 32768;
     const speech = vad.vad.acceptWindow(f);
-    if (this.inUtt) this.push({ t: 'audio', pcm: w, utt: this.uttStart, end: this.written });
+    if (this.inUtt) this.pushAudio(w);
     else this.toRing(start, w);
     for (const ev of vad.endpointer.push(speech, this.written)) {
       if (ev.type === 'speech_start' && !this.inUtt) {
         this.startFromRing(ev.sample);
         this.emit('speech_started', { timestamp: ev.sample / this.rate });
+      } else if (ev.type === 'pause' && this.inUtt && this.written > this.segStart) {
+        this.push({ t: 'cut', seg: this.segStart });
+        this.segStart = this.written;
       } else if (ev.type === 'endpoint' && this.inUtt && this.o.config.endpointingMs !== null) {
         this.queueEnd(true, false);
       }
@@ -236,7 +254,7 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
       const end = r.start + r.pcm.length;
       if (end <= from) continue;
       const pcm = r.start >= from ? r.pcm : r.pcm.subarray(from - r.start);
-      this.push({ t: 'audio', pcm, utt: from, end });
+      this.push({ t: 'audio', pcm, utt: from, seg: from, end });
     }
     this.ring = [];
     this.ringSamples = 0;
@@ -244,11 +262,16 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
 
   private openUtterance(at: number): void {
     this.inUtt = true;
-    this.uttStart = at;
+    this.uttStart = this.segStart = at;
+  }
+
+  /** Queue one window of the open utterance (the window ends at `this.written`). */
+  private pushAudio(pcm: Int16Array): void {
+    this.push({ t: 'audio', pcm, utt: this.uttStart, seg: this.segStart, end: this.written });
   }
 
   private queueEnd(speechFinal: boolean, fromFinalize: boolean): void {
-    this.push({ t: 'end', start: this.uttStart, end: this.written, speechFinal, fromFinalize });
+    this.push({ t: 'end', start: this.uttStart, seg: this.segStart, end: this.written, speechFinal, fromFinalize });
     this.inUtt = false;
   }
 
@@ -261,7 +284,7 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
     this.winFill = 0;
     if (this.inUtt || !this.o.vad) {
       if (!this.inUtt) this.openUtterance(start);
-      this.push({ t: 'audio', pcm: tail, utt: this.uttStart, end: this.written });
+      this.pushAudio(tail);
     } else {
       this.toRing(start, tail);
     }
@@ -298,6 +321,7 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
       while (!this.aborted && this.headReady()) {
         const op = this.ops.shift()!;
         if (op.t === 'audio') await this.runAudio(op);
+        else if (op.t === 'cut') await this.runCut(op);
         else if (op.t === 'end') await this.runEnd(op);
         else this.emitFinal({ transcript: '', confidence: 0, words: this.o.config.wordTimestamps ? [] : undefined, start: op.at / this.rate, duration: 0, language: this.o.config.language, speechFinal: false, fromFinalize: true });
       }
@@ -324,21 +348,34 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
     }
     this.queuedSamples -= total;
     const hyp = await this.o.decoder.process(concat(parts, total));
-    if (this.aborted || !this.o.config.partials || !hyp || hyp === this.lastPartial) return;
-    this.lastPartial = hyp;
-    this.emit('partial', { transcript: hyp, start: first.utt / this.rate, duration: (end - first.utt) / this.rate });
+    if (this.aborted || !this.o.config.partials) return;
+    const text = [...this.held.map((h) => h.r.text), hyp].filter(Boolean).join(' ');
+    if (!text || text === this.lastPartial) return;
+    this.lastPartial = text;
+    this.emit('partial', { transcript: text, start: first.utt / this.rate, duration: (end - first.utt) / this.rate });
+  }
+
+  /** End the decoder's segment early and hold its result for the utterance's final. */
+  private async runCut(op: Extract<Op, { t: 'cut' }>): Promise<void> {
+    const r = await this.o.decoder.endUtterance();
+    if (r.text || r.words.length > 0) this.held.push({ offset: op.seg / this.rate, r });
   }
 
   private async runEnd(op: Extract<Op, { t: 'end' }>): Promise<void> {
     const r = await this.o.decoder.endUtterance();
+    const segments = [...this.held, { offset: op.seg / this.rate, r }].filter((s) => s.r.text || s.r.words.length > 0);
+    this.held = [];
     this.lastPartial = '';
     if (this.aborted) return;
-    const offset = op.start / this.rate;
+    const words = segments.flatMap((s) => s.r.words.map((w) => ({ ...w, start: w.start + s.offset, end: w.end + s.offset })));
+    // One segment: its own confidence; several: the mean word posterior over all of them.
+    const confidence =
+      segments.length === 1 ? segments[0]!.r.confidence : words.length > 0 ? words.reduce((sum, w) => sum + w.confidence, 0) / words.length : 0;
     this.emitFinal({
-      transcript: r.text,
-      confidence: r.confidence,
-      words: this.o.config.wordTimestamps ? r.words.map((w) => ({ ...w, start: w.start + offset, end: w.end + offset })) : undefined,
-      start: offset,
+      transcript: segments.map((s) => s.r.text).join(' '),
+      confidence,
+      words: this.o.config.wordTimestamps ? words : undefined,
+      start: op.start / this.rate,
       duration: (op.end - op.start) / this.rate,
       language: this.o.config.language,
       speechFinal: op.speechFinal,

@@ -9,7 +9,7 @@
  */
 import { Endpointer, VadPool } from '../../../audio/vad.js';
 import { VoxgateError } from '../../../util/errors.js';
-import { SegmentedStream } from '../segmented.js';
+import { SPECULATIVE_LEAD_MS, SegmentedStream } from '../segmented.js';
 import type { SttCapabilities, SttEngine, SttEngineStats, SttStream, SttStreamConfig } from '../types.js';
 import { SharedModel } from './native.js';
 import { DecoderPool } from './pool.js';
@@ -76,6 +76,7 @@ export class PocketSphinxEngine implements SttEngine {
               endpointingMs: config.endpointingMs,
               vadHangoverMs: vad.hangoverMs,
               vadOnsetDelayMs: vad.onsetDelayMs,
+              pauseMs: config.endpointingMs === null ? null : Math.max(0, config.endpointingMs - SPECULATIVE_LEAD_MS),
             }),
           }
         : null,
