@@ -4,10 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { int16ToFloat32 } from '../src/audio/pcm.js';
 import {
   Endpointer,
@@ -19,17 +17,8 @@ import {
   type EndpointEvent,
 } from '../src/audio/vad.js';
 import { readWavFile } from '../src/audio/wav.js';
+import { packageRoot } from '../src/util/paths.js';
 
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (existsSync(pj) && JSON.parse(readFileSync(pj, 'utf8')).name === 'voxgate') return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('voxgate package root not found');
-    dir = parent;
-  }
-}
 const SHARED = path.resolve(packageRoot(), '../shared');
 const W = VAD_WINDOW_SAMPLES;
 

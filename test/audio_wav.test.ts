@@ -1,23 +1,13 @@
 /** Tests of src/audio/wav.ts: header parsing, live-stream header sniffing, file decoding and encoding. */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeAlaw, decodeMulaw } from '../src/audio/g711.js';
 import { encodeWav, parseWavHeader, readWavFile, RiffSniffer, WavFormatError, type WavHeader } from '../src/audio/wav.js';
+import { packageRoot } from '../src/util/paths.js';
 
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (existsSync(pj) && JSON.parse(readFileSync(pj, 'utf8')).name === 'voxgate') return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('voxgate package root not found');
-    dir = parent;
-  }
-}
 const SHARED_DATA = path.resolve(packageRoot(), '../shared/data');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'voxgate-wav-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

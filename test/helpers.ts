@@ -2,31 +2,21 @@
  * Test harness: a real gateway on 127.0.0.1:0 with a temporary data directory, real `ws` clients,
  * and real audio from ../shared/data.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import { startVoxgate, type RunningVoxgate } from '../src/server/bootstrap.js';
 import { readWavFile } from '../src/audio/wav.js';
+import { packageRoot } from '../src/util/paths.js';
+import { sharedData } from './paths.js';
 
-/** The repository root (the directory holding voxgate's package.json). */
-export function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (existsSync(pj) && (JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'voxgate') return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('package root not found');
-    dir = up;
-  }
-}
+export { sharedData };
+/** The repository root. */
+export const repoRoot = packageRoot;
 
-/** Absolute path of a file under ../shared/data. */
-export function sharedData(rel: string): string {
-  return path.resolve(repoRoot(), '..', 'shared', 'data', rel);
-}
+
 
 /** A clip as 16-bit little-endian bytes plus its format. */
 export interface Clip {

@@ -3,34 +3,16 @@
  * shared/data/asr_en. Needs the built addon and Debian's pocketsphinx-en-us.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { packageRoot, PsDecoder, SharedModel, type PsUtteranceResult } from '../src/engines/stt/pocketsphinx/native.js';
+import { PsDecoder, SharedModel, type PsUtteranceResult } from '../src/engines/stt/pocketsphinx/native.js';
+import { readSharedWavSync } from './paths.js';
 
-const DATA = path.resolve(packageRoot(), '../shared/data/asr_en');
 const CHUNK = 1600; // 100 ms at 16 kHz
 
-/** Samples of a 16 kHz mono s16le WAV file (walks the RIFF chunks to `fmt ` and `data`). */
-function readWav(name: string): Int16Array {
-  const buf = readFileSync(path.join(DATA, name));
-  assert.equal(buf.toString('ascii', 0, 4), 'RIFF');
-  for (let off = 12; off + 8 <= buf.length; ) {
-    const id = buf.toString('ascii', off, off + 4);
-    const size = buf.readUInt32LE(off + 4);
-    if (id === 'fmt ') {
-      assert.deepEqual([buf.readUInt16LE(off + 8), buf.readUInt16LE(off + 10), buf.readUInt32LE(off + 12), buf.readUInt16LE(off + 22)], [1, 1, 16000, 16]);
-    } else if (id === 'data') {
-      const bytes = buf.subarray(off + 8, off + 8 + size);
-      return new Int16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-    }
-    off += 8 + size + (size & 1);
-  }
-  throw new Error(`${name}: no data chunk`);
-}
 
-/** Streams a clip in 100 ms chunks, then ends the utterance. */
+const readWav = (name: string): Int16Array => readSharedWavSync(`asr_en/${name}`);
+
 async function decodeClip(d: PsDecoder, pcm: Int16Array): Promise<PsUtteranceResult> {
   for (let i = 0; i < pcm.length; i += CHUNK) await d.process(pcm.subarray(i, i + CHUNK));
   return d.endUtterance();

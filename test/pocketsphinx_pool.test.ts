@@ -2,28 +2,16 @@
  * Warm decoder pool (src/engines/stt/pocketsphinx/pool.ts) with real PocketSphinx decoders.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { packageRoot, PsDecoder, SharedModel } from '../src/engines/stt/pocketsphinx/native.js';
+import { PsDecoder, SharedModel } from '../src/engines/stt/pocketsphinx/native.js';
+import { readSharedWavSync } from './paths.js';
 import { DecoderPool } from '../src/engines/stt/pocketsphinx/pool.js';
 
 const CHUNK = 1600; // 100 ms at 16 kHz
 
-/** Samples of a 16 kHz mono s16le WAV file from shared/data/asr_en (walks the RIFF chunks to `data`). */
-function readWav(name: string): Int16Array {
-  const buf = readFileSync(path.resolve(packageRoot(), '../shared/data/asr_en', name));
-  for (let off = 12; off + 8 <= buf.length; ) {
-    const size = buf.readUInt32LE(off + 4);
-    if (buf.toString('ascii', off, off + 4) === 'data') {
-      const bytes = buf.subarray(off + 8, off + 8 + size);
-      return new Int16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-    }
-    off += 8 + size + (size & 1);
-  }
-  throw new Error(`${name}: no data chunk`);
-}
+
+const readWav = (name: string): Int16Array => readSharedWavSync(`asr_en/${name}`);
 
 async function transcribe(d: PsDecoder, pcm: Int16Array): Promise<string> {
   for (let i = 0; i < pcm.length; i += CHUNK) await d.process(pcm.subarray(i, i + CHUNK));

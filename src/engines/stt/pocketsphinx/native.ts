@@ -18,10 +18,10 @@
  * seconds from the start of the current utterance.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../../util/paths.js';
 
 /** Paths of the three model parts PocketSphinx needs. */
 export interface PsModelPaths {
@@ -107,24 +107,6 @@ interface NativeAddon {
   Decoder: new (model: NativeModel) => NativeDecoder;
 }
 
-/**
- * The voxgate package root: the nearest ancestor of this module whose `package.json` has
- * `"name": "voxgate"`. Works from `src/` (ts-node style) and from `dist/src/`.
- * @throws Error when no such directory exists.
- */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      const { name } = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown };
-      if (name === 'voxgate') return dir;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`voxgate package root not found above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
 
 let addon: NativeAddon | undefined;
 
