@@ -15,7 +15,12 @@
  * Speculative finalisation: at a `pause` (trailing silence of `endpointingMs − SPECULATIVE_LEAD_MS`)
  * the decoder's segment is ended early and its result held. If the endpoint follows, the final is
  * ready at once; if speech resumes, the next segment is decoded and its words are merged into the
- * same final, so the client sees one final per utterance either way.
+ * same final, so the client sees one final per utterance either way. The cut also tells where the
+ * recognised speech ended: the utterance is then endpointed at *last word end + endpointingMs*
+ * (if the VAD heard no speech since; never more than {@link DECODER_ENDPOINT_GUARD_MS} before the
+ * VAD's own end-of-speech estimate), which is exact, rather than waiting for the VAD's own
+ * estimate, whose release tail varies by 100–400 ms (median 80 ms more than its nominal hangover,
+ * measured over shared/data/asr_en). The VAD endpoint stays the fallback.
  * All decoder work runs through one ordered queue, so a final always follows every partial of its
  * audio, `finalize` answers after earlier audio, and `close` resolves after the last final.
  * Audio is batched into ≥ {@link MIN_BATCH_SECONDS} per decoder call (fewer, cheaper native calls);
@@ -35,6 +40,13 @@ export const MAX_BATCH_SECONDS = 0.5;
  * `pause` of `endpointingMs − lead` — takes that cost off the end-of-speech → final path.
  */
 export const SPECULATIVE_LEAD_MS = 150;
+/**
+ * How much earlier than the VAD's own end-of-speech estimate a decoder-anchored endpoint may place
+ * the end of speech, ms. Silero's release tail exceeds its nominal hangover by about 80 ms (median,
+ * shared/data/asr_en); speech the decoder does not turn into words (fillers, noise) must not shorten
+ * the configured endpointing by more than this.
+ */
+export const DECODER_ENDPOINT_GUARD_MS = 100;
 
 /** Result of ending one utterance. Word times are seconds from the **utterance** start. */
 export interface UtteranceResult {
@@ -89,7 +101,8 @@ export interface SegmentedStreamOptions {
  */
 type Op =
   | { t: 'audio'; pcm: Int16Array; utt: number; seg: number; end: number }
-  | { t: 'cut'; seg: number }
+  /** `vadEnd`: the VAD's end-of-speech estimate (sample) when the cut was decided. */
+  | { t: 'cut'; seg: number; id: number; vadEnd: number }
   | { t: 'end'; start: number; seg: number; end: number; speechFinal: boolean; fromFinalize: boolean }
   | { t: 'empty'; at: number };
 
@@ -124,6 +137,12 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
   private segStart = 0;
   /** Results of segments ended speculatively, not yet part of a final (async side). */
   private held: { offset: number; r: UtteranceResult }[] = [];
+  /** Speculative cuts so far; identifies the cut a decoder endpoint belongs to. */
+  private cutSeq = 0;
+  /** The VAD reported speech after the latest cut (the decoder endpoint is then void). */
+  private speechSinceCut = false;
+  /** Endpoint derived from the latest cut's last word: stream sample at which to end the utterance. */
+  private decoderEndpoint: { cut: number; sample: number } | null = null;
   private lastPartial = '';
   private readonly ops: Op[] = [];
   private queuedSamples = 0;
@@ -213,6 +232,7 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
     const f = new Float32Array(w.length);
     for (let k = 0; k < w.length; k++) f[k] = w[k]! / 32768;
     const speech = vad.vad.acceptWindow(f);
+    if (speech) this.speechSinceCut = true;
     if (this.inUtt) this.pushAudio(w);
     else this.toRing(start, w);
     for (const ev of vad.endpointer.push(speech, this.written)) {
@@ -220,13 +240,25 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
         this.startFromRing(ev.sample);
         this.emit('speech_started', { timestamp: ev.sample / this.rate });
       } else if (ev.type === 'pause' && this.inUtt && this.written > this.segStart) {
-        this.push({ t: 'cut', seg: this.segStart });
+        this.push({ t: 'cut', seg: this.segStart, id: ++this.cutSeq, vadEnd: ev.lastSpeechSample });
         this.segStart = this.written;
+        this.speechSinceCut = false;
+        this.decoderEndpoint = null;
       } else if (ev.type === 'endpoint' && this.inUtt && this.o.config.endpointingMs !== null) {
         this.queueEnd(true, false);
       }
     }
+    this.checkDecoderEndpoint();
     this.checkMaxLength();
+  }
+
+  /** End the utterance once the stream passes the endpoint implied by the latest cut's last word. */
+  private checkDecoderEndpoint(): void {
+    const d = this.decoderEndpoint;
+    if (!d || !this.inUtt || d.cut !== this.cutSeq || this.speechSinceCut || this.written < d.sample) return;
+    this.decoderEndpoint = null;
+    this.queueEnd(true, false);
+    this.o.vad?.endpointer.reset();
   }
 
   private checkMaxLength(): void {
@@ -359,6 +391,13 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
   private async runCut(op: Extract<Op, { t: 'cut' }>): Promise<void> {
     const r = await this.o.decoder.endUtterance();
     if (r.text || r.words.length > 0) this.held.push({ offset: op.seg / this.rate, r });
+    const last = r.words.at(-1);
+    const ep = this.o.config.endpointingMs;
+    if (last && ep !== null && op.id === this.cutSeq) {
+      const speechEnd = Math.max(op.seg + Math.round(last.end * this.rate), op.vadEnd - Math.round((DECODER_ENDPOINT_GUARD_MS / 1000) * this.rate));
+      this.decoderEndpoint = { cut: op.id, sample: speechEnd + Math.round((ep / 1000) * this.rate) };
+      this.checkDecoderEndpoint();
+    }
   }
 
   private async runEnd(op: Extract<Op, { t: 'end' }>): Promise<void> {
