@@ -4,13 +4,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { repoRoot, sharedData, startTestServer, type TestServer } from './helpers.js';
 
 const run = promisify(execFile);
-const CLI = () => path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+const CLI = () => path.join(repoRoot(), 'bin', 'voxgate.cjs');
 
 describe('voxgate CLI', () => {
   let s: TestServer;
@@ -53,5 +55,38 @@ describe('voxgate CLI', () => {
     const id = key.split('_')[1]!;
     await run(process.execPath, [CLI(), 'keys', 'revoke', id, '--data-dir', s.dataDir]);
     assert.equal(s.keys.verify(key), null, 'revocation takes effect on the running server');
+  });
+
+  it('serve: first start prints and saves an admin key, serves with a 16-thread decode pool, stops on SIGTERM', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'voxgate-serve-'));
+    const child = spawn(process.execPath, [CLI(), 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 30000);
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+          if (m) {
+            clearTimeout(t);
+            resolve(Number(m[1]));
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
+      });
+      const printed = /(vgk_[0-9a-f]{12}_[A-Za-z0-9_-]{43})/.exec(out)?.[1];
+      assert.ok(printed, 'the admin key is printed once on first start');
+      assert.equal(readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim(), printed, 'and saved for the local CLI');
+      // libuv's pool is sized before the ESM loader starts it: 16 workers, not Node's default 4.
+      assert.ok(readdirSync(`/proc/${child.pid}/task`).length >= 20, 'UV_THREADPOOL_SIZE took effect');
+      const { stdout } = await run(process.execPath, [CLI(), 'transcribe', sharedData('asr_en/en_cmu_goforward.wav'), '--url', `ws://127.0.0.1:${port}`, '--fast', '--data-dir', dataDir], { timeout: 30000 });
+      assert.match(stdout, /forward/);
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
