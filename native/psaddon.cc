@@ -579,9 +579,12 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     }
     Napi::Int16Array arr = info[0].As<Napi::Int16Array>();
     std::vector<int16> pcm(arr.Data(), arr.Data() + arr.ElementLength());
+    // Second argument: whether to compute the partial hypothesis (a backtrace; skip it when no
+    // partial is wanted). Default true.
+    const bool wantHyp = info.Length() < 2 || !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
     return Job<std::string>::Start(
         Value(),
-        [this, pcm = std::move(pcm)] {
+        [this, pcm = std::move(pcm), wantHyp] {
           std::lock_guard<std::mutex> lock(mu_);
           RequireLive();
           if (!inUtt_) {
@@ -589,6 +592,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
             inUtt_ = true;
           }
           if (ps_process_raw(ps_, pcm.data(), pcm.size(), FALSE, FALSE) < 0) Fail("ps_process_raw failed");
+          if (!wantHyp) return std::string();
           int32 score = 0;
           return CleanHyp(ps_get_hyp(ps_, &score));
         },

@@ -23,15 +23,19 @@
  * measured over shared/data/asr_en). The VAD endpoint stays the fallback.
  * All decoder work runs through one ordered queue, so a final always follows every partial of its
  * audio, `finalize` answers after earlier audio, and `close` resolves after the last final.
- * Audio is batched into ≥ {@link MIN_BATCH_SECONDS} per decoder call (fewer, cheaper native calls);
- * a queued end-of-utterance flushes the batch at once.
+ * Audio is batched into ≥ {@link MIN_BATCH_SECONDS} per decoder call; a queued end-of-utterance
+ * flushes the batch at once.
  */
 import { EventEmitter } from 'node:events';
 import type { EndpointEvent } from '../../audio/vad.js';
 import type { SttFinal, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from './types.js';
 
-/** Minimum audio per decoder call, seconds (≈ the partial-result cadence). */
-export const MIN_BATCH_SECONDS = 0.1;
+/**
+ * Minimum audio per decoder call, seconds: one VAD window, so decoding keeps pace with the audio and
+ * a `finalize` finds at most one window left to decode (per-call overhead is negligible; 100 ms
+ * batches left up to 100 ms of end-of-utterance audio, 30+ ms of decoding, on the finalize path).
+ */
+export const MIN_BATCH_SECONDS = 0.032;
 /** Maximum audio per decoder call, seconds (bounds the latency of one call when catching up). */
 export const MAX_BATCH_SECONDS = 0.5;
 /**
@@ -58,8 +62,11 @@ export interface UtteranceResult {
 
 /** What the adapter needs from a decoder. Calls are never concurrent (the adapter serialises them). */
 export interface UtteranceDecoder {
-  /** Decode more audio of the current utterance (starting one if none); resolves to the partial hypothesis. */
-  process(pcm: Int16Array): Promise<string>;
+  /**
+   * Decode more audio of the current utterance (starting one if none); resolves to the partial
+   * hypothesis, or `''` when `wantPartial` is false (the decoder may then skip computing it).
+   */
+  process(pcm: Int16Array, wantPartial: boolean): Promise<string>;
   /** End the current utterance; empty result when none is in progress. */
   endUtterance(): Promise<UtteranceResult>;
 }
@@ -379,7 +386,7 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
       end = next.end;
     }
     this.queuedSamples -= total;
-    const hyp = await this.o.decoder.process(concat(parts, total));
+    const hyp = await this.o.decoder.process(concat(parts, total), this.o.config.partials);
     if (this.aborted || !this.o.config.partials) return;
     const text = [...this.held.map((h) => h.r.text), hyp].filter(Boolean).join(' ');
     if (!text || text === this.lastPartial) return;

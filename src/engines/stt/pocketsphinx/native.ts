@@ -101,7 +101,7 @@ interface NativeModel {
 }
 interface NativeDecoder {
   init(): Promise<void>;
-  process(pcm: Int16Array): Promise<string>;
+  process(pcm: Int16Array, wantHyp: boolean): Promise<string>;
   endUtterance(): Promise<PsUtteranceResult>;
   resetStream(): Promise<void>;
   free(): Promise<void>;
@@ -242,15 +242,16 @@ export class PsDecoder {
   /**
    * Feeds audio. Starts an utterance if none is in progress.
    * @param pcm 16 kHz mono samples. They are copied before this returns, so the buffer may be reused.
+   * @param wantHyp compute the partial hypothesis (a backtrace, ~5–10 % of decode time); default true.
    * @returns the partial hypothesis of the utterance so far: lower-case words joined by spaces,
-   *   fillers removed, `''` when nothing is recognised yet.
+   *   fillers removed, `''` when nothing is recognised yet or when `wantHyp` is false.
    * @throws TypeError (rejection) if `pcm` is not an Int16Array. Error (rejection) after {@link free}
    *   or when the decoder fails.
    */
-  process(pcm: Int16Array): Promise<string> {
+  process(pcm: Int16Array, wantHyp = true): Promise<string> {
     if (!(pcm instanceof Int16Array)) return Promise.reject(new TypeError('process() expects an Int16Array'));
     const copy = pcm.slice();
-    return this.enqueue(() => this.native.process(copy));
+    return this.enqueue(() => this.native.process(copy, wantHyp));
   }
 
   /**
