@@ -101,7 +101,7 @@ export class PocketSphinxEngine implements SttEngine {
   async shutdown(): Promise<void> {
     for (const s of [...this.streams]) s.abort();
     await this.pool?.shutdown();
-    this.vads.shutdown?.();
+    this.vads.shutdown();
     this.model?.free();
     this.pool = null;
     this.model = null;
