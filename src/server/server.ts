@@ -25,6 +25,7 @@ import { CloseCode } from '../util/errors.js';
 import { presentedKey, redactUrl } from './auth.js';
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
+import { playgroundPlugin } from './static.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
@@ -100,6 +101,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       };
     });
 
+  void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/models', async () => ({ models: modelList() }));
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
