@@ -127,6 +127,7 @@ test('microphone: captions contain the clip key words, interim replaced, latency
   const { ctx, page, problems } = await openPage();
   try {
     const frames: string[] = [];
+    const received: { type: string }[] = [];
     let binaryFrames = 0;
     let binaryBytes = 0;
     page.on('websocket', (ws) => {
@@ -135,10 +136,17 @@ test('microphone: captions contain the clip key words, interim replaced, latency
         if (typeof f.payload === 'string') frames.push(f.payload);
         else (binaryFrames++, (binaryBytes += f.payload.length));
       });
+      ws.on('framereceived', (f) => typeof f.payload === 'string' && received.push(JSON.parse(f.payload) as { type: string }));
     });
     await enterKey(page, server.key);
     await page.waitForSelector('body[data-key="ok"]');
     assert.equal(await page.evaluate(() => localStorage.getItem('voxgate.apiKey')), server.key);
+    // Record every interim caption the page shows.
+    await page.evaluate(() => {
+      const interim = document.querySelector('#captions .interim')!;
+      const seen: string[] = ((window as unknown as { interims: string[] }).interims = []);
+      new MutationObserver(() => seen.push(interim.textContent ?? '')).observe(interim, { childList: true, characterData: true, subtree: true });
+    });
     await page.getByRole('button', { name: 'Start microphone' }).click();
     await page.waitForSelector('#mic-toggle[aria-pressed="true"]');
     // Wait for a final containing the key words (the clip loops: several utterances).
@@ -161,6 +169,14 @@ test('microphone: captions contain the clip key words, interim replaced, latency
     assert.equal(init.config.enable_word_timestamps, true);
     assert.ok(binaryFrames > 50, `only ${binaryFrames} binary audio frames sent`);
     assert.equal(binaryBytes % 640, 0, 'audio frames are whole 20 ms linear16 chunks');
+
+    // Interim results were shown dimmed in one element, replaced in place, and cleared by the final.
+    assert.ok(received.some((m) => m.type === 'partial_transcript'), 'no partial_transcript received');
+    const interims = await page.evaluate(() => (window as unknown as { interims: string[] }).interims);
+    assert.ok(interims.filter((t) => t.trim()).length >= 1, `no interim caption shown: ${JSON.stringify(interims)}`);
+    assert.ok(interims.includes(''), 'interim never cleared by a final');
+    assert.equal(await page.locator('#captions .interim').count(), 1);
+    assert.equal(await page.locator('#captions .interim').evaluate((e) => getComputedStyle(e).opacity), '0.5');
 
     // Word timing and confidence on hover.
     const word = page.locator('#captions .finals .w').first();
@@ -187,6 +203,28 @@ test('microphone: captions contain the clip key words, interim replaced, latency
   }
 });
 
+test('a server error frame and close are shown in words (session length limit)', { timeout: 120_000 }, async () => {
+  const limited = await startTestServer({ maxSessionSeconds: 2 });
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 900 }, permissions: ['microphone'] });
+  try {
+    const page = await ctx.newPage();
+    await page.goto(`http://127.0.0.1:${limited.port}/`);
+    await page.waitForSelector('body[data-ready="true"]');
+    await enterKey(page, limited.key);
+    await page.waitForSelector('body[data-key="ok"]');
+    await page.getByRole('button', { name: 'Start microphone' }).click();
+    const err = page.locator('#stt-error');
+    await err.waitFor({ state: 'visible', timeout: 15_000 });
+    // The error frame's explanation stays (not replaced by the bare close code that follows it).
+    await page.waitForSelector('body[data-stt="idle"]');
+    assert.match((await err.textContent()) ?? '', /^The session reached its maximum length\. \(max_connection_duration_exceeded: .+\)$/);
+    await page.screenshot({ path: path.join(ARTIFACTS, '4-session-limit.png'), fullPage: true });
+  } finally {
+    await ctx.close();
+    await limited.cleanup();
+  }
+});
+
 test('file transcription streams a local file and captions it', { timeout: 120_000 }, async () => {
   const { ctx, page, problems } = await openPage();
   try {
@@ -199,7 +237,7 @@ test('file transcription streams a local file and captions it', { timeout: 120_0
     await page.waitForSelector('body[data-stt="idle"]', { timeout: 30_000 });
     const finals = ((await page.locator('#captions .finals').textContent()) ?? '').toLowerCase();
     for (const w of ['days', 'forever']) assert.ok(finals.includes(w), `"${w}" not in captions "${finals}"`);
-    await page.screenshot({ path: path.join(ARTIFACTS, '4-file.png'), fullPage: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, '5-file.png'), fullPage: true });
     assert.deepEqual(problems, []);
   } finally {
     await ctx.close();
@@ -225,7 +263,7 @@ test('readable at phone width (375 px) and usable from the keyboard', { timeout:
     await page.waitForSelector('body[data-key="ok"]');
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'key-save');
-    await page.screenshot({ path: path.join(ARTIFACTS, '5-phone.png'), fullPage: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, '6-phone.png'), fullPage: true });
   } finally {
     await ctx.close();
   }
@@ -257,7 +295,7 @@ test('speak: audio streamed and played as it arrives; Stop sends clear and silen
     assert.match((await page.locator('#tts-first').textContent()) ?? '', /^\d+ ms$/);
     const init = JSON.parse(sent.find((f) => JSON.parse(f).type === 'init')!) as { config: Record<string, unknown>; voice?: string };
     assert.equal(init.config.encoding, 'linear16');
-    await page.screenshot({ path: path.join(ARTIFACTS, '6-speak.png'), fullPage: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, '7-speak.png'), fullPage: true });
 
     assert.equal(await page.locator('#tts-panel').getAttribute('data-playing'), 'true', 'audio should still be playing when Stop is pressed');
     await page.getByRole('button', { name: 'Stop' }).click();
@@ -268,7 +306,7 @@ test('speak: audio streamed and played as it arrives; Stop sends clear and silen
     const waitCleared = Date.now();
     while (!received.some((f) => JSON.parse(f).type === 'cleared') && Date.now() - waitCleared < 5000) await new Promise((r) => setTimeout(r, 20));
     assert.ok(received.some((f) => JSON.parse(f).type === 'cleared'), 'server did not acknowledge clear');
-    await page.screenshot({ path: path.join(ARTIFACTS, '7-speak-stopped.png'), fullPage: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, '8-speak-stopped.png'), fullPage: true });
     assert.equal(await page.locator('#tts-error').isVisible(), false, (await page.locator('#tts-error').textContent()) ?? '');
     assert.deepEqual(problems, []);
   } finally {

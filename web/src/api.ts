@@ -80,8 +80,10 @@ export async function fetchCatalogue(): Promise<Catalogue> {
     const type = str(m.service_type) ?? 'stt';
     if (type === 'stt') out.stt.push({ code, name, dialect });
     else if (type === 'tts') {
-      const voices = (Array.isArray(m.voices) ? m.voices : []).map(parseVoice).filter((v): v is TtsVoiceInfo => v !== null);
-      const def = str(m.default_voice) ?? str(m.defaultVoice);
+      const caps = (m.capabilities ?? {}) as Raw;
+      const rawVoices = Array.isArray(m.voices) ? m.voices : Array.isArray(caps.voices) ? caps.voices : [];
+      const voices = rawVoices.map(parseVoice).filter((v): v is TtsVoiceInfo => v !== null);
+      const def = str(m.default_voice) ?? str(m.defaultVoice) ?? str(caps.default_voice);
       out.tts.push({ code, name, dialect, voices, defaultVoice: def });
     }
   }

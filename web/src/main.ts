@@ -27,6 +27,7 @@ const ui = {
   keyError: $('key-error'),
   pageError: $('page-error'),
   sttModel: $<HTMLSelectElement>('stt-model'),
+  sttRoute: $('stt-route'),
   micToggle: $<HTMLButtonElement>('mic-toggle'),
   micLevel: $<HTMLMeterElement>('mic-level'),
   fileInput: $<HTMLInputElement>('file-input'),
@@ -48,6 +49,13 @@ let apiKey: string | null = null;
 function show(el: HTMLElement, text: string | null): void {
   el.hidden = text === null;
   el.textContent = text ?? '';
+}
+
+/** Add an error line to the transcription panel (keeps earlier ones of the same session). */
+function sttError(text: string): void {
+  const lines = ui.sttError.hidden ? [] : (ui.sttError.textContent ?? '').split('\n');
+  if (!lines.includes(text)) lines.push(text);
+  show(ui.sttError, lines.join('\n'));
 }
 
 // ---------------------------------------------------------------- key
@@ -94,6 +102,8 @@ function requireKey(): string | null {
 type Mode = 'idle' | 'mic' | 'file';
 let mode: Mode = 'idle';
 let run: TranscriptionRun | null = null;
+/** The session whose readouts are shown (the current one, or the last one after it ended). */
+let shownRun: TranscriptionRun | null = null;
 let mic: MicCapture | null = null;
 let paced: PacedStream | null = null;
 let levelFrame = 0;
@@ -112,13 +122,14 @@ function setMode(m: Mode): void {
 }
 
 function renderReadouts(): void {
-  if (!run) return;
-  ui.ttfp.textContent = formatSummary(run.latency.firstPartial);
-  ui.eos.textContent = formatSummary(run.latency.endOfSpeechToFinal);
-  ui.sent.textContent = `${run.latency.sentSeconds.toFixed(1)} s`;
+  const r = shownRun;
+  ui.ttfp.textContent = r ? formatSummary(r.latency.firstPartial) : '—';
+  ui.eos.textContent = r ? formatSummary(r.latency.endOfSpeechToFinal) : '—';
+  ui.sent.textContent = `${(r?.latency.sentSeconds ?? 0).toFixed(1)} s`;
 }
 
 function showLevel(db: number): void {
+  if (mode === 'idle') return;
   pendingLevel = db;
   if (levelFrame) return;
   levelFrame = requestAnimationFrame(() => {
@@ -142,12 +153,15 @@ async function openRun(key: string): Promise<TranscriptionRun | null> {
       model,
       captions,
       callbacks: {
-        onError: (msg) => show(ui.sttError, msg),
+        onError: sttError,
         onClosed: () => void endRun(false),
+        onEnding: () => void endRun(false),
         onUpdate: renderReadouts,
         onReady: (id) => (ui.sttStatus.textContent = `Session ${id} on ${model.code}.`),
       },
     });
+    shownRun = r;
+    renderReadouts();
     return r;
   } catch (err) {
     const e = err as Error;
@@ -169,16 +183,16 @@ async function endRun(drain: boolean): Promise<void> {
   paced = null;
   p?.stop();
   if (m) await m.stop();
-  ui.micLevel.value = -60;
   setMode('idle');
+  cancelAnimationFrame(levelFrame);
+  levelFrame = 0;
+  ui.micLevel.value = -60;
   if (r && drain && r.active) {
     ui.sttStatus.textContent = 'Waiting for the last finals…';
     await r.stop();
   }
   if (r) {
-    run = r; // keep readouts of the finished session
     renderReadouts();
-    run = null;
     ui.sttStatus.textContent = r.sessionId ? `Session ${r.sessionId} ended.` : 'Session ended.';
   }
 }
@@ -189,14 +203,14 @@ async function startMic(): Promise<void> {
   if (!key) return;
   setMode('mic');
   captions.clear();
-  const early: Int16Array[] = [];
+  const early: { pcm: Int16Array; at: number }[] = [];
   let capture: MicCapture;
   try {
     // Microphone first: the permission prompt can take longer than the server's idle timeout.
     capture = await MicCapture.start((pcm, db) => {
       showLevel(db);
       if (run) run.send(pcm);
-      else early.push(pcm);
+      else early.push({ pcm, at: performance.now() });
     });
   } catch (err) {
     show(ui.sttError, (err as Error).message);
@@ -213,7 +227,7 @@ async function startMic(): Promise<void> {
     return;
   }
   run = r;
-  for (const pcm of early.splice(0)) r.send(pcm);
+  for (const c of early.splice(0)) r.send(c.pcm, c.at);
   ui.sttStatus.textContent = `Listening (${Math.round(capture.inputRate / 100) / 10} kHz → 16 kHz linear16)…`;
 }
 
@@ -256,6 +270,12 @@ async function startFile(): Promise<void> {
   if (how === 'ended' && run === r) await endRun(true);
 }
 
+function showSttRoute(): void {
+  const m = sttModels.find((x) => x.code === ui.sttModel.value);
+  ui.sttRoute.textContent = m ? `${m.dialect === 'unified' ? '/v1/stt/' : '/v1/bridges/unmute/stt/'}${m.code} · unified dialect` : '';
+}
+
+ui.sttModel.addEventListener('change', showSttRoute);
 ui.micToggle.addEventListener('click', () => void (mode === 'mic' ? endRun(true) : startMic()));
 ui.fileToggle.addEventListener('click', () => void (mode === 'file' ? endRun(true) : startFile()));
 setInterval(renderReadouts, 250);
@@ -266,6 +286,7 @@ const speak = new SpeakPanel(
   {
     panel: $('tts-panel'),
     model: $<HTMLSelectElement>('tts-model'),
+    route: $('tts-route'),
     voice: $<HTMLSelectElement>('tts-voice'),
     speed: $<HTMLInputElement>('tts-speed'),
     speedOut: $<HTMLOutputElement>('tts-speed-out'),
@@ -295,11 +316,12 @@ async function init(): Promise<void> {
       ...cat.stt.map((m) => {
         const o = document.createElement('option');
         o.value = m.code;
-        o.textContent = m.name === m.code ? m.code : `${m.name} (${m.code})`;
+        o.textContent = m.name;
         return o;
       }),
     );
     setMode('idle');
+    showSttRoute();
     speak.setModels(cat.tts);
   } catch (err) {
     show(ui.pageError, (err as Error).message);

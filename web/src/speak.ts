@@ -21,6 +21,8 @@ const IDLE_CLOSE_MS = 20_000;
 export interface SpeakElements {
   panel: HTMLElement;
   model: HTMLSelectElement;
+  /** Shows the route of the selected model. */
+  route: HTMLElement;
   voice: HTMLSelectElement;
   speed: HTMLInputElement;
   speedOut: HTMLOutputElement;
@@ -53,6 +55,8 @@ export class SpeakPanel {
   private readonly player = new PcmPlayer();
   private discarding = false;
   private closingByUs = false;
+  /** An `error` frame was shown for the current session (its close adds nothing readable). */
+  private sawError = false;
   private sentAt = 0;
   private firstAudioAt: number | null = null;
   private bytes = 0;
@@ -85,7 +89,7 @@ export class SpeakPanel {
   /** Fill the pickers from the catalogue's TTS models. */
   setModels(models: TtsModelInfo[]): void {
     this.models = models;
-    this.el.model.replaceChildren(...models.map((m) => option(m.code, m.name === m.code ? m.code : `${m.name} (${m.code})`)));
+    this.el.model.replaceChildren(...models.map((m) => option(m.code, m.name)));
     const none = models.length === 0;
     this.el.model.disabled = none;
     this.el.speak.disabled = none;
@@ -95,6 +99,7 @@ export class SpeakPanel {
 
   private fillVoices(): void {
     const m = this.models.find((x) => x.code === this.el.model.value);
+    this.el.route.textContent = m ? `${m.dialect === 'unified' ? '/v1/tts/' : '/v1/bridges/unmute/tts/'}${m.code} · unified dialect` : '';
     const voices = m?.voices ?? [];
     this.el.voice.replaceChildren(
       ...(voices.length ? voices.map((v) => option(v.id, voiceLabel(v))) : [option('', m ? 'default voice' : '—')]),
@@ -168,7 +173,8 @@ export class SpeakPanel {
         key,
         auth: 'query',
         route: model.dialect === 'unified' || model.dialect === undefined ? 'direct' : 'bridge',
-        config: { sample_rate: sampleRate, encoding: 'linear16', speed, ...(voice?.language ? { language: voice.language } : {}) },
+        // No `language`: the voice decides it (and voices carry tags like en-us, not §1.3 codes).
+        config: { sample_rate: sampleRate, encoding: 'linear16', speed },
         onMessage: (m) => this.onMessage(m),
         onAudio: (b) => this.onAudio(b),
       });
@@ -184,12 +190,13 @@ export class SpeakPanel {
     this.clientSig = sig;
     this.sampleRate = sampleRate;
     this.discarding = false;
+    this.sawError = false;
     client.on('close', (code, reason) => {
       if (this.client === client) this.client = null;
       const byUs = this.closingByUs;
       this.closingByUs = false;
       const text = describeClose(code, reason);
-      if (text && !byUs) this.showError(`Text-to-speech session ended. ${text}`);
+      if (text && !byUs && !this.sawError) this.showError(`Text-to-speech session ended. ${text}`);
       this.el.stop.disabled = !this.player.playing;
     });
     client.on('error', (e) => this.showError(e.message));
@@ -226,6 +233,7 @@ export class SpeakPanel {
         }
         break;
       case 'error':
+        this.sawError = true;
         this.showError(describeServerError(m.code, m.message));
         break;
       default:

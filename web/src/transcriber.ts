@@ -24,7 +24,15 @@ export interface RunCallbacks {
   onUpdate(): void;
   /** Session id from `ready`. */
   onReady?(sessionId: string): void;
+  /** The server announced the end of the session (an error that closes it): stop the audio source. */
+  onEnding?(): void;
 }
+
+/**
+ * Error codes after which the server ends the session (src/util/errors.ts: a close code is set);
+ * the page stops sending audio at once instead of having it rejected while the session drains.
+ */
+const SESSION_ENDING = new Set(['auth_error', 'config_error', 'rate_limit', 'idle_timeout_exceeded', 'max_connection_duration_exceeded', 'not_found', 'provider_error', 'internal_error']);
 
 /** Options of {@link TranscriptionRun.start}. */
 export interface RunOptions {
@@ -40,6 +48,8 @@ export interface RunOptions {
 export class TranscriptionRun {
   readonly latency = new LatencyTracker(SEND_RATE);
   private closing = false;
+  /** An `error` frame was shown: the close that follows it adds nothing readable. */
+  private sawError = false;
   sessionId = '';
 
   private constructor(
@@ -70,18 +80,21 @@ export class TranscriptionRun {
     for (const m of early) r.handle(m);
     client.on('close', (code, reason) => {
       const text = describeClose(code, reason);
-      if (text && !(r.closing && code === 1000)) r.cb.onError(text);
+      if (text && !r.sawError) r.cb.onError(text);
       r.cb.onClosed(code);
     });
     client.on('error', (e) => r.cb.onError(e.message));
     return r;
   }
 
-  /** Send 16 kHz linear16 samples as one binary frame. */
-  send(pcm: Int16Array): void {
+  /**
+   * Send 16 kHz linear16 samples as one binary frame. `capturedAt` (performance.now() ms) is when
+   * the chunk's last sample was captured (default: now), for the latency readouts.
+   */
+  send(pcm: Int16Array, capturedAt = performance.now()): void {
     if (!this.client.isOpen || this.closing) return;
     this.client.sendAudio(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
-    this.latency.recordSend(pcm.length);
+    this.latency.recordSend(pcm.length, capturedAt);
   }
 
   /** True while the socket is open and `stop` was not called. */
@@ -112,7 +125,12 @@ export class TranscriptionRun {
         break;
       case 'error':
       case 'Error':
+        this.sawError = true;
         this.cb.onError(describeServerError(m.code, m.message));
+        if (SESSION_ENDING.has(m.code) && !this.closing) {
+          this.closing = true;
+          this.cb.onEnding?.();
+        }
         break;
       default:
         break;
