@@ -207,11 +207,17 @@ async function startMic(): Promise<void> {
   let capture: MicCapture;
   try {
     // Microphone first: the permission prompt can take longer than the server's idle timeout.
-    capture = await MicCapture.start((pcm, db) => {
-      showLevel(db);
-      if (run) run.send(pcm);
-      else early.push({ pcm, at: performance.now() });
-    });
+    capture = await MicCapture.start(
+      (pcm, db) => {
+        showLevel(db);
+        if (run) run.send(pcm);
+        else early.push({ pcm, at: performance.now() });
+      },
+      (message) => {
+        sttError(message);
+        void endRun(true);
+      },
+    );
   } catch (err) {
     show(ui.sttError, (err as Error).message);
     setMode('idle');

@@ -37,9 +37,10 @@ export class MicCapture {
 
   /**
    * Ask for the microphone and start capturing. Call from a user gesture (click/keypress).
+   * `onEnded` is called with a readable message if the device goes away while capturing.
    * @throws MicError with a readable message when the microphone cannot be used.
    */
-  static async start(onChunk: ChunkHandler): Promise<MicCapture> {
+  static async start(onChunk: ChunkHandler, onEnded: (message: string) => void = () => {}): Promise<MicCapture> {
     if (!navigator.mediaDevices?.getUserMedia) {
       throw new MicError('This page cannot use the microphone: browsers only allow it on https:// or http://localhost pages.');
     }
@@ -68,7 +69,9 @@ export class MicCapture {
       sink.gain.value = 0;
       source.connect(node).connect(sink).connect(ctx.destination);
       await ctx.resume();
-      return new MicCapture(ctx, stream, node, finished);
+      const capture = new MicCapture(ctx, stream, node, finished);
+      for (const t of stream.getAudioTracks()) t.addEventListener('ended', () => capture.done === null && onEnded('The microphone was disconnected or taken by another application.'));
+      return capture;
     } catch (err) {
       stream.getTracks().forEach((t) => t.stop());
       void ctx.close();
