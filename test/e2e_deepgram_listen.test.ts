@@ -6,8 +6,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import { readFileSync } from 'node:fs';
 import { listenServerMessageSchema } from '../src/protocol/deepgram/schema.js';
-import { finalText, loadClip, openSocket, silence, startTestServer, type RecordingClient, type TestServer } from './helpers.js';
+import { finalText, loadClip, openSocket, sharedData, silence, startTestServer, type RecordingClient, type TestServer } from './helpers.js';
 
 function assertAllValid(c: RecordingClient): void {
   for (const m of c.messages) {
@@ -113,6 +114,28 @@ describe('Deepgram /v1/listen', () => {
     assert.match(alt.transcript, /^[A-Z0-9].*[.?]$/);
     assert.ok(alt.words.every((w) => typeof w.punctuated_word === 'string'));
     assert.match(alt.words[0]!.punctuated_word, /^[A-Z0-9]/);
+  });
+
+  it('multichannel=true transcribes each channel independently with channel_index [i, 2]', async () => {
+    const c = await listen('encoding=linear16&sample_rate=16000&channels=2&multichannel=true&endpointing=300');
+    // The whole stereo WAV, header included: the header is recognised and skipped.
+    await c.sendBinary(Buffer.concat([readFileSync(sharedData('diarization/librispeech_stereo_2spk.wav')), Buffer.alloc(16000 * 2 * 2)]));
+    c.sendJson({ type: 'CloseStream' });
+    assert.equal((await c.closed).code, 1000);
+    assertAllValid(c);
+    const text = (ch: number) =>
+      c
+        .ofType('Results')
+        .filter((m) => m.is_final && (m.channel_index as number[])[0] === ch)
+        .map((m) => (m.channel as { alternatives: { transcript: string }[] }).alternatives[0]!.transcript)
+        .join(' ');
+    for (const m of c.ofType('Results')) assert.equal((m.channel_index as number[])[1], 2);
+    // Left: "he began a confused complaint against the wizard ..."; right: "the horizon seems extremely distant".
+    assert.match(text(0), /complaint|wizard|curtain|confused|vanished/);
+    assert.doesNotMatch(text(0), /horizon|distant/);
+    assert.match(text(1), /horizon|distant|extremely/);
+    assert.doesNotMatch(text(1), /wizard|complaint|curtain/);
+    assert.equal(c.messages.at(-1)!.channels, 2);
   });
 
   it('the legacy empty binary frame ends the stream like CloseStream', async () => {

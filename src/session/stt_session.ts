@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import { AudioInput, COMPRESSED_ENCODINGS, STREAM_ENCODINGS, STREAM_SAMPLE_RATES, type StreamEncoding } from '../audio/input.js';
 import type { Limits, SttModelEntry } from '../config/config.js';
 import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types.js';
+import { ChannelFanout } from './channel_fanout.js';
 import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
 import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
 
@@ -143,7 +144,8 @@ export class SttSession {
   readonly createdAt = new Date();
   private st: SttSessionState = 'awaiting_init';
   private info: SessionInfo | null = null;
-  private stream: SttStream | null = null;
+  /** The engine stream(s): one per transcript channel (one unless multichannel). */
+  private stream: ChannelFanout | null = null;
   private input: AudioInput | null = null;
   private readonly pending: ClientCommand[] = [];
   private readonly sha: Hash = createHash('sha256');
@@ -153,7 +155,7 @@ export class SttSession {
   private closeCodeSent: number | null = null;
   private pausedTimer: NodeJS.Timeout | null = null;
   /** Utterance-end tracking (Deepgram `UtteranceEnd`, §2.4): end (s) of the last final word not yet reported. */
-  private ueLastWordEnd: number | null = null;
+  private ueLastWordEnd: (number | null)[] = [];
   private ueMs: number | null = null;
   private readonly idleSeconds: number;
 
@@ -282,10 +284,12 @@ export class SttSession {
     }
     this.st = 'starting';
     this.armIdle(this.idleSeconds);
-    let stream: SttStream;
+    const nStreams = init.multichannel ? init.channels : 1;
+    const streams: SttStream[] = [];
     try {
-      stream = await this.o.engine.start(init.stream);
+      for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream));
     } catch (err) {
+      for (const s of streams) s.abort();
       const e = toVoxgateError(err);
       if (this.st !== 'starting') return;
       this.fatal(e.closeCode ?? CloseCode.INTERNAL, e.code, e.code, e.message);
@@ -293,15 +297,18 @@ export class SttSession {
     }
     if (this.st !== 'starting') {
       // The client vanished or a timer ended the session while the decoder was being acquired.
-      stream.abort();
+      for (const s of streams) s.abort();
       return;
     }
+    const stream = new ChannelFanout(streams);
     this.stream = stream;
+    this.ueLastWordEnd = new Array<number | null>(nStreams).fill(null);
     this.input = new AudioInput({
       encoding: init.encoding,
       sampleRate: init.sampleRate,
       channels: init.channels,
       targetRate: this.o.engine.capabilities.inputSampleRate,
+      keepChannels: init.multichannel,
     });
     this.info = {
       sessionId: this.id,
@@ -311,25 +318,24 @@ export class SttSession {
       channels: init.channels,
       engine: { id: this.o.engine.id, version: this.o.engine.version ?? 'unknown' },
       vadEvents: init.vadEvents,
-      transcriptChannels: 1,
+      transcriptChannels: nStreams,
     };
     this.ueMs = init.utteranceEndMs;
     const info = this.info;
-    const channel = 0;
-    stream.on('partial', (result) => {
-      if (result.transcript) this.ueLastWordEnd = null; // speech resumed before the gap elapsed
+    stream.on('partial', (result, channel) => {
+      if (result.transcript) this.ueLastWordEnd[channel] = null; // speech resumed before the gap elapsed
       this.emit({ kind: 'partial', info, channel, result });
     });
-    stream.on('final', (result) => {
+    stream.on('final', (result, channel) => {
       this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
       this.emit({ kind: 'final', info, channel, result });
       if (this.ueMs !== null && result.transcript) {
         const ends = (result.words ?? []).map((w) => w.end);
-        this.ueLastWordEnd = ends.length > 0 ? Math.max(...ends) : result.start + result.duration;
+        this.ueLastWordEnd[channel] = ends.length > 0 ? Math.max(...ends) : result.start + result.duration;
         this.checkUtteranceEnd();
       }
     });
-    stream.on('speech_started', ({ timestamp }) => this.emit({ kind: 'speech_started', info, channel, timestamp }));
+    stream.on('speech_started', ({ timestamp }, channel) => this.emit({ kind: 'speech_started', info, channel, timestamp }));
     stream.on('error', (err) => {
       this.log.error({ err }, 'engine stream failed');
       this.fatal(CloseCode.INTERNAL, 'engine error', 'internal_error', `speech engine failed: ${err.message}`);
@@ -347,7 +353,11 @@ export class SttSession {
     this.sha.update(bytes);
     let pcm: Int16Array;
     try {
-      pcm = this.input!.push(bytes).pcm;
+      const chunk = this.input!.push(bytes);
+      if (chunk.wavHeader && this.stream!.channels > 1 && chunk.wavHeader.channels !== this.stream!.channels) {
+        throw new VoxgateError('invalid_request', `multichannel session was opened for ${this.stream!.channels} channels but the WAV header declares ${chunk.wavHeader.channels}`);
+      }
+      pcm = chunk.pcm;
     } catch (err) {
       const e = toVoxgateError(err);
       this.sendError(e.code, e.message);
@@ -363,13 +373,14 @@ export class SttSession {
    * (audio time, not wall time, so it is exact for faster-than-real-time input too).
    */
   private checkUtteranceEnd(): void {
-    if (this.ueMs === null || this.ueLastWordEnd === null || !this.stream || !this.info) return;
+    if (this.ueMs === null || !this.stream || !this.info) return;
     const decoded = this.stream.audioSeconds - this.stream.backlogSeconds;
-    if (decoded * 1000 >= this.ueLastWordEnd * 1000 + this.ueMs) {
-      const lastWordEnd = this.ueLastWordEnd;
-      this.ueLastWordEnd = null;
-      this.emit({ kind: 'utterance_end', info: this.info, channel: 0, lastWordEnd });
-    }
+    this.ueLastWordEnd.forEach((lastWordEnd, channel) => {
+      if (lastWordEnd !== null && decoded * 1000 >= lastWordEnd * 1000 + this.ueMs!) {
+        this.ueLastWordEnd[channel] = null;
+        this.emit({ kind: 'utterance_end', info: this.info!, channel, lastWordEnd });
+      }
+    });
   }
 
   /**
