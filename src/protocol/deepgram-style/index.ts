@@ -101,6 +101,8 @@ export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessag
     }
     case 'speech_started':
       return ev.info.vadEvents ? [{ type: 'SpeechStarted', channel: [0, 1], timestamp: round(ev.timestamp) }] : [];
+    case 'utterance_end':
+      return [{ type: 'UtteranceEnd', channel: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1], last_word_end: round(ev.lastWordEnd) }];
     case 'error':
       return [{ type: 'Error', code: ev.code, message: ev.message }];
     case 'ended':

@@ -44,6 +44,7 @@ export function encodeUnified(ev: SessionEvent): UnifiedServerMessage[] {
     case 'error':
       return [{ type: 'error', code: ev.code, message: ev.message }];
     case 'speech_started':
+    case 'utterance_end':
     case 'ended':
       return [];
   }
