@@ -7,6 +7,7 @@
  */
 import type { SttFinal, SttPartial } from '../engines/stt/types.js';
 import type { ErrorCode } from '../util/errors.js';
+import type { FormatOptions } from '../text/format.js';
 import type { SttModelEntry, SttDialectName } from '../config/config.js';
 
 /**
@@ -42,6 +43,8 @@ export interface SttInitRequest {
    * (Deepgram `utterance_end_ms`, §2.4). Undefined/null: off.
    */
   utteranceEndMs?: number | null;
+  /** Transcript formatting asked for in `init.config` (`smart_format`, `punctuate`, `numerals`; §1.4). */
+  format?: FormatOptions;
 }
 
 /** A parsed client frame. `invalid` carries the error the dialect detected. */
@@ -69,6 +72,8 @@ export interface SessionInfo {
   vadEvents: boolean;
   /** Independent transcript channels: `channels` when multichannel, else 1 (Deepgram `channel_index[1]`). Default 1. */
   transcriptChannels?: number;
+  /** Formatting for finals (catalogue dialects; query dialects carry their own). Absent: none. */
+  format?: FormatOptions;
 }
 
 /** Something the session reports to the client. */

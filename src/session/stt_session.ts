@@ -89,6 +89,7 @@ interface ResolvedInit {
   multichannel: boolean;
   /** ms, or null when utterance-end events are off. */
   utteranceEndMs: number | null;
+  format?: SttInitRequest['format'];
 }
 
 /**
@@ -134,6 +135,7 @@ export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: Stt
     vadEvents: req.vadEvents ?? false,
     multichannel: (req.multichannel ?? false) && channels > 1,
     utteranceEndMs: req.utteranceEndMs ?? null,
+    format: req.format,
   };
 }
 
@@ -319,6 +321,7 @@ export class SttSession {
       engine: { id: this.o.engine.id, version: this.o.engine.version ?? 'unknown' },
       vadEvents: init.vadEvents,
       transcriptChannels: nStreams,
+      format: init.format,
     };
     this.ueMs = init.utteranceEndMs;
     const info = this.info;
