@@ -30,6 +30,8 @@ export interface TtsModelInfo {
   dialect: string;
   voices: TtsVoiceInfo[];
   defaultVoice?: string;
+  /** Accepted `speed` range, or null when the engine cannot change speed (undefined: unknown). */
+  speed?: { min: number; max: number } | null;
 }
 
 /** Both halves of the catalogue. */
@@ -84,7 +86,9 @@ export async function fetchCatalogue(): Promise<Catalogue> {
       const rawVoices = Array.isArray(m.voices) ? m.voices : Array.isArray(caps.voices) ? caps.voices : [];
       const voices = rawVoices.map(parseVoice).filter((v): v is TtsVoiceInfo => v !== null);
       const def = str(m.default_voice) ?? str(m.defaultVoice) ?? str(caps.default_voice);
-      out.tts.push({ code, name, dialect, voices, defaultVoice: def });
+      const sp = caps.speed as { min?: unknown; max?: unknown } | null | undefined;
+      const speed = sp === null ? null : num(sp?.min) !== undefined && num(sp?.max) !== undefined ? { min: sp!.min as number, max: sp!.max as number } : undefined;
+      out.tts.push({ code, name, dialect, voices, defaultVoice: def, speed });
     }
   }
   return out;

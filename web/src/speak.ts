@@ -99,6 +99,12 @@ export class SpeakPanel {
 
   private fillVoices(): void {
     const m = this.models.find((x) => x.code === this.el.model.value);
+    const sp = m?.speed;
+    this.el.speed.disabled = sp === null;
+    this.el.speed.min = String(sp ? Math.max(0.5, sp.min) : 0.5);
+    this.el.speed.max = String(sp ? Math.min(2, sp.max) : 2);
+    if (sp === null) this.el.speed.value = '1';
+    this.el.speed.dispatchEvent(new Event('input'));
     this.el.route.textContent = m ? `${m.dialect === 'unified' ? '/v1/tts/' : '/v1/bridges/unmute/tts/'}${m.code} · unified dialect` : '';
     const voices = m?.voices ?? [];
     this.el.voice.replaceChildren(
@@ -174,7 +180,8 @@ export class SpeakPanel {
         auth: 'query',
         route: model.dialect === 'unified' || model.dialect === undefined ? 'direct' : 'bridge',
         // No `language`: the voice decides it (and voices carry tags like en-us, not §1.3 codes).
-        config: { sample_rate: sampleRate, encoding: 'linear16', speed },
+        // `speed` only when changed, so engines that cannot change speed accept the default.
+        config: { sample_rate: sampleRate, encoding: 'linear16', ...(speed !== 1 ? { speed } : {}) },
         onMessage: (m) => this.onMessage(m),
         onAudio: (b) => this.onAudio(b),
       });
