@@ -79,6 +79,15 @@ async function openPage(opts: { storedKey?: string; width?: number } = {}): Prom
   return { ctx, page, problems };
 }
 
+/** Poll `cond` (WebSocket frames reach playwright asynchronously) for up to 5 s. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > 5000) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function enterKey(page: Page, key: string): Promise<void> {
   await page.getByRole('textbox', { name: 'API key' }).fill(key);
   await page.getByRole('textbox', { name: 'API key' }).press('Enter');
@@ -194,7 +203,7 @@ test('microphone: captions contain the clip key words, interim replaced, latency
     await page.getByRole('button', { name: 'Stop microphone' }).click();
     await page.waitForSelector('body[data-stt="idle"]');
     await page.waitForFunction(() => /ended/.test(document.querySelector('#stt-status')?.textContent ?? ''));
-    assert.ok(frames.some((f) => JSON.parse(f).type === 'close'), 'close was sent');
+    await until(() => frames.some((f) => JSON.parse(f).type === 'close'), 'close sent');
     assert.equal(await page.locator('#stt-error').isVisible(), false, await page.locator('#stt-error').textContent() ?? '');
     assert.deepEqual(problems, []);
     process.stdout.write(`# playground mic: time to first partial ${ttfp}; end of speech → final ${eos}\n`);
@@ -300,14 +309,23 @@ test('speak: audio streamed and played as it arrives; Stop sends clear and silen
     assert.equal(await page.locator('#tts-panel').getAttribute('data-playing'), 'true', 'audio should still be playing when Stop is pressed');
     await page.getByRole('button', { name: 'Stop' }).click();
     assert.equal(await page.locator('#tts-panel').getAttribute('data-playing'), 'false');
-    await page.waitForFunction(() => true);
-    assert.ok(sent.some((f) => JSON.parse(f).type === 'clear'), `clear not sent: ${JSON.stringify(sent)}`);
+    await until(() => sent.some((f) => JSON.parse(f).type === 'clear'), `clear sent (sent: ${sent.join(' ')})`);
     await page.waitForFunction(() => document.querySelector('#tts-status')?.textContent?.includes('Stopped'));
-    const waitCleared = Date.now();
-    while (!received.some((f) => JSON.parse(f).type === 'cleared') && Date.now() - waitCleared < 5000) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(received.some((f) => JSON.parse(f).type === 'cleared'), 'server did not acknowledge clear');
+    await until(() => received.some((f) => JSON.parse(f).type === 'cleared'), 'cleared from the server');
     await page.screenshot({ path: path.join(ARTIFACTS, '8-speak-stopped.png'), fullPage: true });
     assert.equal(await page.locator('#tts-error').isVisible(), false, (await page.locator('#tts-error').textContent()) ?? '');
+
+    // The other audio form of §1.5: `audio_chunk` base64 messages instead of binary frames.
+    const catalogue = (await (await fetch(origin + '/v1/models')).json()) as { models: { code: string; service_type?: string; audio_framing?: string }[] };
+    const b64 = catalogue.models.find((m) => m.service_type === 'tts' && m.audio_framing === 'base64');
+    if (b64) {
+      await page.locator('#tts-model').selectOption(b64.code);
+      await page.getByLabel('Text to speak').fill('Hello from the base sixty four model.');
+      await page.getByRole('button', { name: 'Speak' }).click();
+      await page.waitForFunction(() => document.querySelector('#tts-status')?.textContent?.startsWith('Done'), null, { timeout: 20_000 });
+      await until(() => received.some((f) => JSON.parse(f).type === 'audio_chunk'), 'audio_chunk from a base64-framed model');
+      assert.ok(Number(await page.locator('#tts-decoded').getAttribute('data-seconds')) > 0.5, 'base64 audio not decoded');
+    }
     assert.deepEqual(problems, []);
   } finally {
     await ctx.close();
