@@ -42,10 +42,10 @@ export interface TestServer extends RunningVoxgate {
 }
 
 /** Start a gateway with test defaults; `limits` override the default limits. */
-export async function startTestServer(limits: Partial<VoxgateConfig['limits']> = {}, engines: VoxgateConfig['engines'] = {}, extra: Partial<VoxgateConfig> = {}): Promise<TestServer> {
+export async function startTestServer(limits: Partial<VoxgateConfig['limits']> = {}, engines: VoxgateConfig['engines'] = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'voxgate-test-'));
   const base = loadConfig();
-  const config: VoxgateConfig = { ...base, ...extra, limits: { ...base.limits, ...limits }, engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 6 }, ...engines } };
+  const config: VoxgateConfig = { ...base, limits: { ...base.limits, ...limits }, engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 6 }, ...engines } };
   const v = await startVoxgate({ port: 0, host: '127.0.0.1', dataDir, config, logLevel: process.env.VOXGATE_TEST_LOG ?? 'silent' });
   const { key } = v.keys.create('test');
   return {

@@ -66,32 +66,6 @@ const compatSchema = z
   })
   .strict();
 
-const httpSchema = z
-  .object({
-    /** Largest accepted upload on the pre-recorded routes, bytes (HTTP 413 beyond). Default 512 MiB. */
-    maxBodyBytes: z.number().int().positive().default(512 * 1024 * 1024),
-    fetch: z
-      .object({
-        /**
-         * Allow `{"url": …}` bodies. Off by default: fetching arbitrary URLs from a server is a
-         * request-forgery risk (issue #3).
-         */
-        enabled: z.boolean().default(false),
-        /**
-         * Hosts that may be fetched (exact host names or IP literals). A host that resolves to a
-         * loopback, link-local or private address is refused unless that address (or `localhost`) is listed.
-         */
-        allowHosts: z.array(z.string().min(1)).default([]),
-        /** Give up after this many seconds. */
-        timeoutSeconds: z.number().positive().default(30),
-      })
-      .strict()
-      .default({ enabled: false, allowHosts: [], timeoutSeconds: 30 }),
-  })
-  .strict();
-/** HTTP (pre-recorded) settings. */
-export type HttpSettings = z.infer<typeof httpSchema>;
-
 /** The whole configuration file shape. Unknown keys are rejected to catch typos. */
 export const configSchema = z
   .object({
@@ -99,7 +73,6 @@ export const configSchema = z
     limits: limitsSchema.partial().optional(),
     engines: z.record(z.string(), engineSchema.partial()).optional(),
     compat: compatSchema.optional(),
-    http: httpSchema.partial().optional(),
   })
   .strict();
 
@@ -109,7 +82,6 @@ export interface VoxgateConfig {
   limits: Limits;
   engines: Record<string, z.infer<typeof engineSchema>>;
   compat: z.infer<typeof compatSchema>;
-  http: HttpSettings;
 }
 
 /** The built-in catalogue: the embedded English engine in both STT dialects. */
@@ -172,7 +144,7 @@ export function loadConfig(file?: string): VoxgateConfig {
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}) };
+  return { stt: { models }, limits: limitsSchema.parse(raw.limits ?? {}), engines, compat };
 }
 
 /** Engine settings for `id`, defaults filled in. */

@@ -27,7 +27,6 @@ import type { SttDialect, SttInitRequest } from '../protocol/events.js';
 import { VoxgateError } from '../util/errors.js';
 import { presentedKey, redactUrl } from './auth.js';
 import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_routes.js';
-import { registerHttpSttRoutes } from './http_stt.js';
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
 import { playgroundPlugin } from './static.js';
@@ -118,7 +117,6 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
 
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
-  registerHttpSttRoutes(app, { config, engines, keys }); // issue #3: pre-recorded POST routes (src/server/http_stt.ts)
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/models', async () => ({ models: modelList() }));
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
