@@ -34,11 +34,21 @@ export interface AudioInputOptions {
   channels: number;
   /** Hz the engine consumes. */
   targetRate: number;
+  /**
+   * Keep the channels (interleaved, each resampled) instead of downmixing to mono — Deepgram
+   * `multichannel=true` (protocols.md §2.2). Default false.
+   */
+  keepChannels?: boolean;
+  /**
+   * The input is a byte stream with arbitrary chunk boundaries (an HTTP body), not whole-sample
+   * WebSocket frames: partial samples are carried to the next push instead of rejected. Default false.
+   */
+  byteStream?: boolean;
 }
 
 /** What one pushed frame produced. */
 export interface AudioChunk {
-  /** Mono PCM at the target rate (may be empty). */
+  /** PCM at the target rate (may be empty): mono, or interleaved channels with `keepChannels`. */
   pcm: Int16Array;
   /** Set when this frame began with a RIFF/WAVE header that was consumed. */
   wavHeader?: WavHeader;
@@ -55,6 +65,8 @@ export class AudioInput {
   private sampleRate: number;
   private channels: number;
   private resampler: Resampler;
+  /** Per-channel resamplers (`keepChannels` with more than one channel). */
+  private channelResamplers: Resampler[] = [];
   private readonly sniffer = new RiffSniffer();
   /** WAV mode: the input is a byte stream (a file), so partial samples are carried between frames. */
   private wav = false;
@@ -67,6 +79,17 @@ export class AudioInput {
     this.sampleRate = opts.sampleRate;
     this.channels = opts.channels;
     this.resampler = new Resampler(opts.sampleRate, opts.targetRate);
+    this.wav = opts.byteStream ?? false;
+  }
+
+  /** Channels per frame of {@link AudioChunk.pcm}: 1, or the input's channels with `keepChannels`. */
+  get outputChannels(): number {
+    return this.opts.keepChannels ? this.channels : 1;
+  }
+
+  /** Bytes a WAV header announced that have not arrived (a truncated file), or 0. */
+  get missingBytes(): number {
+    return this.wavRemaining ?? 0;
   }
 
   /** Bytes per sample frame (all channels) of the current format. */
@@ -115,6 +138,7 @@ export class AudioInput {
 
   /** Drain the resampler's tail at end of stream. */
   flush(): Int16Array {
+    if (this.channelResamplers.length > 0) return interleave(this.channelResamplers.map((r) => r.flush()));
     return this.resampler.flush();
   }
 
@@ -148,7 +172,30 @@ export class AudioInput {
         pcm = decodeAlaw(bytes);
         break;
     }
+    if (this.channels > 1 && this.opts.keepChannels) {
+      if (this.channelResamplers.length !== this.channels) {
+        this.channelResamplers = Array.from({ length: this.channels }, () => new Resampler(this.sampleRate, this.opts.targetRate));
+      }
+      const n = this.channels;
+      const frames = pcm.length / n;
+      return interleave(
+        this.channelResamplers.map((r, c) => {
+          const ch = new Int16Array(frames);
+          for (let i = 0; i < frames; i++) ch[i] = pcm[i * n + c]!;
+          return r.process(ch);
+        }),
+      );
+    }
     if (this.channels > 1) pcm = downmix(pcm, this.channels);
     return this.resampler.process(pcm);
   }
+}
+
+/** Interleave equal-length channel arrays into one frame-ordered array. */
+function interleave(chans: Int16Array[]): Int16Array {
+  const n = chans.length;
+  const frames = Math.min(...chans.map((c) => c.length));
+  const out = new Int16Array(frames * n);
+  for (let i = 0; i < frames; i++) for (let c = 0; c < n; c++) out[i * n + c] = chans[c]![i]!;
+  return out;
 }
