@@ -10,6 +10,8 @@ APT_PACKAGES=(
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pkg-config
   # native addon toolchain (node-gyp)
   g++ make python3
+  # headless browser for the playground test (test/playground.test.ts, driven by playwright-core)
+  chromium
 )
 
 missing=()

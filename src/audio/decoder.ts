@@ -173,18 +173,21 @@ interface Backend extends EventEmitter {
 /** Raw PCM / G.711 through {@link AudioInput}. */
 class RawBackend extends EventEmitter implements Backend {
   private readonly input: AudioInput;
+  private readonly targetRate: number;
   constructor(
     o: { encoding: 'linear16' | 'mulaw' | 'alaw'; sampleRate: number; channels: number; targetRate: number; keep: boolean; byteStream: boolean },
     private readonly strict: boolean,
   ) {
     super();
+    this.targetRate = o.targetRate;
     this.input = new AudioInput({ encoding: o.encoding, sampleRate: o.sampleRate, channels: o.channels, targetRate: o.targetRate, keepChannels: o.keep, byteStream: o.byteStream });
   }
   get channels(): number {
     return this.input.outputChannels;
   }
   write(b: Uint8Array): boolean {
-    const { pcm } = this.input.push(b);
+    const { pcm, wavHeader } = this.input.push(b);
+    if (wavHeader) this.emit('format', { channels: this.channels, sampleRate: this.targetRate });
     if (pcm.length > 0) this.emit('pcm', pcm);
     return true;
   }

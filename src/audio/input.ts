@@ -11,7 +11,7 @@
  */
 import { VoxgateError } from '../util/errors.js';
 import { decodeAlaw, decodeMulaw } from './g711.js';
-import { bytesToInt16LE, downmix } from './pcm.js';
+import { bytesToInt16LE, deinterleave, downmix, interleave } from './pcm.js';
 import { Resampler } from './resample.js';
 import { RiffSniffer, WavFormatError, type WavHeader } from './wav.js';
 
@@ -35,8 +35,8 @@ export interface AudioInputOptions {
   /** Hz the engine consumes. */
   targetRate: number;
   /**
-   * Keep the channels (interleaved, each resampled) instead of downmixing to mono — Deepgram
-   * `multichannel=true` (protocols.md §2.2). Default false.
+   * Keep the channels (Deepgram `multichannel=true`): output is interleaved `channels`-channel PCM at
+   * the target rate, each channel resampled on its own. Default false: downmix to mono.
    */
   keepChannels?: boolean;
   /**
@@ -65,7 +65,7 @@ export class AudioInput {
   private sampleRate: number;
   private channels: number;
   private resampler: Resampler;
-  /** Per-channel resamplers (`keepChannels` with more than one channel). */
+  /** Per-channel resamplers with `keepChannels` (created on first use, as the WAV header may change the count). */
   private channelResamplers: Resampler[] = [];
   private readonly sniffer = new RiffSniffer();
   /** WAV mode: the input is a byte stream (a file), so partial samples are carried between frames. */
@@ -87,7 +87,7 @@ export class AudioInput {
     return this.opts.keepChannels ? this.channels : 1;
   }
 
-  /** Bytes a WAV header announced that have not arrived (a truncated file), or 0. */
+  /** Bytes a WAV header announced that have not arrived yet (a truncated file at end of stream), or 0. */
   get missingBytes(): number {
     return this.wavRemaining ?? 0;
   }
@@ -136,9 +136,9 @@ export class AudioInput {
     return { pcm: this.convert(bytes), wavHeader };
   }
 
-  /** Drain the resampler's tail at end of stream. */
+  /** Drain the resampler's tail at end of stream (interleaved with `keepChannels`). */
   flush(): Int16Array {
-    if (this.channelResamplers.length > 0) return interleave(this.channelResamplers.map((r) => r.flush()));
+    if (this.opts.keepChannels && this.channels > 1) return interleave(this.channelResamplers.map((r) => r.flush()));
     return this.resampler.flush();
   }
 
@@ -155,6 +155,7 @@ export class AudioInput {
     if (h.sampleRate !== this.sampleRate) {
       this.sampleRate = h.sampleRate;
       this.resampler = new Resampler(h.sampleRate, this.opts.targetRate);
+      this.channelResamplers = [];
     }
   }
 
@@ -176,26 +177,9 @@ export class AudioInput {
       if (this.channelResamplers.length !== this.channels) {
         this.channelResamplers = Array.from({ length: this.channels }, () => new Resampler(this.sampleRate, this.opts.targetRate));
       }
-      const n = this.channels;
-      const frames = pcm.length / n;
-      return interleave(
-        this.channelResamplers.map((r, c) => {
-          const ch = new Int16Array(frames);
-          for (let i = 0; i < frames; i++) ch[i] = pcm[i * n + c]!;
-          return r.process(ch);
-        }),
-      );
+      return interleave(deinterleave(pcm, this.channels).map((c, i) => this.channelResamplers[i]!.process(c)));
     }
     if (this.channels > 1) pcm = downmix(pcm, this.channels);
     return this.resampler.process(pcm);
   }
-}
-
-/** Interleave equal-length channel arrays into one frame-ordered array. */
-function interleave(chans: Int16Array[]): Int16Array {
-  const n = chans.length;
-  const frames = Math.min(...chans.map((c) => c.length));
-  const out = new Int16Array(frames * n);
-  for (let i = 0; i < frames; i++) for (let c = 0; c < n; c++) out[i * n + c] = chans[c]![i]!;
-  return out;
 }

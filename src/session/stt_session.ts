@@ -25,6 +25,7 @@ import { COMPRESSED_STREAM_ENCODINGS, RAW_ENCODINGS, createPcmDecoder, isRawEnco
 import { STREAM_SAMPLE_RATES } from '../audio/input.js';
 import type { Limits, SttModelEntry } from '../config/config.js';
 import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types.js';
+import { ChannelFanout } from './channel_fanout.js';
 import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
 import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
 
@@ -69,6 +70,13 @@ export interface SttSessionOptions {
   log: Logger;
   /** Called once when the session reaches `closed`. */
   onClosed?: (s: SttSession) => void;
+  /**
+   * Settings already known from the URL (Deepgram `/v1/listen`, smallest.ai query strings): the session
+   * starts at once, with no `init` frame, and must have been validated with {@link resolveInit}.
+   */
+  init?: SttInitRequest;
+  /** Request id to report (Deepgram `request_id`, the `dg-request-id` header). Default: a new UUID. */
+  requestId?: string;
   observer?: SessionObserver;
 }
 
@@ -80,6 +88,10 @@ interface ResolvedInit {
   sampleRate: number;
   channels: number;
   vadEvents: boolean;
+  multichannel: boolean;
+  /** ms, or null when utterance-end events are off. */
+  utteranceEndMs: number | null;
+  format?: SttInitRequest['format'];
 }
 
 /**
@@ -120,17 +132,22 @@ export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: Stt
     sampleRate,
     channels,
     vadEvents: req.vadEvents ?? false,
+    multichannel: (req.multichannel ?? false) && channels > 1,
+    utteranceEndMs: req.utteranceEndMs ?? null,
+    format: req.format,
   };
 }
 
 /** One client connection on a streaming STT route. Drive it with `handleText`/`handleBinary`/`handleTransportClose`. */
 export class SttSession {
   readonly id = 'sess_' + randomBytes(9).toString('base64url');
-  readonly requestId = randomUUID();
+  readonly requestId: string;
   readonly createdAt = new Date();
   private st: SttSessionState = 'awaiting_init';
   private info: SessionInfo | null = null;
-  private stream: SttStream | null = null;
+  /** The engine stream(s): one per transcript channel (one unless multichannel). */
+  private stream: ChannelFanout | null = null;
+  /** Client bytes → PCM (raw in-process; compressed through ffmpeg / WASM). */
   private decoder: PcmDecoder | null = null;
   private readonly pending: ClientCommand[] = [];
   private readonly sha: Hash = createHash('sha256');
@@ -139,10 +156,17 @@ export class SttSession {
   private readonly log: Logger;
   private closeCodeSent: number | null = null;
   private pausedTimer: NodeJS.Timeout | null = null;
+  /** Utterance-end tracking (Deepgram `UtteranceEnd`, §2.4): end (s) of the last final word not yet reported. */
+  private ueLastWordEnd: (number | null)[] = [];
+  private ueMs: number | null = null;
+  private readonly idleSeconds: number;
 
   constructor(private readonly o: SttSessionOptions) {
+    this.requestId = o.requestId ?? randomUUID();
     this.log = o.log.child({ session_id: this.id, model: o.model.code });
-    this.armIdle(o.limits.initTimeoutSeconds);
+    this.idleSeconds = o.dialect.idleTimeoutSeconds ?? o.limits.idleTimeoutSeconds;
+    if (o.init) void this.start(o.init);
+    else this.armIdle(o.limits.initTimeoutSeconds);
     this.maxTimer = setTimeout(() => this.expire('max_connection_duration_exceeded', `session exceeded the maximum duration of ${o.limits.maxSessionSeconds} s`), o.limits.maxSessionSeconds * 1000);
     this.maxTimer.unref();
   }
@@ -189,7 +213,10 @@ export class SttSession {
       this.sendError('payload_too_large', `frame of ${data.length} bytes exceeds the ${this.o.limits.maxFrameBytes}-byte limit; the frame was rejected`);
       return;
     }
-    if (data.length === 0) return;
+    if (data.length === 0) {
+      if (this.o.dialect.emptyBinaryCloses) this.dispatch({ kind: 'close' });
+      return;
+    }
     this.dispatch({ kind: 'audio', data });
   }
 
@@ -211,7 +238,9 @@ export class SttSession {
     }
     switch (cmd.kind) {
       case 'invalid':
-        if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
+        if (this.o.dialect.closeFor) {
+          this.sendError(cmd.code, cmd.message);
+        } else if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
           this.fatal(CloseCode.POLICY, 'config_error', 'config_error', cmd.message);
         } else {
           this.sendError(cmd.code, cmd.message);
@@ -257,21 +286,23 @@ export class SttSession {
       return;
     }
     this.st = 'starting';
-    this.armIdle(this.o.limits.idleTimeoutSeconds);
-    // Created before the engine stream so an ffmpeg child starts while a decoder is acquired.
+    this.armIdle(this.idleSeconds);
+    const nStreams = init.multichannel ? init.channels : 1;
+    // Created before the engine streams so an ffmpeg child starts while decoders are acquired.
     const decoder = createPcmDecoder({
       encoding: init.encoding,
       sampleRate: init.sampleRate,
       channels: init.channels,
       targetRate: this.o.engine.capabilities.inputSampleRate,
-      outputChannels: 1,
+      outputChannels: init.multichannel ? 'keep' : 1,
     });
     decoder.on('error', (e) => this.onDecoderError(e));
     this.decoder = decoder;
-    let stream: SttStream;
+    const streams: SttStream[] = [];
     try {
-      stream = await this.o.engine.start(init.stream);
+      for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream));
     } catch (err) {
+      for (const s of streams) s.abort();
       const e = toVoxgateError(err);
       if (this.st !== 'starting') return;
       this.fatal(e.closeCode ?? CloseCode.INTERNAL, e.code, e.code, e.message);
@@ -279,14 +310,24 @@ export class SttSession {
     }
     if (this.st !== 'starting') {
       // The client vanished or a timer ended the session while the decoder was being acquired.
-      stream.abort();
+      for (const s of streams) s.abort();
       return;
     }
+    const stream = new ChannelFanout(streams);
     this.stream = stream;
+    this.ueLastWordEnd = new Array<number | null>(nStreams).fill(null);
+    decoder.on('format', ({ channels }) => {
+      if (nStreams > 1 && channels !== nStreams) {
+        this.onDecoderError(new VoxgateError('invalid_audio', `multichannel session was opened for ${nStreams} channels but the audio has ${channels}`));
+      }
+    });
     decoder.on('pcm', (pcm) => {
       if (this.st === 'closed') return;
       stream.write(pcm);
-      if (!decoder.synchronous) this.applyBackpressure();
+      if (!decoder.synchronous) {
+        this.applyBackpressure();
+        this.checkUtteranceEnd();
+      }
     });
     this.info = {
       sessionId: this.id,
@@ -296,14 +337,25 @@ export class SttSession {
       channels: init.channels,
       engine: { id: this.o.engine.id, version: this.o.engine.version ?? 'unknown' },
       vadEvents: init.vadEvents,
+      transcriptChannels: nStreams,
+      format: init.format,
     };
+    this.ueMs = init.utteranceEndMs;
     const info = this.info;
-    stream.on('partial', (result) => this.emit({ kind: 'partial', info, result }));
-    stream.on('final', (result) => {
-      this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
-      this.emit({ kind: 'final', info, result });
+    stream.on('partial', (result, channel) => {
+      if (result.transcript) this.ueLastWordEnd[channel] = null; // speech resumed before the gap elapsed
+      this.emit({ kind: 'partial', info, channel, result });
     });
-    stream.on('speech_started', ({ timestamp }) => this.emit({ kind: 'speech_started', info, timestamp }));
+    stream.on('final', (result, channel) => {
+      this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
+      this.emit({ kind: 'final', info, channel, result });
+      if (this.ueMs !== null && result.transcript) {
+        const ends = (result.words ?? []).map((w) => w.end);
+        this.ueLastWordEnd[channel] = ends.length > 0 ? Math.max(...ends) : result.start + result.duration;
+        this.checkUtteranceEnd();
+      }
+    });
+    stream.on('speech_started', ({ timestamp }, channel) => this.emit({ kind: 'speech_started', info, channel, timestamp }));
     stream.on('error', (err) => {
       this.log.error({ err }, 'engine stream failed');
       this.fatal(CloseCode.INTERNAL, 'engine error', 'internal_error', `speech engine failed: ${err.message}`);
@@ -328,6 +380,22 @@ export class SttSession {
       return;
     }
     this.applyBackpressure();
+    this.checkUtteranceEnd();
+  }
+
+  /**
+   * Emit `utterance_end` once the decoded audio passes the last final word's end by `utteranceEndMs`
+   * (audio time, not wall time, so it is exact for faster-than-real-time input too).
+   */
+  private checkUtteranceEnd(): void {
+    if (this.ueMs === null || !this.stream || !this.info) return;
+    const decoded = this.stream.audioSeconds - this.stream.backlogSeconds;
+    this.ueLastWordEnd.forEach((lastWordEnd, channel) => {
+      if (lastWordEnd !== null && decoded * 1000 >= lastWordEnd * 1000 + this.ueMs!) {
+        this.ueLastWordEnd[channel] = null;
+        this.emit({ kind: 'utterance_end', info: this.info!, channel, lastWordEnd });
+      }
+    });
   }
 
   /** `finalize`: a compressed stream's decoder is flushed first, so the final covers the audio sent before it. */
@@ -388,6 +456,7 @@ export class SttSession {
     if (this.st !== 'draining') return;
     await stream.close();
     if (this.st !== 'draining') return;
+    this.checkUtteranceEnd();
     this.emit({ kind: 'ended', info: this.info!, audioSeconds: stream.audioSeconds, sha256: this.sha.copy().digest('hex') });
     this.terminate(code, reason);
   }
@@ -396,7 +465,7 @@ export class SttSession {
 
   private touch(): void {
     if (this.st === 'awaiting_init') return; // the init deadline is not extended by chatter
-    if (this.st === 'starting' || this.st === 'streaming') this.armIdle(this.o.limits.idleTimeoutSeconds);
+    if (this.st === 'starting' || this.st === 'streaming') this.armIdle(this.idleSeconds);
   }
 
   private armIdle(seconds: number): void {
@@ -415,6 +484,15 @@ export class SttSession {
 
   private expire(code: ErrorCode, message: string): void {
     if (this.st === 'closed' || this.st === 'draining') return;
+    const dialectClose = this.o.dialect.closeFor?.(code, message);
+    if (dialectClose) {
+      // No error frame in this dialect: deliver pending finals, then report through the close code.
+      this.log.info({ code }, message);
+      this.o.observer?.error(code);
+      if (this.st === 'streaming') void this.drain(dialectClose.code, dialectClose.reason);
+      else this.terminate(dialectClose.code, dialectClose.reason);
+      return;
+    }
     this.sendError(code, message);
     if (this.st === 'streaming') void this.drain(CloseCode.POLICY, code);
     else this.terminate(CloseCode.POLICY, code);
@@ -427,13 +505,24 @@ export class SttSession {
     for (const frame of this.o.dialect.encode(ev)) this.o.transport.sendText(frame);
   }
 
+  /**
+   * Report an error in the dialect's way: an error frame (the session survives), or — for dialects
+   * without error frames — the dialect's close code, ending the session at once.
+   */
   private sendError(code: ErrorCode, message: string): void {
+    if (this.st === 'closed') return;
     this.log.info({ code }, message);
     this.o.observer?.error(code);
+    const dialectClose = this.o.dialect.closeFor?.(code, message);
+    if (dialectClose) {
+      this.stream?.abort();
+      this.terminate(dialectClose.code, dialectClose.reason);
+      return;
+    }
     this.emit({ kind: 'error', code, message });
   }
 
-  /** Send an error frame, abort the engine stream and close. */
+  /** Send an error frame, abort the engine stream and close (dialects with close codes pick their own). */
   private fatal(closeCode: number, reason: string, code: ErrorCode, message: string): void {
     this.sendError(code, message);
     this.stream?.abort();
