@@ -13,6 +13,8 @@ import { sharedData } from './paths.js';
 export const ENCODE_ARGS = {
   /** Ogg/Opus with 20 ms pages, as a streaming client writes it. */
   'ogg-opus': ['-c:a', 'libopus', '-b:a', '24k', '-page_duration', '20000', '-f', 'ogg'],
+  /** Ogg/Opus at 96 kb/s (stereo material: 24 kb/s shared by two channels blurs them). */
+  'ogg-opus-hq': ['-c:a', 'libopus', '-b:a', '96k', '-page_duration', '20000', '-f', 'ogg'],
   /** Ogg/Opus with ffmpeg's default 1 s pages (a file). */
   'ogg-opus-file': ['-c:a', 'libopus', '-b:a', '24k', '-f', 'ogg'],
   webm: ['-c:a', 'libopus', '-b:a', '24k', '-f', 'webm'],
@@ -46,6 +48,13 @@ export class FixtureDir {
     if (opts.channels) args.push('-ac', String(opts.channels));
     args.push(...ENCODE_ARGS[format], out);
     execFileSync('ffmpeg', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    return out;
+  }
+
+  /** Transcode one file of ../shared/data as it is (rate and channels kept) into `format`. */
+  transcode(input: string, format: FixtureFormat): string {
+    const out = path.join(this.dir, `${path.basename(input, '.wav')}.as-is.${format}`);
+    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', sharedData(input), ...ENCODE_ARGS[format], out], { stdio: ['ignore', 'ignore', 'inherit'] });
     return out;
   }
 

@@ -123,6 +123,64 @@ describe('compressed audio on streaming routes', () => {
     await eventually(() => s.engines.get('pocketsphinx')!.stats().activeStreams === 0, 5000, 'the engine stream to be released');
   });
 
+  describe('Deepgram /v1/listen', () => {
+    const listen = (query: string) => openSocket(`${s.wsUrl}/v1/listen?${query}`, { Authorization: `Token ${s.key}` });
+    const dgText = (c: RecordingClient, ch = 0) =>
+      c
+        .ofType('Results')
+        .filter((m) => m.is_final && (m.channel_index as number[])[0] === ch)
+        .map((m) => (m.channel as { alternatives: { transcript: string }[] }).alternatives[0]!.transcript)
+        .join(' ');
+
+    it('WebM/Opus without `encoding` (containerised audio, sniffed) → Results, Metadata, 1000', async () => {
+      const bytes = fx.read(fx.encode([CLIP], 'webm'));
+      const c = await listen('model=nova-3&punctuate=false');
+      await c.sendBinary(bytes, 4096);
+      c.sendJson({ type: 'CloseStream' });
+      assert.equal((await c.closed).code, 1000);
+      assert.match(dgText(c), /gospel/);
+      assert.equal(c.messages.at(-1)!.type, 'Metadata');
+    });
+
+    it('MP3 with encoding=mp3 → Results', async () => {
+      const bytes = fx.read(fx.encode([CLIP], 'mp3'));
+      const c = await listen('encoding=mp3');
+      await c.sendBinary(bytes, 4096);
+      c.sendJson({ type: 'CloseStream' });
+      assert.equal((await c.closed).code, 1000);
+      assert.match(dgText(c), /middle/);
+    });
+
+    it('random bytes declared as opus → close 1008 DATA-0000, no ffmpeg left', async () => {
+      const c = await listen('encoding=opus');
+      c.ws.send(randomBytes(4000));
+      const closed = await c.closed;
+      assert.equal(closed.code, 1008);
+      assert.match(closed.reason, /^DATA-0000/);
+      await eventually(() => ffmpegChildren().length === 0, 5000, 'ffmpeg children to exit');
+    });
+
+    it('multichannel Ogg/Opus (stereo) → independent transcripts per channel', async () => {
+      const bytes = fx.read(fx.transcode('diarization/librispeech_stereo_2spk.wav', 'ogg-opus-hq'));
+      const c = await listen('encoding=ogg-opus&channels=2&multichannel=true');
+      await c.sendBinary(bytes, 4096);
+      c.sendJson({ type: 'CloseStream' });
+      assert.equal((await c.closed).code, 1000);
+      assert.match(dgText(c, 0), /complaint|wizard|curtain|confused|vanished/);
+      assert.doesNotMatch(dgText(c, 0), /horizon|distant/);
+      assert.match(dgText(c, 1), /horizon|distant|extremely/);
+    });
+
+    it('multichannel declared for 2 channels but the Ogg/Opus is mono → close 1008 DATA-0000', async () => {
+      const bytes = fx.read(fx.encode([CLIP], 'ogg-opus'));
+      const c = await listen('encoding=opus&channels=2&multichannel=true');
+      await c.sendBinary(bytes.subarray(0, 8192));
+      const closed = await c.closed;
+      assert.equal(closed.code, 1008);
+      assert.match(closed.reason, /^DATA-0000/);
+    });
+  });
+
   it('unknown encoding is still a config_error at init', async () => {
     const d = await openSocket(`${s.wsUrl}/v1/stt/${UNIFIED}`, { Authorization: `Bearer ${s.key}` });
     d.sendJson({ type: 'init', config: { encoding: 'speex' } });
