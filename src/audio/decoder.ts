@@ -409,8 +409,11 @@ class Decoder extends EventEmitter<PcmDecoderEvents> implements PcmDecoder {
     const allowed = ALLOWED[this.encoding as keyof typeof ALLOWED];
     if (s.kind === 'need_more' || s.kind === 'unknown' || !allowed.includes(s.kind)) {
       const what = s.kind === 'need_more' ? `only ${this.head.length} bytes` : s.kind === 'unknown' ? 'no known audio container' : `${s.kind.toUpperCase()} data`;
-      const want = this.encoding === 'auto' ? 'audio (WAV, FLAC, MP3, Ogg/Opus, WebM/Opus, M4A/MP4, AAC)' : `${this.encoding} (${allowed.join(' or ')})`;
-      this.fail(new VoxgateError('invalid_audio', `audio does not look like ${want}: got ${what} (first bytes ${hex(this.head)})`));
+      const message =
+        this.encoding === 'auto'
+          ? `unrecognised audio format: expected WAV, FLAC, MP3, Ogg/Opus, WebM/Opus, M4A/MP4 or AAC, got ${what} (first bytes ${hex(this.head)}); for headerless audio declare encoding and sample_rate`
+          : `audio does not look like ${this.encoding} (${allowed.join(' or ')}): got ${what} (first bytes ${hex(this.head)})`;
+      this.fail(new VoxgateError('invalid_audio', message));
       return;
     }
     let kind: ContainerKind = s.kind;
