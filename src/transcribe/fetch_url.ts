@@ -52,9 +52,10 @@ for (const [net, bits] of [
   BLOCKED.addSubnet(net, bits, 'ipv4');
 }
 for (const [net, bits] of [
+  // (IPv4-mapped ::ffff:a.b.c.d is checked as IPv4 in isNonPublicAddress; a ::ffff:0:0/96 rule here
+  // would make BlockList match every IPv4 address.)
   ['::', 128],
   ['::1', 128],
-  ['::ffff:0:0', 96], // IPv4-mapped: checked as IPv4 below
   ['64:ff9b::', 96],
   ['100::', 64],
   ['2001:db8::', 32],
