@@ -253,7 +253,7 @@ describe('PCM decoder', () => {
     assert.equal(errors.length, 1);
   });
 
-  it('uses the low-latency probe flags and an explicit demuxer in stream mode only', () => {
+  it('ffmpeg arguments: always an explicit demuxer; the minimal-probe flags only when asked', () => {
     const live = ffmpegArgs({ format: 'ogg', targetRate: 16000, outputChannels: 1 });
     assert.deepEqual(live.slice(live.indexOf('-f'), live.indexOf('-f') + 2), ['-f', 'ogg']);
     for (const flag of ['-probesize', '-analyzeduration', 'nobuffer']) assert.ok(live.includes(flag), flag);

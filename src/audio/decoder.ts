@@ -280,6 +280,18 @@ const FFMPEG_FORMAT: Record<Exclude<ContainerKind, 'mp4'>, FfmpegInputFormat> = 
   aac: 'aac',
 };
 
+/**
+ * Whether ffmpeg gets the minimal-probing flags (`-probesize 32 -analyzeduration 0 -fflags
+ * nobuffer`) on a live stream, per demuxer — measured by bench/http.ts (20 ms chunks at real-time
+ * pace; extra latency = PCM out − last byte of the packet written, p50):
+ * - Ogg/Opus and WebM/Opus: the flags *cost* a packet (p50 21 → 0.3 ms; first PCM 61 → 41 ms on
+ *   Ogg, 181 → 161 ms on WebM): their headers describe the stream, so default probing ends at once;
+ * - MP3 / ADTS AAC (headerless streams): default probing holds ~1.4 s of audio (first PCM 1421 →
+ *   141 ms with the flags) — though MP3 sessions use the in-process mpg123 decoder anyway;
+ * - FLAC and MP4: no difference (FLAC's parser holds ~10 frames, ~0.8 s, either way).
+ */
+export const FFMPEG_LOW_LATENCY: Record<FfmpegInputFormat, boolean> = { ogg: false, webm: false, mp3: true, aac: true, flac: false, mov: false, wav: false };
+
 /** Bytes buffered to find an MP4's `moov`/`mdat` order or a WAV header before giving up. */
 const MAX_HEAD_BYTES = 1024 * 1024;
 
@@ -463,7 +475,7 @@ class Decoder extends EventEmitter<PcmDecoderEvents> implements PcmDecoder {
         format: kind === 'mp4' ? 'mov' : FFMPEG_FORMAT[kind],
         targetRate: this.o.targetRate,
         outputChannels: keep ? 'keep' : 1,
-        lowLatency: this.mode === 'stream',
+        lowLatency: this.mode === 'stream' && FFMPEG_LOW_LATENCY[kind === 'mp4' ? 'mov' : FFMPEG_FORMAT[kind]],
         strict: this.mode === 'file',
       });
     }

@@ -4,9 +4,11 @@
  *   bytes ──stdin──▶ ffmpeg -f <container> … -i pipe:0 -f wav -ar <target> pipe:1 ──stdout──▶ Int16 PCM
  *
  * shared/spec/engines.md §6–7: ffmpeg decodes Ogg/Opus, WebM/Opus, MP3, FLAC and MP4/M4A (AAC)
- * with one process per stream; in `stream` mode the probe is cut to the minimum
- * (`-probesize 32 -analyzeduration 0 -fflags nobuffer`), which with an explicit `-f <container>`
- * takes the first PCM from 0.7–2 s (default probing) to tens of ms (measured: `bench/http.ts`).
+ * with one process per stream, always with an explicit `-f <container>` (auto-detection costs
+ * 0.4–0.6 s on a live stream). For headerless streams (MP3, ADTS AAC) the probe is cut to the
+ * minimum (`-probesize 32 -analyzeduration 0 -fflags nobuffer`: first PCM 1.4 s → 0.14 s); for
+ * Ogg and WebM default probing is faster (the flags hold back one packet) — see
+ * `FFMPEG_LOW_LATENCY` in decoder.ts and the measurements in `bench/http.ts`.
  * Output is a WAV stream (header with unknown length, then s16le) so the channel count is known
  * even when the source's channels are kept (`outputChannels: 'keep'`, Deepgram multichannel).
  *
@@ -47,7 +49,7 @@ export interface FfmpegDecoderOptions {
   targetRate: number;
   /** 1 = downmix to mono; `'keep'` = the source's channels, interleaved. */
   outputChannels: 1 | 'keep';
-  /** Minimal probing for the lowest first-PCM latency (live streams). Default true. */
+  /** Minimal probing (`-probesize 32 -analyzeduration 0 -fflags nobuffer`); faster for headerless streams only (see `FFMPEG_LOW_LATENCY`). Default true. */
   lowLatency?: boolean;
   /** Any ffmpeg error message (truncated/corrupt input) fails the decode (uploaded files). Default false. */
   strict?: boolean;
