@@ -66,6 +66,27 @@ const compatSchema = z
   })
   .strict();
 
+/** Pre-recorded (HTTP) transcription settings (issue #3; protocols.md §1.7). */
+const httpSchema = z
+  .object({
+    /** Largest accepted upload (request body or fetched URL), bytes; larger → HTTP 413. Default 512 MiB. */
+    maxBodyBytes: z.number().int().positive().default(512 * 1024 * 1024),
+    /** `{"url": …}` bodies: off unless enabled — fetching URLs from a server is a request-forgery risk. */
+    fetch: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Host names or IP literals (`*.example.com` for subdomains); loopback/private addresses only when listed as addresses. */
+        allowHosts: z.array(z.string().min(1)).default([]),
+        /** Seconds to wait for response headers and between body chunks. */
+        timeoutSeconds: z.number().positive().default(30),
+      })
+      .strict()
+      .default({ enabled: false, allowHosts: [], timeoutSeconds: 30 }),
+  })
+  .strict();
+/** The `http` section, defaults filled in. */
+export type HttpConfig = z.infer<typeof httpSchema>;
+
 /** The whole configuration file shape. Unknown keys are rejected to catch typos. */
 export const configSchema = z
   .object({
@@ -73,6 +94,7 @@ export const configSchema = z
     limits: limitsSchema.partial().optional(),
     engines: z.record(z.string(), engineSchema.partial()).optional(),
     compat: compatSchema.optional(),
+    http: httpSchema.partial().optional(),
   })
   .strict();
 
@@ -82,6 +104,7 @@ export interface VoxgateConfig {
   limits: Limits;
   engines: Record<string, z.infer<typeof engineSchema>>;
   compat: z.infer<typeof compatSchema>;
+  http: HttpConfig;
 }
 
 /** The built-in catalogue: the embedded English engine in both STT dialects. */
@@ -144,7 +167,7 @@ export function loadConfig(file?: string): VoxgateConfig {
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, limits: limitsSchema.parse(raw.limits ?? {}), engines, compat };
+  return { stt: { models }, limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}) };
 }
 
 /** Engine settings for `id`, defaults filled in. */

@@ -30,6 +30,7 @@ import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_rou
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
 import { playgroundPlugin } from './static.js';
+import { httpSttPlugin } from './http_stt.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
@@ -117,6 +118,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
 
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
+  // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
+  void app.register(httpSttPlugin, { config, engines, keys, log });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/models', async () => ({ models: modelList() }));
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
