@@ -12,6 +12,8 @@ APT_PACKAGES=(
   g++ make python3
   # headless browser for the playground test (test/playground.test.ts, driven by playwright-core)
   chromium
+  # compressed audio (Ogg/WebM Opus, FLAC, M4A) decoding, one child process per stream
+  ffmpeg
 )
 
 missing=()
