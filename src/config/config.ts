@@ -71,6 +71,11 @@ const httpSchema = z
   .object({
     /** Largest accepted upload (request body or fetched URL), bytes; larger → HTTP 413. Default 512 MiB. */
     maxBodyBytes: z.number().int().positive().default(512 * 1024 * 1024),
+    /**
+     * Engine streams one mono upload is decoded on in parallel (segments cut at pauses; fewer when the
+     * engine is near `maxDecoders`). Each costs one decoder (~95 MB with PocketSphinx). Default 2.
+     */
+    parallelStreams: z.number().int().min(1).max(8).default(2),
     /** `{"url": …}` bodies: off unless enabled — fetching URLs from a server is a request-forgery risk. */
     fetch: z
       .object({
