@@ -5,9 +5,11 @@
  *
  * 1. **Throughput**: the longest `asr_en` clips, each POSTed whole to `/v1/listen` (WAV and Ogg/Opus),
  *    one request at a time: audio seconds per wall second (request sent → response received).
- * 2. **Memory on a 10-minute file**: asr_en clips concatenated (1 s gaps) to ≥ 600 s with ffmpeg into
- *    os.tmpdir(), as WAV (19 MB) and as Ogg/Opus; the server's VmRSS is sampled every 50 ms; reported
- *    as peak − idle (target ≤ 150 MB), plus the ffmpeg child's peak RSS (a separate process).
+ * 2. **Memory and throughput on a 10-minute file**: asr_en clips concatenated (1 s gaps) to ≥ 600 s
+ *    with ffmpeg into os.tmpdir(), as WAV (19 MB) and as Ogg/Opus, on a freshly started server per
+ *    `http.parallelStreams` setting (1 and 2); the server's VmRSS is sampled every 50 ms and reported
+ *    as peak − idle (target ≤ 150 MB; idle = just started, one warm decoder), plus the ffmpeg
+ *    child's peak RSS (a separate process).
  * 3. **Decoder latency** (in this process, the decoders sessions use): Ogg/Opus (20 ms pages),
  *    WebM/Opus and MP3 sent at real-time pace in 20 ms chunks to a decoder created 300 ms earlier
  *    (as a session does at `init`). `first_pcm_ms`: first byte written → first PCM out (includes the
@@ -23,6 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPcmDecoder } from '../src/audio/decoder.js';
 import { FfmpegDecoder } from '../src/audio/ffmpeg.js';
+import { loadConfig } from '../src/config/config.js';
 import { loadAsrEnClips, repoRoot, sharedDataDir, type Clip } from './lib/clips.js';
 import { ProcSampler, ServerProcess } from './lib/server.js';
 import { summarizeMs, type MsSummary } from './lib/stats.js';
@@ -32,6 +35,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const round = (x: number, d = 0): number => Math.round(x * 10 ** d) / 10 ** d;
 const mb = (b: number) => round(b / 1e6, 1);
 const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** `http.parallelStreams` of the built-in configuration. */
+const DEFAULT_PARALLEL = loadConfig().http.parallelStreams;
+/** Server configuration: the built-in one with a 1 GiB upload limit and `parallel` streams per upload. */
+const serverConfig = (parallel: number) => ({
+  engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 4 } },
+  http: { maxBodyBytes: 1024 * 1024 * 1024, parallelStreams: parallel },
+});
 
 /** Options of {@link runHttpBench}. */
 export interface HttpBenchOptions {
@@ -47,6 +58,8 @@ export interface HttpBenchResults {
   throughput_mean_audio_s_per_wall_s: number;
   long_file: {
     format: string;
+    /** `http.parallelStreams` of the server. */
+    parallel_streams: number;
     audio_s: number;
     bytes: number;
     wall_s: number;
@@ -257,10 +270,53 @@ export async function runHttpBench(o: HttpBenchOptions = {}): Promise<HttpBenchR
     }
 
     if (o.latencyOnly) return results;
-    // ---- server ----
-    const server = await ServerProcess.start({ root, config: { engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 4 } }, http: { maxBodyBytes: 1024 * 1024 * 1024 } } });
+    // ---- 2. the 10-minute file, on a fresh server per setting (idle = just started, one warm decoder) ----
+    const longWav = path.join(dir, 'long.wav');
+    const seconds = concatenate(clips, o.quick ? 120 : 600, longWav);
+    const longOgg = path.join(dir, 'long.ogg');
+    ffmpeg(['-i', longWav, '-c:a', 'libopus', '-b:a', '32k', '-f', 'ogg', longOgg]);
+    for (const parallel of o.quick ? [DEFAULT_PARALLEL] : [1, 2]) {
+      const server = await ServerProcess.start({ root, config: serverConfig(parallel) });
+      try {
+        for (const [format, file, type] of [
+          ['wav', longWav, 'audio/wav'],
+          ['ogg-opus', longOgg, 'audio/ogg'],
+        ] as const) {
+          await sleep(2000);
+          const idle = server.sample().rssBytes;
+          const sampler = new ProcSampler(server, 50).start();
+          let ffPeak = 0;
+          const ffTimer = setInterval(() => {
+            for (const pid of ffmpegChildrenOf(server.pid)) ffPeak = Math.max(ffPeak, rssOf(pid));
+          }, 50);
+          const r = await postFile(server, file, type);
+          clearInterval(ffTimer);
+          const peak = Math.max(...sampler.stop().map((x) => x.rssBytes));
+          const row = {
+            format,
+            parallel_streams: parallel,
+            audio_s: round(seconds, 1),
+            bytes: statSync(file).size,
+            wall_s: round(r.wallMs / 1000, 1),
+            audio_s_per_wall_s: round(seconds / (r.wallMs / 1000), 2),
+            idle_rss_mb: mb(idle),
+            peak_rss_mb: mb(peak),
+            peak_minus_idle_mb: mb(peak - idle),
+            ffmpeg_peak_rss_mb: ffPeak > 0 ? mb(ffPeak) : null,
+            words: r.words,
+            status: r.status,
+          };
+          results.long_file.push(row);
+          log(`  ${seconds.toFixed(0)} s ${format} (${mb(row.bytes)} MB), ${parallel} stream(s): HTTP ${r.status} in ${row.wall_s} s (${row.audio_s_per_wall_s}× real time); RSS idle ${row.idle_rss_mb} → peak ${row.peak_rss_mb} MB (+${row.peak_minus_idle_mb}); ffmpeg ${row.ffmpeg_peak_rss_mb ?? '-'} MB`);
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+
+    // ---- 1. throughput on the longest clips (default settings) ----
+    const server = await ServerProcess.start({ root, config: serverConfig(DEFAULT_PARALLEL) });
     try {
-      // ---- 1. throughput on the longest clips ----
       const longest = clips.slice(0, o.quick ? 2 : 4);
       for (const c of longest) {
         const wav = path.join(sharedDataDir(), c.file);
@@ -276,43 +332,7 @@ export async function runHttpBench(o: HttpBenchOptions = {}): Promise<HttpBenchR
           log(`  throughput ${c.name} (${c.seconds.toFixed(1)} s) ${format}: ${(c.seconds / (r.wallMs / 1000)).toFixed(2)} audio s / wall s`);
         }
       }
-      results.throughput_mean_audio_s_per_wall_s = round(results.throughput.reduce((s, t) => s + t.audio_s_per_wall_s, 0) / results.throughput.length, 2);
-
-      // ---- 2. the 10-minute file ----
-      const longWav = path.join(dir, 'long.wav');
-      const seconds = concatenate(clips, o.quick ? 120 : 600, longWav);
-      const longOgg = path.join(dir, 'long.ogg');
-      ffmpeg(['-i', longWav, '-c:a', 'libopus', '-b:a', '32k', '-f', 'ogg', longOgg]);
-      for (const [format, file, type] of [
-        ['wav', longWav, 'audio/wav'],
-        ['ogg-opus', longOgg, 'audio/ogg'],
-      ] as const) {
-        await sleep(2000);
-        const idle = server.sample().rssBytes;
-        const sampler = new ProcSampler(server, 50).start();
-        let ffPeak = 0;
-        const ffTimer = setInterval(() => {
-          for (const pid of ffmpegChildrenOf(server.pid)) ffPeak = Math.max(ffPeak, rssOf(pid));
-        }, 50);
-        const r = await postFile(server, file, type);
-        clearInterval(ffTimer);
-        const peak = Math.max(...sampler.stop().map((s) => s.rssBytes));
-        const row = {
-          format,
-          audio_s: round(seconds, 1),
-          bytes: statSync(file).size,
-          wall_s: round(r.wallMs / 1000, 1),
-          audio_s_per_wall_s: round(seconds / (r.wallMs / 1000), 2),
-          idle_rss_mb: mb(idle),
-          peak_rss_mb: mb(peak),
-          peak_minus_idle_mb: mb(peak - idle),
-          ffmpeg_peak_rss_mb: ffPeak > 0 ? mb(ffPeak) : null,
-          words: r.words,
-          status: r.status,
-        };
-        results.long_file.push(row);
-        log(`  ${seconds.toFixed(0)} s ${format} (${mb(row.bytes)} MB): HTTP ${r.status} in ${row.wall_s} s (${row.audio_s_per_wall_s}× real time); RSS idle ${row.idle_rss_mb} → peak ${row.peak_rss_mb} MB (+${row.peak_minus_idle_mb}); ffmpeg ${row.ffmpeg_peak_rss_mb ?? '-'} MB`);
-      }
+      results.throughput_mean_audio_s_per_wall_s = round(results.throughput.reduce((sum, t) => sum + t.audio_s_per_wall_s, 0) / results.throughput.length, 2);
     } finally {
       await server.stop();
     }

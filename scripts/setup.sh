@@ -10,6 +10,8 @@ APT_PACKAGES=(
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pkg-config
   # native addon toolchain (node-gyp)
   g++ make python3
+  # compressed audio: Ogg/WebM Opus, FLAC, M4A/AAC decoding (one child process per stream) and test fixtures
+  ffmpeg
   # headless browser for the playground test (test/playground.test.ts, driven by playwright-core)
   chromium
   # compressed audio (Ogg/WebM Opus, FLAC, M4A) decoding, one child process per stream

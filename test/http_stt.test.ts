@@ -341,7 +341,7 @@ describe('pre-recorded STT over HTTP', () => {
     const req = http.request(`${s.base}/v1/listen`, { method: 'POST', headers: { Authorization: `Token ${s.key}`, 'Content-Type': 'audio/webm' } });
     req.on('error', () => {});
     req.write(webm.subarray(0, webm.length >> 1));
-    await eventually(() => ffmpegChildren().length === 1 && s.v.engines.get('pocketsphinx')!.stats().activeStreams === 1, 10000, 'the upload to be decoding');
+    await eventually(() => ffmpegChildren().length === 1 && s.v.engines.get('pocketsphinx')!.stats().activeStreams >= 1, 10000, 'the upload to be decoding');
     req.destroy();
     await eventually(() => ffmpegChildren().length === 0, 5000, 'ffmpeg to be killed');
     await eventually(() => s.v.engines.get('pocketsphinx')!.stats().activeStreams === 0, 5000, 'the engine stream to be aborted');

@@ -71,6 +71,13 @@ const httpSchema = z
   .object({
     /** Largest accepted upload (request body or fetched URL), bytes; larger → HTTP 413. Default 512 MiB. */
     maxBodyBytes: z.number().int().positive().default(512 * 1024 * 1024),
+    /**
+     * Engine streams one mono upload is decoded on in parallel (segments cut at pauses; fewer when the
+     * engine is near `maxDecoders`). Default 1. Measured on a 600 s file (bench/http.ts): 1 → 10× real
+     * time, peak RSS +84 MB over idle; 2 → 14.5–18.5×, +169 MB (each stream holds a ~95 MB
+     * PocketSphinx decoder), so 2 trades the 150 MB-per-upload memory budget for throughput.
+     */
+    parallelStreams: z.number().int().min(1).max(8).default(1),
     /** `{"url": …}` bodies: off unless enabled — fetching URLs from a server is a request-forgery risk. */
     fetch: z
       .object({

@@ -202,6 +202,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
         multichannel,
         language,
         maxBytes,
+        parallel: config.http.parallelStreams,
         signal: ctx.abort.signal,
       });
     } finally {

@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import { createPcmDecoder, type PcmDecoder } from '../audio/decoder.js';
 import type { SttEngine, SttFinal, SttStream } from '../engines/stt/types.js';
 import { DEFAULT_ENDPOINTING_MS } from '../session/stt_session.js';
+import { ParallelLanes } from './lanes.js';
 import { VoxgateError, toVoxgateError } from '../util/errors.js';
 
 /** Engine backlog (s of undecoded audio, worst channel) above which the input is not read. */
@@ -50,6 +51,11 @@ export interface TranscribeOptions {
   language: string;
   /** Bytes accepted before the upload is refused with `payload_too_large` (HTTP 413). */
   maxBytes: number;
+  /**
+   * Engine streams decoding one mono file in parallel, on segments cut at pauses (see lanes.ts).
+   * Default 1. Fewer are used when the engine is near its stream limit.
+   */
+  parallel?: number;
   /** Aborts the transcription (client disconnected): everything is released, the promise rejects. */
   signal?: AbortSignal;
 }
@@ -103,7 +109,10 @@ export async function transcribeFile(o: TranscribeOptions): Promise<FileTranscri
 
 /** The state of one transcription (internal). */
 class Run {
+  /** Multichannel: one stream per channel. */
   private streams: SttStream[] | null = null;
+  /** Mono: one or more lanes over one file. */
+  private lanes: ParallelLanes | null = null;
   private starting: Promise<void> | null = null;
   private readonly queued: Int16Array[] = [];
   private queuedSamples = 0;
@@ -127,7 +136,7 @@ class Run {
   async go(): Promise<FileTranscription> {
     const { o, decoder } = this;
     // Mono output needs exactly one engine stream: start it now (a busy engine fails before the upload is read).
-    if (!o.multichannel) await this.ensureStreams(1);
+    if (!o.multichannel) await this.ensureStreams(1, Math.max(1, o.parallel ?? 1));
     for await (const chunk of this.chunks(o.input)) {
       this.check();
       this.bytes += chunk.length;
@@ -152,17 +161,18 @@ class Run {
     this.check();
     if (this.starting) await this.starting;
     this.check();
-    if (!this.streams) {
+    if (!this.streams && !this.lanes) {
       throw new VoxgateError('invalid_audio', 'the upload holds no decodable audio');
     }
-    const closing = Promise.all(this.streams.map((s) => s.close()));
+    const closing = this.lanes ? this.lanes.close() : Promise.all(this.streams!.map((s) => s.close()));
     while (!this.failure) {
       const done = await Promise.race([closing.then(() => true), this.sleep(100).then(() => false)]);
       if (done) break;
     }
     this.check();
+    const perChannel = this.lanes ? [this.lanes.finals] : this.finals;
     return {
-      channels: this.finals.map((finals) => ({ finals: finals.sort((a, b) => a.start - b.start) })),
+      channels: perChannel.map((finals) => ({ finals: [...finals].sort((a, b) => a.start - b.start) })),
       audioChannels: decoder.channels,
       durationSeconds: this.samplesPerChannel / this.o.engine.capabilities.inputSampleRate,
       sha256: this.sha.digest('hex'),
@@ -211,6 +221,7 @@ class Run {
     this.released = true;
     this.decoder.abort();
     for (const s of this.streams ?? []) s.abort();
+    this.lanes?.abort();
     this.queued.length = 0;
   }
 
@@ -218,7 +229,7 @@ class Run {
     if (this.failure) return;
     const channels = this.decoder.channels || 1;
     this.samplesPerChannel += pcm.length / channels;
-    if (this.streams) {
+    if (this.streams || this.lanes) {
       this.write(pcm);
       return;
     }
@@ -228,6 +239,10 @@ class Run {
   }
 
   private write(pcm: Int16Array): void {
+    if (this.lanes) {
+      this.lanes.write(pcm);
+      return;
+    }
     const streams = this.streams!;
     if (streams.length === 1) {
       streams[0]!.write(pcm);
@@ -242,16 +257,25 @@ class Run {
     }
   }
 
-  /** Start `n` engine streams once; queued PCM is written when they are ready. */
-  private ensureStreams(n: number): Promise<void> {
+  /**
+   * Start the engine streams once: `n` channels, or (mono, `n` = 1) up to `lanes` parallel lanes —
+   * lanes beyond the first are skipped when the engine is at its limit. Queued PCM is written when ready.
+   */
+  private ensureStreams(n: number, lanes = 1): Promise<void> {
     if (this.starting) return this.starting;
     this.starting = (async () => {
       const started: SttStream[] = [];
+      const want = n === 1 ? lanes : n;
       try {
-        for (let i = 0; i < n; i++) {
-          started.push(
-            await this.o.engine.start({ language: this.o.language, partials: false, wordTimestamps: true, vad: true, endpointingMs: DEFAULT_ENDPOINTING_MS }),
-          );
+        for (let i = 0; i < want; i++) {
+          try {
+            started.push(
+              await this.o.engine.start({ language: this.o.language, partials: false, wordTimestamps: true, vad: true, endpointingMs: DEFAULT_ENDPOINTING_MS }),
+            );
+          } catch (err) {
+            if (n === 1 && started.length > 0 && toVoxgateError(err).code === 'rate_limit') break; // fewer lanes
+            throw err;
+          }
         }
       } catch (err) {
         for (const s of started) s.abort();
@@ -262,14 +286,19 @@ class Run {
         for (const s of started) s.abort();
         return;
       }
-      started.forEach((s, i) => {
-        this.finals[i] = [];
-        s.on('final', (f) => {
-          if (f.transcript || (f.words?.length ?? 0) > 0) this.finals[i]!.push(f);
+      const onError = (err: Error): void => this.fail(new VoxgateError('internal_error', `speech engine failed: ${err.message}`));
+      if (n === 1) {
+        this.lanes = new ParallelLanes(started, this.o.engine.capabilities.inputSampleRate, onError);
+      } else {
+        started.forEach((s, i) => {
+          this.finals[i] = [];
+          s.on('final', (f) => {
+            if (f.transcript || (f.words?.length ?? 0) > 0) this.finals[i]!.push(f);
+          });
+          s.on('error', onError);
         });
-        s.on('error', (err) => this.fail(new VoxgateError('internal_error', `speech engine failed: ${err.message}`)));
-      });
-      this.streams = started;
+        this.streams = started;
+      }
       const q = this.queued.splice(0);
       this.queuedSamples = 0;
       for (const pcm of q) this.write(pcm);
@@ -280,7 +309,7 @@ class Run {
   /** Seconds of audio waiting (worst channel): queued before the streams started + the engine's backlog. */
   private backlogSeconds(): number {
     const rate = this.o.engine.capabilities.inputSampleRate;
-    const engine = Math.max(0, ...(this.streams ?? []).map((s) => s.backlogSeconds));
+    const engine = this.lanes ? this.lanes.backlogSeconds : Math.max(0, ...(this.streams ?? []).map((s) => s.backlogSeconds));
     return this.queuedSamples / rate + engine;
   }
 
