@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { resolveTtsConfig, ttsSectionSchema, type TtsConfig } from './tts_config.js';
 
 /** SLNG model-id grammar (protocols.md §1.1, S6 validator). */
 export const MODEL_CODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*(?:\/[A-Za-z0-9][A-Za-z0-9._-]*)+(?::[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
@@ -58,6 +59,8 @@ const engineSchema = z.object({
 export const configSchema = z
   .object({
     stt: z.object({ models: z.array(sttModelSchema).min(1) }).strict().optional(),
+    /** TTS catalogue and limits (issue #4; see tts_config.ts). */
+    tts: ttsSectionSchema.optional(),
     limits: limitsSchema.partial().optional(),
     engines: z.record(z.string(), engineSchema.partial()).optional(),
   })
@@ -66,6 +69,8 @@ export const configSchema = z
 /** Fully resolved configuration. */
 export interface VoxgateConfig {
   stt: { models: SttModelEntry[] };
+  /** TTS catalogue and limits (tts_config.ts). */
+  tts: TtsConfig;
   limits: Limits;
   engines: Record<string, z.infer<typeof engineSchema>>;
 }
@@ -124,7 +129,7 @@ export function loadConfig(file?: string): VoxgateConfig {
   }
   const engines: VoxgateConfig['engines'] = {};
   for (const [id, e] of Object.entries(raw.engines ?? {})) engines[id] = engineSchema.parse(e);
-  return { stt: { models }, limits: limitsSchema.parse(raw.limits ?? {}), engines };
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines };
 }
 
 /** Engine settings for `id`, defaults filled in. */
