@@ -25,12 +25,17 @@ import { CloseCode } from '../util/errors.js';
 import { presentedKey, redactUrl } from './auth.js';
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
+// TTS (issue #4): routes live in tts_routes.ts; the edits marked "TTS" below only wire them in.
+import { createTtsGateway } from './tts_routes.js';
+import type { TtsEngine } from '../engines/tts/types.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
   config: VoxgateConfig;
   /** Initialised engines keyed by engine id (see `createSttEngines`). */
   engines: Map<string, SttEngine>;
+  /** TTS: initialised TTS engines keyed by engine id (see `createTtsEngines`); none = no TTS routes. */
+  ttsEngines?: Map<string, TtsEngine>;
   keys: KeyStore;
   log: Logger;
 }
@@ -82,6 +87,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     maxPayload: config.limits.maxFrameBytes * 2,
     perMessageDeflate: false,
   });
+  // TTS: HTTP routes, upgrade handling and model listing for /v1/tts, /v1/bridges/unmute/tts, /v1/speak.
+  const tts = createTtsGateway({ app, config, engines: deps.ttsEngines ?? new Map(), keys, log, registry: metrics.registry });
 
   const modelList = () =>
     config.stt.models.map((m) => {
@@ -101,7 +108,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/v1/models', async () => ({ models: modelList() }));
+  app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   app.get('/v1/status', async (req, reply) => {
     const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
@@ -122,6 +129,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       rejectUpgrade(socket, 400, { error: 'invalid_request', message: 'malformed request URL' });
       return;
     }
+    if (tts.handleUpgrade(req, socket, head, url)) return; // TTS routes
     const route = matchSttRoute(url.pathname, config.stt.models);
     if (route === null || 'notFound' in route) {
       log.info({ url: redactUrl(url) }, 'upgrade for unknown route');
@@ -198,10 +206,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
       await app.listen({ port, host });
       return (app.server.address() as AddressInfo).port;
     },
-    sessionCount: () => sessions.size,
+    sessionCount: () => sessions.size + tts.sessionCount(), // TTS: + tts sessions
     async close() {
       for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
       for (const s of [...sessions]) s.handleTransportClose();
+      tts.close(); // TTS
       wss.close();
       await app.close();
     },
