@@ -247,6 +247,7 @@ export class TtsSession {
       sampleRate: resolved.sampleRate,
     };
     this.log.info({ voice: resolved.voice.id, encoding: resolved.encoding, sample_rate: resolved.sampleRate, speed: resolved.speed }, 'tts session ready');
+    this.o.engine.prepare?.({ voice: resolved.voice.id, speed: resolved.speed });
     this.emit({ kind: 'ready', info });
     this.prewarm();
     this.armIdle();

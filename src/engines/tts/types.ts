@@ -94,6 +94,11 @@ export interface TtsEngine {
    * @param signal aborting it kills the job (child process) immediately.
    */
   synthesize(req: TtsSynthesisRequest, signal?: AbortSignal): TtsSynthesis;
+  /**
+   * Hint: syntheses with this voice and speed are coming (a session started). Engines may prepare
+   * (e.g. pre-start a process) so the first audio comes sooner. Never throws; optional.
+   */
+  prepare?(req: Omit<TtsSynthesisRequest, 'text'>): void;
   stats(): TtsEngineStats;
   /** Kill running jobs and release resources (temporary files). */
   shutdown(): Promise<void>;

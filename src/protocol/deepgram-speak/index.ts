@@ -12,7 +12,8 @@
  * `Speak` text over 2000 characters → 1009 `BIG-0001`; engine failure → 1011 `NET-0000`;
  * idle → 1011 `NET-0001`; unread audio piling up (backpressure) → 1011 `NET-0002`; session time
  * limit → 1011 `NET-0003`.
- * More than 20 `Flush` per 60 s → `Warning`; unlike Deepgram, the flush is still performed.
+ * More than 20 `Flush` per 60 s → `Warning`; unlike Deepgram, the flush is still performed. Errors
+ * that keep the session (a segment the engine could not speak, rejected text) are `Warning`s too.
  */
 import { z } from 'zod';
 import { CloseCode, type ErrorCode } from '../../util/errors.js';
@@ -79,7 +80,10 @@ export function parseSpeakFrame(text: string, flushTimes: number[], now: number)
   }
 }
 
-/** Encode one event as `/v1/speak` frames (pure). Errors produce no frame: the close code carries them. */
+/**
+ * Encode one event as `/v1/speak` frames (pure). Errors become `Warning` {description, code}; when
+ * they end the session the close code (see {@link speakCloseFor}) follows.
+ */
 export function encodeSpeak(ev: TtsEvent): (SpeakServerMessage | Buffer)[] {
   switch (ev.kind) {
     case 'ready':
@@ -100,10 +104,12 @@ export function encodeSpeak(ev: TtsEvent): (SpeakServerMessage | Buffer)[] {
       return [{ type: 'Cleared', sequence_id: ev.sequenceId }];
     case 'warning':
       return [{ type: 'Warning', description: ev.description, code: ev.code }];
+    case 'error':
+      // Deepgram has no error frame; a Warning says what happened (before the close, when fatal).
+      return [{ type: 'Warning', description: ev.message, code: ev.code }];
     case 'segment_start':
     case 'segment_end':
     case 'audio_end':
-    case 'error':
       return [];
   }
 }

@@ -3,23 +3,22 @@
  * natural than espeak-ng and far better recognised by PocketSphinx (shared/spec/engines.md §5:
  * 1.9–10.4 % WER on flite audio vs 84–98 % on espeak-ng).
  *
- * One `flite` child per segment writes a WAV into a private temporary directory (tmpfs
- * `/dev/shm` when present), read and deleted when the child exits. Flite renders a whole utterance
- * before writing anything, so first-audio latency grows with segment length: measured per 20-word
- * sentence 19.5 ms for the diphone voice `kal16` (13.9 ms for a 10-word clause), 119–126 ms for
- * the clustergen voices `slt`/`rms` (74 ms per clause). The default voice is therefore `kal16`.
+ * One `flite -voice <v> --setf duration_stretch=<1/speed> -f <text> -o <wav>` child per segment
+ * (a {@link ProcessRunner}): a warm child reads its text from a FIFO it opened in advance, a cold
+ * one from a temporary file; the WAV goes to a private temporary directory (tmpfs `/dev/shm` when
+ * present) and is read when the child exits. Flite renders a whole utterance before writing, so
+ * first-audio latency grows with segment length: measured per 20-word sentence 19.5 ms cold for
+ * the diphone voice `kal16`, 119–126 ms for the clustergen voices `slt`/`rms`; a warm `kal16`
+ * renders a 10-word clause in 6.1 ms. The default voice is therefore `kal16`.
  *
- * Speed: `--setf duration_stretch=1/speed` (0.5–2.0 verified: 2.52 s → 5.04 s / 1.25 s).
+ * Speed: `duration_stretch = 1/speed` (0.5–2.0 verified: 2.52 s of speech → 5.04 s / 1.25 s).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { TtsCapabilities, TtsEngine, TtsEngineStats, TtsSynthesis, TtsSynthesisRequest, TtsVoice } from '../types.js';
-import { JobLimiter, runForOutput, synthesisFromChild } from '../process.js';
+import { ProcessRunner, runForOutput } from '../process.js';
 
 /** Options of the flite engine. */
 export interface FliteOptions {
-  /** Concurrent `flite` processes (further jobs queue). */
+  /** Concurrent `flite` jobs (further jobs queue). */
   maxConcurrentJobs: number;
   /** Kill a job after this long, ms. */
   jobTimeoutMs: number;
@@ -49,14 +48,22 @@ export class FliteEngine implements TtsEngine {
   readonly id = 'flite';
   version = 'flite';
   readonly capabilities = FLITE_CAPABILITIES;
-  private readonly limiter: JobLimiter;
+  private readonly runner: ProcessRunner;
   private readonly bin: string;
-  private dir: string | null = null;
-  private seq = 0;
 
-  constructor(private readonly opts: FliteOptions) {
-    this.limiter = new JobLimiter(opts.maxConcurrentJobs);
+  constructor(opts: FliteOptions) {
     this.bin = opts.binary ?? 'flite';
+    this.runner = new ProcessRunner(
+      {
+        name: 'flite',
+        cmd: this.bin,
+        // -f: the text is read from a file/FIFO, never parsed as options.
+        args: (s, io) => ['-voice', s.voice, '--setf', `duration_stretch=${(1 / s.speed).toFixed(4)}`, '-f', io.textPath!, '-o', io.outPath!],
+        textVia: 'file',
+        outputVia: 'file',
+      },
+      { maxConcurrentJobs: opts.maxConcurrentJobs, jobTimeoutMs: opts.jobTimeoutMs },
+    );
   }
 
   /** @throws Error when `flite` is missing or lacks a listed voice. */
@@ -68,36 +75,23 @@ export class FliteEngine implements TtsEngine {
     const have = new Set(listed.replace(/^.*?:/s, '').trim().split(/\s+/));
     const missing = FLITE_VOICES.filter((v) => !have.has(v.id)).map((v) => v.id);
     if (missing.length) throw new Error(`flite lacks voice(s) ${missing.join(', ')} (has: ${[...have].join(' ')}); ${hint}`);
-    const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-    this.dir = mkdtempSync(path.join(base, 'voxgate-flite-'));
+    await this.runner.init();
   }
 
   synthesize(req: TtsSynthesisRequest, signal?: AbortSignal): TtsSynthesis {
-    const voice = FLITE_VOICES.find((v) => v.id === req.voice);
-    const rate = voice?.sampleRate ?? 16000;
-    const outFile = path.join(this.dir ?? tmpdir(), `${process.pid}-${++this.seq}.wav`);
-    const stretch = (1 / req.speed).toFixed(4);
-    return synthesisFromChild(
-      {
-        cmd: this.bin,
-        // -t: the next argument is the text, literally (never an option or a file name).
-        args: ['-voice', req.voice, '--setf', `duration_stretch=${stretch}`, '-t', req.text, '-o', outFile],
-        outFile,
-        timeoutMs: this.opts.jobTimeoutMs,
-        name: 'flite',
-      },
-      this.limiter,
-      rate,
-      signal,
-    );
+    const rate = FLITE_VOICES.find((v) => v.id === req.voice)?.sampleRate ?? 16000;
+    return this.runner.run({ voice: req.voice, speed: req.speed }, req.text, rate, signal);
+  }
+
+  prepare(req: Omit<TtsSynthesisRequest, 'text'>): void {
+    this.runner.prepare({ voice: req.voice, speed: req.speed });
   }
 
   stats(): TtsEngineStats {
-    return { activeJobs: this.limiter.active, queuedJobs: this.limiter.queued, finishedJobs: this.limiter.released };
+    return this.runner.stats();
   }
 
   async shutdown(): Promise<void> {
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
-    this.dir = null;
+    await this.runner.shutdown();
   }
 }
