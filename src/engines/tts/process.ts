@@ -404,7 +404,6 @@ export class ProcessRunner {
     try {
       if (signal?.aborted) throw abortError();
       l = this.takeWarm(settings);
-      if (process.env.VOXGATE_TTS_DEBUG) process.stderr.write(`${name} job: ${l ? 'warm' : 'cold'}\n`);
       let delivered = false;
       if (l) {
         delivered = this.spec.textVia === 'stdin' ? (l.child.stdin!.end(text), true) : await this.writeFifo(l.textPath!, text, l);
