@@ -12,6 +12,8 @@ APT_PACKAGES=(
   espeak-ng flite ffmpeg
   # native addon toolchain (node-gyp)
   g++ make python3
+  # headless browser for the playground test (test/playground.test.ts, driven by playwright-core)
+  chromium
 )
 
 missing=()

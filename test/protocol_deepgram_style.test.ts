@@ -74,3 +74,32 @@ describe('deepgram-style dialect', () => {
     assert.match(nameUuid('a'), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 });
+
+describe('deepgram-style dialect: init-level formatting (§1.4 smart_format)', () => {
+  it('formats transcript and punctuated_word when init asks for smart_format, and not otherwise', async () => {
+    const { encodeDeepgramStyle } = await import('../src/protocol/deepgram-style/index.js');
+    const { parseInit } = await import('../src/protocol/unified/client.js');
+    const cmd = parseInit({ smart_format: true });
+    assert.equal(cmd.kind, 'init');
+    const fmt = cmd.kind === 'init' ? cmd.init.format : undefined;
+    const base = {
+      sessionId: 's', requestId: '6f1c1e52-4a47-4d2e-9a34-1f2a3b4c5d6e', createdAt: new Date(), channels: 1,
+      model: { code: 'a/b:c', engine: 'pocketsphinx', dialect: 'deepgram-style' as const, options: {}, aliases: [] },
+      engine: { id: 'pocketsphinx', version: 'x' }, vadEvents: false,
+    };
+    const words = [
+      { word: 'go', start: 0, end: 0.2, confidence: 0.9 },
+      { word: 'forward', start: 0.2, end: 0.5, confidence: 0.9 },
+      { word: 'twenty', start: 0.5, end: 0.8, confidence: 0.9 },
+      { word: 'five', start: 0.8, end: 1.0, confidence: 0.7 },
+    ];
+    const result = { transcript: 'go forward twenty five', confidence: 0.9, words, start: 0, duration: 1, language: 'en', speechFinal: true, fromFinalize: false };
+    const [on] = encodeDeepgramStyle({ kind: 'final', info: { ...base, format: fmt }, result }) as { channel: { alternatives: { transcript: string; words: { word: string; punctuated_word: string; end: number }[] }[] } }[];
+    assert.equal(on!.channel.alternatives[0]!.transcript, 'Go forward 25.');
+    assert.deepEqual(on!.channel.alternatives[0]!.words.map((w) => w.punctuated_word), ['Go', 'forward', '25.']);
+    assert.equal(on!.channel.alternatives[0]!.words[2]!.end, 1);
+    const [off] = encodeDeepgramStyle({ kind: 'final', info: base, result }) as typeof on[];
+    assert.equal(off!.channel.alternatives[0]!.transcript, 'go forward twenty five');
+    assert.deepEqual(off!.channel.alternatives[0]!.words.map((w) => w.punctuated_word), ['go', 'forward', 'twenty', 'five']);
+  });
+});

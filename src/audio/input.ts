@@ -11,7 +11,7 @@
  */
 import { VoxgateError } from '../util/errors.js';
 import { decodeAlaw, decodeMulaw } from './g711.js';
-import { bytesToInt16LE, downmix } from './pcm.js';
+import { bytesToInt16LE, deinterleave, downmix, interleave } from './pcm.js';
 import { Resampler } from './resample.js';
 import { RiffSniffer, WavFormatError, type WavHeader } from './wav.js';
 
@@ -34,11 +34,16 @@ export interface AudioInputOptions {
   channels: number;
   /** Hz the engine consumes. */
   targetRate: number;
+  /**
+   * Keep the channels (Deepgram `multichannel=true`): output is interleaved `channels`-channel PCM at
+   * the target rate, each channel resampled on its own. Default false: downmix to mono.
+   */
+  keepChannels?: boolean;
 }
 
 /** What one pushed frame produced. */
 export interface AudioChunk {
-  /** Mono PCM at the target rate (may be empty). */
+  /** PCM at the target rate (may be empty): mono, or interleaved channels with `keepChannels`. */
   pcm: Int16Array;
   /** Set when this frame began with a RIFF/WAVE header that was consumed. */
   wavHeader?: WavHeader;
@@ -55,6 +60,8 @@ export class AudioInput {
   private sampleRate: number;
   private channels: number;
   private resampler: Resampler;
+  /** Per-channel resamplers with `keepChannels` (created on first use, as the WAV header may change the count). */
+  private channelResamplers: Resampler[] = [];
   private readonly sniffer = new RiffSniffer();
   /** WAV mode: the input is a byte stream (a file), so partial samples are carried between frames. */
   private wav = false;
@@ -113,8 +120,9 @@ export class AudioInput {
     return { pcm: this.convert(bytes), wavHeader };
   }
 
-  /** Drain the resampler's tail at end of stream. */
+  /** Drain the resampler's tail at end of stream (interleaved with `keepChannels`). */
   flush(): Int16Array {
+    if (this.opts.keepChannels && this.channels > 1) return interleave(this.channelResamplers.map((r) => r.flush()));
     return this.resampler.flush();
   }
 
@@ -131,6 +139,7 @@ export class AudioInput {
     if (h.sampleRate !== this.sampleRate) {
       this.sampleRate = h.sampleRate;
       this.resampler = new Resampler(h.sampleRate, this.opts.targetRate);
+      this.channelResamplers = [];
     }
   }
 
@@ -147,6 +156,12 @@ export class AudioInput {
       case 'alaw':
         pcm = decodeAlaw(bytes);
         break;
+    }
+    if (this.channels > 1 && this.opts.keepChannels) {
+      if (this.channelResamplers.length !== this.channels) {
+        this.channelResamplers = Array.from({ length: this.channels }, () => new Resampler(this.sampleRate, this.opts.targetRate));
+      }
+      return interleave(deinterleave(pcm, this.channels).map((c, i) => this.channelResamplers[i]!.process(c)));
     }
     if (this.channels > 1) pcm = downmix(pcm, this.channels);
     return this.resampler.process(pcm);

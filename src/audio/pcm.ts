@@ -86,3 +86,34 @@ export function float32ToInt16(samples: Float32Array): Int16Array {
   }
   return out;
 }
+
+/**
+ * Splits interleaved multi-channel PCM into one array per channel (Deepgram `multichannel=true`, §2.2).
+ * @param interleaved Interleaved samples, `frames * channels` long.
+ * @param channels Channel count (positive integer).
+ * @returns `channels` new arrays of `interleaved.length / channels` samples each.
+ * @throws RangeError if `channels` is not a positive integer or the length is not a multiple of it.
+ */
+export function deinterleave(interleaved: Int16Array, channels: number): Int16Array[] {
+  if (!Number.isInteger(channels) || channels < 1) throw new RangeError(`invalid channel count ${channels}`);
+  if (interleaved.length % channels !== 0) {
+    throw new RangeError(`${interleaved.length} samples is not a whole number of ${channels}-channel frames`);
+  }
+  const frames = interleaved.length / channels;
+  const out = Array.from({ length: channels }, () => new Int16Array(frames));
+  for (let i = 0, j = 0; i < frames; i++) for (let c = 0; c < channels; c++) out[c]![i] = interleaved[j++]!;
+  return out;
+}
+
+/**
+ * Interleaves per-channel PCM (the inverse of {@link deinterleave}). Arrays of unequal length are
+ * cut to the shortest.
+ * @returns A new array of `min(length) * channels.length` samples.
+ */
+export function interleave(channels: Int16Array[]): Int16Array {
+  const n = channels.length;
+  const frames = Math.min(...channels.map((c) => c.length));
+  const out = new Int16Array(frames * n);
+  for (let i = 0, j = 0; i < frames; i++) for (let c = 0; c < n; c++) out[j++] = channels[c]![i]!;
+  return out;
+}

@@ -3,22 +3,30 @@
  * (shared/spec/protocols.md §1.3), also usable on Deepgram-style routes (§1.4): it sends the same
  * client messages and surfaces both dialects' server frames as a typed union.
  *
+ * Isomorphic: runs in Node (over `ws`, key in `Authorization: Bearer`) and in browsers (global
+ * `WebSocket`, key in `?token=`); see ./transport.ts. The browser playground (web/) uses it.
+ *
  * One method per socket message (`sendAudio`, `sendAudioBase64`, `finalize`, `keepAlive`, `close`),
  * in the style of the Deepgram JS SDK.
  */
-import { EventEmitter } from 'node:events';
-import WebSocket from 'ws';
 import type { UnifiedServerMessage } from '../protocol/unified/schema.js';
 import type { DeepgramStyleServerMessage } from '../protocol/deepgram-style/schema.js';
+import { TypedEmitter } from './emitter.js';
+import { SocketTransport, bytesToBase64, ReadyState, type AuthMode, type SocketError, type WebSocketConstructor } from './transport.js';
+
+export type { SocketError, WebSocketConstructor, AuthMode } from './transport.js';
 
 /** `init.config` fields (protocols.md §1.3). */
 export interface SttClientInit {
   language?: string;
+  /** Hz; one of the §1.3 `SampleRate` values (8000 … 48000). */
   sample_rate?: number;
+  /** `linear16` (16-bit little-endian PCM), `mulaw`, `alaw`. */
   encoding?: string;
   channels?: number;
   enable_partials?: boolean;
   enable_vad?: boolean;
+  /** Ask for `words` [{word, start, end (s), confidence (0–1)}] on finals. */
   enable_word_timestamps?: boolean;
   /** ms, or false to disable. */
   endpointing?: number | false;
@@ -30,26 +38,36 @@ export type SttServerMessage = UnifiedServerMessage | DeepgramStyleServerMessage
 
 /** Client events. */
 export interface SttClientEvents {
+  [event: string]: unknown[];
   /** The session is ready (`ready`, or the first `Metadata` on Deepgram-style routes). */
   open: [];
   message: [SttServerMessage];
-  /** The socket closed; `code` per RFC 6455. */
+  /** The socket closed; `code` per RFC 6455 (1000 normal, 1008 policy, 1006 no close frame …). */
   close: [code: number, reason: string];
-  /** Transport-level failure (including a refused upgrade: `statusCode` set). */
-  error: [Error & { statusCode?: number; body?: string }];
+  /** Transport-level failure (including a refused upgrade: `statusCode` set under Node). */
+  error: [SocketError];
 }
 
 /** Connection options. */
 export interface SttClientOptions {
-  /** Base URL, e.g. `ws://127.0.0.1:8080`. */
+  /** Base URL, e.g. `ws://127.0.0.1:8080` (http(s):// is accepted and converted). */
   url: string;
   /** Catalogue code, e.g. `local/pocketsphinx:en`. */
   model: string;
-  /** API key, sent as `Authorization: Bearer`. */
+  /** API key: `Authorization: Bearer` under Node, `?token=` in browsers (see `auth`). */
   key?: string;
+  /** How the key is presented; default `auto`. */
+  auth?: AuthMode;
+  /**
+   * `direct` (default): `/v1/stt/{model}`, in the dialect the catalogue gives the model;
+   * `bridge`: `/v1/bridges/unmute/stt/{model}`, always the unified dialect (§1.1).
+   */
+  route?: 'direct' | 'bridge';
   init: SttClientInit;
   /** Listener attached before the socket opens, so it also sees `ready`/`Metadata` and init errors. */
   onMessage?: (m: SttServerMessage) => void;
+  /** WebSocket implementation override (default: global `WebSocket` in browsers, `ws` in Node). */
+  WebSocket?: WebSocketConstructor;
 }
 
 /** Encode a model code for a URL path, leaving `/` and `:` literal (protocols.md §1.1). */
@@ -61,54 +79,41 @@ export function modelPath(model: string): string {
 }
 
 /** A streaming STT connection. Create with {@link SttClient.connect}. */
-export class SttClient extends EventEmitter<SttClientEvents> {
+export class SttClient extends TypedEmitter<SttClientEvents> {
   private opened = false;
+  private closeCode: number | null = null;
 
-  private constructor(readonly ws: WebSocket) {
+  private constructor(readonly transport: SocketTransport) {
     super();
   }
 
   /**
    * Open the socket and send `init`. Resolves once the session is ready.
-   * @throws Error (with `statusCode`/`body`) when the upgrade is refused, or when the server
-   *   answers `init` with an error and closes.
+   * @throws Error (with `statusCode`/`body` under Node) when the upgrade is refused or the socket
+   *   fails; Error `init rejected: <code>: <message>` when the server answers `init` with an error.
    */
-  static connect(o: SttClientOptions): Promise<SttClient> {
+  static async connect(o: SttClientOptions): Promise<SttClient> {
     const base = o.url.replace(/\/+$/, '');
-    const ws = new WebSocket(`${base}/v1/stt/${modelPath(o.model)}`, {
-      headers: o.key ? { Authorization: `Bearer ${o.key}` } : {},
-    });
-    const c = new SttClient(ws);
+    const prefix = o.route === 'bridge' ? '/v1/bridges/unmute/stt/' : '/v1/stt/';
+    const transport = await SocketTransport.open({ url: `${base}${prefix}${modelPath(o.model)}`, key: o.key, auth: o.auth, WebSocket: o.WebSocket });
+    const c = new SttClient(transport);
     if (o.onMessage) c.on('message', o.onMessage);
     return new Promise((resolve, reject) => {
       let settled = false;
-      const fail = (e: Error & { statusCode?: number; body?: string }) => {
+      const fail = (e: SocketError) => {
         if (!settled) {
           settled = true;
           reject(e);
         } else c.emit('error', e);
       };
-      ws.on('unexpected-response', (_req, res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => {
-          let msg = body;
-          try {
-            msg = (JSON.parse(body) as { message?: string }).message ?? body;
-          } catch {
-            /* not JSON */
-          }
-          fail(Object.assign(new Error(`upgrade refused: HTTP ${res.statusCode}: ${msg}`), { statusCode: res.statusCode, body }));
-        });
-      });
-      ws.on('error', (err) => fail(err));
-      ws.on('open', () => ws.send(JSON.stringify({ type: 'init', config: o.init })));
-      ws.on('message', (data, isBinary) => {
-        if (isBinary) return;
+      transport.on('error', fail);
+      transport.on('open', () => transport.sendText(JSON.stringify({ type: 'init', config: o.init })));
+      transport.on('text', (data) => {
         let msg: SttServerMessage;
         try {
-          msg = JSON.parse(data.toString()) as SttServerMessage;
+          msg = JSON.parse(data) as SttServerMessage;
         } catch {
+          fail(new Error(`server sent a text frame that is not JSON: ${data.slice(0, 80)}`));
           return;
         }
         if (!c.opened && (msg.type === 'ready' || msg.type === 'Metadata')) {
@@ -119,47 +124,66 @@ export class SttClient extends EventEmitter<SttClientEvents> {
         }
         c.emit('message', msg);
         if (!c.opened && (msg.type === 'error' || msg.type === 'Error')) {
-          fail(new Error(`init rejected: ${msg.code}: ${msg.message}`));
+          fail(Object.assign(new Error(`init rejected: ${msg.code}: ${msg.message}`), { code: msg.code }));
         }
       });
-      ws.on('close', (code, reason) => {
-        if (!settled) fail(new Error(`connection closed before ready: ${code} ${reason.toString()}`));
-        c.emit('close', code, reason.toString());
+      transport.on('close', (code, reason) => {
+        c.closeCode = code;
+        if (!settled) fail(new Error(`connection closed before ready: ${code} ${reason}`.trim()));
+        c.emit('close', code, reason);
       });
     });
   }
 
-  /** Send raw audio bytes as one binary frame. */
+  /** Send raw audio bytes (declared `encoding`/`sample_rate`) as one binary frame. */
   sendAudio(bytes: Uint8Array): void {
-    this.ws.send(bytes);
+    this.transport.sendBinary(bytes);
   }
 
   /** Send audio as `{"type":"audio","data":"<base64>"}`. */
   sendAudioBase64(bytes: Uint8Array): void {
-    this.ws.send(JSON.stringify({ type: 'audio', data: Buffer.from(bytes).toString('base64') }));
+    this.transport.sendText(JSON.stringify({ type: 'audio', data: bytesToBase64(bytes) }));
   }
 
   /** Flush the utterance in progress; a final with `from_finalize: true` follows. */
   finalize(): void {
-    this.ws.send(JSON.stringify({ type: 'finalize' }));
+    this.transport.sendText(JSON.stringify({ type: 'finalize' }));
   }
 
   /** Keep the session alive during silence. */
   keepAlive(): void {
-    this.ws.send(JSON.stringify({ type: 'keepalive' }));
+    this.transport.sendText(JSON.stringify({ type: 'keepalive' }));
   }
 
-  /** No more audio: the server delivers remaining finals and closes (1000). Resolves with the close code. */
-  close(): Promise<number> {
+  /**
+   * No more audio: the server delivers remaining finals and closes (1000). Resolves with the close
+   * code (1006 when already closed without a code). When the server has not closed within
+   * `timeoutMs` (ms), the client closes the socket itself.
+   */
+  close(timeoutMs = 30_000): Promise<number> {
     return new Promise((resolve) => {
-      if (this.ws.readyState === WebSocket.CLOSED) return resolve(1006);
-      this.once('close', (code) => resolve(code));
-      if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'close' }));
+      if (this.closeCode !== null || this.transport.socket.readyState === ReadyState.CLOSED) return resolve(this.closeCode ?? 1006);
+      const t = setTimeout(() => this.transport.close(1000, 'client timeout waiting for close'), timeoutMs);
+      this.once('close', (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+      if (this.transport.isOpen) this.transport.sendText(JSON.stringify({ type: 'close' }));
     });
+  }
+
+  /** Close the socket at once, without draining (e.g. the user navigated away). */
+  abort(): void {
+    this.transport.close(1000, 'client abort');
+  }
+
+  /** True while the socket is open. */
+  get isOpen(): boolean {
+    return this.transport.isOpen;
   }
 
   /** Bytes queued in the socket but not yet sent (for pacing). */
   get bufferedAmount(): number {
-    return this.ws.bufferedAmount;
+    return this.transport.bufferedAmount;
   }
 }

@@ -31,6 +31,8 @@ const sttModelSchema = z.object({
   description: z.string().optional(),
   /** Engine-specific options passed to the engine factory. */
   options: z.record(z.string(), z.unknown()).default({}),
+  /** Other names that select this entry in Deepgram's `?model=` (e.g. `nova-3`). */
+  aliases: z.array(z.string().min(1)).default([]),
 });
 /** One STT model entry of the catalogue. */
 export type SttModelEntry = z.infer<typeof sttModelSchema>;
@@ -55,6 +57,16 @@ const engineSchema = z.object({
   maxDecoders: z.number().int().positive().default(12),
 });
 
+const compatSchema = z
+  .object({
+    /**
+     * Catalogue code served when a vendor-compatible route names no model of ours (Deepgram
+     * `/v1/listen` without `model` or with a Deepgram model name; smallest.ai routes). Default: the first STT model.
+     */
+    defaultSttModel: z.string().optional(),
+  })
+  .strict();
+
 /** The whole configuration file shape. Unknown keys are rejected to catch typos. */
 export const configSchema = z
   .object({
@@ -63,6 +75,7 @@ export const configSchema = z
     tts: ttsSectionSchema.optional(),
     limits: limitsSchema.partial().optional(),
     engines: z.record(z.string(), engineSchema.partial()).optional(),
+    compat: compatSchema.optional(),
   })
   .strict();
 
@@ -73,6 +86,7 @@ export interface VoxgateConfig {
   tts: TtsConfig;
   limits: Limits;
   engines: Record<string, z.infer<typeof engineSchema>>;
+  compat: z.infer<typeof compatSchema>;
 }
 
 /** The built-in catalogue: the embedded English engine in both STT dialects. */
@@ -84,6 +98,7 @@ export const DEFAULT_STT_MODELS: SttModelEntry[] = [
     name: 'PocketSphinx US English (embedded)',
     description: 'CMU PocketSphinx 0.8+5prealpha, en-US acoustic model and 3-gram LM from Debian, Silero VAD endpointing.',
     options: {},
+    aliases: [],
   },
   {
     code: 'local/pocketsphinx:en-deepgram',
@@ -92,6 +107,7 @@ export const DEFAULT_STT_MODELS: SttModelEntry[] = [
     name: 'PocketSphinx US English (embedded), Deepgram-style results',
     description: 'Same engine; SLNG direct-route dialect with Deepgram-shaped Results/Metadata (protocols.md §1.4).',
     options: {},
+    aliases: [],
   },
 ];
 
@@ -129,7 +145,11 @@ export function loadConfig(file?: string): VoxgateConfig {
   }
   const engines: VoxgateConfig['engines'] = {};
   for (const [id, e] of Object.entries(raw.engines ?? {})) engines[id] = engineSchema.parse(e);
-  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines };
+  const compat = raw.compat ?? {};
+  if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
+    throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
+  }
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat };
 }
 
 /** Engine settings for `id`, defaults filled in. */

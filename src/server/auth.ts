@@ -1,8 +1,9 @@
 /**
  * Handshake authentication (shared/spec/protocols.md §1.2, §2.1): the API key comes from
  * `Authorization: Bearer <key>` (SLNG), `Authorization: Token <key>` (Deepgram), `X-API-Key: <key>`
- * (sent by the LiveKit plugin), or the `?token=<key>` query parameter (browsers). The first form
- * present wins. Keys are never logged: use {@link redactUrl} before logging a URL.
+ * (sent by the LiveKit plugin), the browser subprotocol form `Sec-WebSocket-Protocol: token, <key>`
+ * (or `bearer, <key>`; Deepgram, §2.1), or the `?token=<key>` query parameter (browsers). The first
+ * form present, in that order, wins. Keys are never logged: use {@link redactUrl} before logging a URL.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
@@ -15,6 +16,8 @@ export function presentedKey(headers: IncomingHttpHeaders, url: URL): string | n
   }
   const x = headers['x-api-key'];
   if (typeof x === 'string' && x.trim()) return x.trim();
+  const sub = subprotocolKey(headers);
+  if (sub) return sub.key;
   const q = url.searchParams.get('token');
   return q && q.length > 0 ? q : null;
 }
@@ -24,4 +27,19 @@ export function redactUrl(url: URL): string {
   const u = new URL(url.href);
   for (const k of ['token', 'key', 'api_key']) if (u.searchParams.has(k)) u.searchParams.set(k, 'REDACTED');
   return u.pathname + u.search;
+}
+
+/**
+ * The key carried in `Sec-WebSocket-Protocol: token, <key>` / `bearer, <key>` (Deepgram browser auth,
+ * protocols.md §2.1, D3), with the scheme the server must echo back as the accepted subprotocol.
+ * @returns null when the header is absent or does not start with a `token`/`bearer` pair.
+ */
+export function subprotocolKey(headers: IncomingHttpHeaders): { scheme: string; key: string } | null {
+  const raw = headers['sec-websocket-protocol'];
+  if (typeof raw !== 'string') return null;
+  const parts = raw.split(',').map((p) => p.trim()).filter(Boolean);
+  for (let i = 0; i + 1 < parts.length; i++) {
+    if (/^(token|bearer)$/i.test(parts[i]!)) return { scheme: parts[i]!, key: parts[i + 1]! };
+  }
+  return null;
 }

@@ -22,9 +22,14 @@ import { STT_DIALECT_IMPLS } from '../protocol/index.js';
 import { SttSession } from '../session/stt_session.js';
 import type { KeyStore } from '../store/keys.js';
 import { CloseCode } from '../util/errors.js';
+import { randomUUID } from 'node:crypto';
+import type { SttDialect, SttInitRequest } from '../protocol/events.js';
+import { VoxgateError } from '../util/errors.js';
 import { presentedKey, redactUrl } from './auth.js';
+import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
+import { playgroundPlugin } from './static.js';
 // TTS (issue #4): routes live in tts_routes.ts; the edits marked "TTS" below only wire them in.
 import { createTtsGateway } from './tts_routes.js';
 import type { TtsEngine } from '../engines/tts/types.js';
@@ -55,7 +60,7 @@ export interface Gateway {
 /** Write a JSON HTTP response on a raw upgrade socket and close it. */
 function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unknown>, extraHeaders: Record<string, string> = {}): void {
   const payload = JSON.stringify(body);
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Error';
   const headers = {
     'Content-Type': 'application/json',
     'Content-Length': String(Buffer.byteLength(payload)),
@@ -86,6 +91,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // session (which survives); larger ones are refused by ws with close 1009.
     maxPayload: config.limits.maxFrameBytes * 2,
     perMessageDeflate: false,
+    // Browser auth `Sec-WebSocket-Protocol: token, <key>` (Deepgram §2.1): the server must select
+    // `token` (or `bearer`) or browsers fail the handshake. Never echo the key itself.
+    handleProtocols: (protocols) => {
+      for (const p of protocols) if (/^(token|bearer)$/i.test(p)) return p;
+      return false;
+    },
+  });
+  // Deepgram clients read `dg-request-id` from the handshake response (§2.1).
+  wss.on('headers', (headers, req) => {
+    const id = (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId;
+    if (id) headers.push(`dg-request-id: ${id}`);
   });
   // TTS: HTTP routes, upgrade handling and model listing for /v1/tts, /v1/bridges/unmute/tts, /v1/speak.
   const tts = createTtsGateway({ app, config, engines: deps.ttsEngines ?? new Map(), keys, log, registry: metrics.registry });
@@ -107,6 +123,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       };
     });
 
+  void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
@@ -130,6 +147,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     if (tts.handleUpgrade(req, socket, head, url)) return; // TTS routes
+    if (compatProtocol(url.pathname)) {
+      upgradeCompat(req, socket, head, url);
+      return;
+    }
     const route = matchSttRoute(url.pathname, config.stt.models);
     if (route === null || 'notFound' in route) {
       log.info({ url: redactUrl(url) }, 'upgrade for unknown route');
@@ -155,13 +176,53 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     const engine = engines.get(route.model.engine)!;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, engine, keyInfo.id));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], engine, keyInfo.id));
   });
 
-  function attach(ws: WebSocket, model: (typeof config.stt.models)[number], dialectName: keyof typeof STT_DIALECT_IMPLS, engine: SttEngine, keyId: string): void {
+  /**
+   * Deepgram `/v1/listen` and smallest.ai routes (compat_routes.ts): auth first (401 JSON), then the
+   * query is validated against the engine (400 JSON), then the session starts with no `init` frame.
+   * Every response of the Deepgram route carries `dg-request-id`; failures also `dg-error` (§2.1).
+   */
+  function upgradeCompat(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
+    const requestId = randomUUID();
+    const deepgram = compatProtocol(url.pathname) === 'deepgram';
+    const reject = (status: number, code: string, message: string, extra: Record<string, string> = {}) => {
+      metrics.rejectedUpgrades.inc({ status: String(status) });
+      const headers: Record<string, string> = { ...extra };
+      if (deepgram) {
+        headers['dg-request-id'] = requestId;
+        headers['dg-error'] = message.replace(/[\r\n]+/g, ' ').slice(0, 200);
+      }
+      rejectUpgrade(socket, status, deepgram ? { err_code: code, err_msg: message, request_id: requestId, error: code, message } : { error: code, message }, headers);
+    };
+    const key = presentedKey(req.headers, url);
+    const keyInfo = key ? keys.verify(key) : null;
+    if (!keyInfo) {
+      log.info({ url: redactUrl(url), reason: key ? 'invalid key' : 'no key' }, 'upgrade rejected: auth');
+      reject(401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Token <key>", "Authorization: Bearer <key>" or Sec-WebSocket-Protocol: token, <key>', { 'WWW-Authenticate': 'Token' });
+      return;
+    }
+    let route: CompatRoute;
+    try {
+      route = matchCompatRoute(url, config, engines)!;
+    } catch (err) {
+      const e = err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err));
+      log.info({ url: redactUrl(url), code: e.code }, `upgrade rejected: ${e.message}`);
+      reject(e.httpStatus, e.code, e.message);
+      return;
+    }
+    (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId = requestId;
+    const engine = engines.get(route.model.engine)!;
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, engine, keyInfo.id, route.init, requestId));
+  }
+
+  function attach(ws: WebSocket, model: (typeof config.stt.models)[number], dialect: SttDialect, engine: SttEngine, keyId: string, init?: SttInitRequest, requestId?: string): void {
     const session = new SttSession({
       model,
-      dialect: STT_DIALECT_IMPLS[dialectName],
+      dialect,
+      init,
+      requestId,
       engine,
       limits: config.limits,
       log: log.child({ key_id: keyId }),

@@ -26,7 +26,7 @@
  * Deepgram browser form `Sec-WebSocket-Protocol: token, <key>` on upgrades.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -124,15 +124,6 @@ export function resolveSpeakVoice(name: string, models: readonly TtsModelEntry[]
   return null;
 }
 
-/** The key from `Sec-WebSocket-Protocol: token, <key>` / `bearer, <key>` (Deepgram browser auth, D3). */
-export function subprotocolKey(headers: IncomingHttpHeaders): string | null {
-  const raw = headers['sec-websocket-protocol'];
-  if (typeof raw !== 'string') return null;
-  const parts = raw.split(',').map((p) => p.trim());
-  const i = parts.findIndex((p) => p.toLowerCase() === 'token' || p.toLowerCase() === 'bearer');
-  return i >= 0 && parts[i + 1] ? parts[i + 1]! : null;
-}
-
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 413: 'Payload Too Large', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unknown>, extraHeaders: Record<string, string> = {}): void {
@@ -204,10 +195,10 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     noServer: true,
     maxPayload: config.limits.maxFrameBytes * 2,
     perMessageDeflate: false,
+    // Browser auth `Sec-WebSocket-Protocol: token, <key>`: select the scheme, never echo the key (as server.ts).
     handleProtocols: (protocols) => {
-      if (protocols.has('token')) return 'token';
-      if (protocols.has('bearer')) return 'bearer';
-      return protocols.values().next().value ?? false;
+      for (const p of protocols) if (/^(token|bearer)$/i.test(p)) return p;
+      return false;
     },
   });
 
@@ -256,7 +247,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       refuse(404, 'not_found', `unknown TTS model "${route.code}"`, { models: modelCatalogue() });
       return true;
     }
-    const key = presentedKey(req.headers, url) ?? subprotocolKey(req.headers);
+    const key = presentedKey(req.headers, url);
     const keyInfo = key ? keys.verify(key) : null;
     if (!keyInfo) {
       refuse(401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" (or "Token <key>") or ?token=<key>');

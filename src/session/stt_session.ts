@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import { AudioInput, COMPRESSED_ENCODINGS, STREAM_ENCODINGS, STREAM_SAMPLE_RATES, type StreamEncoding } from '../audio/input.js';
 import type { Limits, SttModelEntry } from '../config/config.js';
 import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types.js';
+import { ChannelFanout } from './channel_fanout.js';
 import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
 import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
 
@@ -68,6 +69,13 @@ export interface SttSessionOptions {
   log: Logger;
   /** Called once when the session reaches `closed`. */
   onClosed?: (s: SttSession) => void;
+  /**
+   * Settings already known from the URL (Deepgram `/v1/listen`, smallest.ai query strings): the session
+   * starts at once, with no `init` frame, and must have been validated with {@link resolveInit}.
+   */
+  init?: SttInitRequest;
+  /** Request id to report (Deepgram `request_id`, the `dg-request-id` header). Default: a new UUID. */
+  requestId?: string;
   observer?: SessionObserver;
 }
 
@@ -78,6 +86,10 @@ interface ResolvedInit {
   sampleRate: number;
   channels: number;
   vadEvents: boolean;
+  multichannel: boolean;
+  /** ms, or null when utterance-end events are off. */
+  utteranceEndMs: number | null;
+  format?: SttInitRequest['format'];
 }
 
 /**
@@ -121,17 +133,21 @@ export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: Stt
     sampleRate,
     channels,
     vadEvents: req.vadEvents ?? false,
+    multichannel: (req.multichannel ?? false) && channels > 1,
+    utteranceEndMs: req.utteranceEndMs ?? null,
+    format: req.format,
   };
 }
 
 /** One client connection on a streaming STT route. Drive it with `handleText`/`handleBinary`/`handleTransportClose`. */
 export class SttSession {
   readonly id = 'sess_' + randomBytes(9).toString('base64url');
-  readonly requestId = randomUUID();
+  readonly requestId: string;
   readonly createdAt = new Date();
   private st: SttSessionState = 'awaiting_init';
   private info: SessionInfo | null = null;
-  private stream: SttStream | null = null;
+  /** The engine stream(s): one per transcript channel (one unless multichannel). */
+  private stream: ChannelFanout | null = null;
   private input: AudioInput | null = null;
   private readonly pending: ClientCommand[] = [];
   private readonly sha: Hash = createHash('sha256');
@@ -140,10 +156,17 @@ export class SttSession {
   private readonly log: Logger;
   private closeCodeSent: number | null = null;
   private pausedTimer: NodeJS.Timeout | null = null;
+  /** Utterance-end tracking (Deepgram `UtteranceEnd`, §2.4): end (s) of the last final word not yet reported. */
+  private ueLastWordEnd: (number | null)[] = [];
+  private ueMs: number | null = null;
+  private readonly idleSeconds: number;
 
   constructor(private readonly o: SttSessionOptions) {
+    this.requestId = o.requestId ?? randomUUID();
     this.log = o.log.child({ session_id: this.id, model: o.model.code });
-    this.armIdle(o.limits.initTimeoutSeconds);
+    this.idleSeconds = o.dialect.idleTimeoutSeconds ?? o.limits.idleTimeoutSeconds;
+    if (o.init) void this.start(o.init);
+    else this.armIdle(o.limits.initTimeoutSeconds);
     this.maxTimer = setTimeout(() => this.expire('max_connection_duration_exceeded', `session exceeded the maximum duration of ${o.limits.maxSessionSeconds} s`), o.limits.maxSessionSeconds * 1000);
     this.maxTimer.unref();
   }
@@ -190,7 +213,10 @@ export class SttSession {
       this.sendError('payload_too_large', `frame of ${data.length} bytes exceeds the ${this.o.limits.maxFrameBytes}-byte limit; the frame was rejected`);
       return;
     }
-    if (data.length === 0) return;
+    if (data.length === 0) {
+      if (this.o.dialect.emptyBinaryCloses) this.dispatch({ kind: 'close' });
+      return;
+    }
     this.dispatch({ kind: 'audio', data });
   }
 
@@ -211,7 +237,9 @@ export class SttSession {
     }
     switch (cmd.kind) {
       case 'invalid':
-        if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
+        if (this.o.dialect.closeFor) {
+          this.sendError(cmd.code, cmd.message);
+        } else if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
           this.fatal(CloseCode.POLICY, 'config_error', 'config_error', cmd.message);
         } else {
           this.sendError(cmd.code, cmd.message);
@@ -257,11 +285,13 @@ export class SttSession {
       return;
     }
     this.st = 'starting';
-    this.armIdle(this.o.limits.idleTimeoutSeconds);
-    let stream: SttStream;
+    this.armIdle(this.idleSeconds);
+    const nStreams = init.multichannel ? init.channels : 1;
+    const streams: SttStream[] = [];
     try {
-      stream = await this.o.engine.start(init.stream);
+      for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream));
     } catch (err) {
+      for (const s of streams) s.abort();
       const e = toVoxgateError(err);
       if (this.st !== 'starting') return;
       this.fatal(e.closeCode ?? CloseCode.INTERNAL, e.code, e.code, e.message);
@@ -269,15 +299,18 @@ export class SttSession {
     }
     if (this.st !== 'starting') {
       // The client vanished or a timer ended the session while the decoder was being acquired.
-      stream.abort();
+      for (const s of streams) s.abort();
       return;
     }
+    const stream = new ChannelFanout(streams);
     this.stream = stream;
+    this.ueLastWordEnd = new Array<number | null>(nStreams).fill(null);
     this.input = new AudioInput({
       encoding: init.encoding,
       sampleRate: init.sampleRate,
       channels: init.channels,
       targetRate: this.o.engine.capabilities.inputSampleRate,
+      keepChannels: init.multichannel,
     });
     this.info = {
       sessionId: this.id,
@@ -287,14 +320,25 @@ export class SttSession {
       channels: init.channels,
       engine: { id: this.o.engine.id, version: this.o.engine.version ?? 'unknown' },
       vadEvents: init.vadEvents,
+      transcriptChannels: nStreams,
+      format: init.format,
     };
+    this.ueMs = init.utteranceEndMs;
     const info = this.info;
-    stream.on('partial', (result) => this.emit({ kind: 'partial', info, result }));
-    stream.on('final', (result) => {
-      this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
-      this.emit({ kind: 'final', info, result });
+    stream.on('partial', (result, channel) => {
+      if (result.transcript) this.ueLastWordEnd[channel] = null; // speech resumed before the gap elapsed
+      this.emit({ kind: 'partial', info, channel, result });
     });
-    stream.on('speech_started', ({ timestamp }) => this.emit({ kind: 'speech_started', info, timestamp }));
+    stream.on('final', (result, channel) => {
+      this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
+      this.emit({ kind: 'final', info, channel, result });
+      if (this.ueMs !== null && result.transcript) {
+        const ends = (result.words ?? []).map((w) => w.end);
+        this.ueLastWordEnd[channel] = ends.length > 0 ? Math.max(...ends) : result.start + result.duration;
+        this.checkUtteranceEnd();
+      }
+    });
+    stream.on('speech_started', ({ timestamp }, channel) => this.emit({ kind: 'speech_started', info, channel, timestamp }));
     stream.on('error', (err) => {
       this.log.error({ err }, 'engine stream failed');
       this.fatal(CloseCode.INTERNAL, 'engine error', 'internal_error', `speech engine failed: ${err.message}`);
@@ -312,7 +356,11 @@ export class SttSession {
     this.sha.update(bytes);
     let pcm: Int16Array;
     try {
-      pcm = this.input!.push(bytes).pcm;
+      const chunk = this.input!.push(bytes);
+      if (chunk.wavHeader && this.stream!.channels > 1 && chunk.wavHeader.channels !== this.stream!.channels) {
+        throw new VoxgateError('invalid_request', `multichannel session was opened for ${this.stream!.channels} channels but the WAV header declares ${chunk.wavHeader.channels}`);
+      }
+      pcm = chunk.pcm;
     } catch (err) {
       const e = toVoxgateError(err);
       this.sendError(e.code, e.message);
@@ -320,6 +368,22 @@ export class SttSession {
     }
     if (pcm.length > 0) this.stream!.write(pcm);
     this.applyBackpressure();
+    this.checkUtteranceEnd();
+  }
+
+  /**
+   * Emit `utterance_end` once the decoded audio passes the last final word's end by `utteranceEndMs`
+   * (audio time, not wall time, so it is exact for faster-than-real-time input too).
+   */
+  private checkUtteranceEnd(): void {
+    if (this.ueMs === null || !this.stream || !this.info) return;
+    const decoded = this.stream.audioSeconds - this.stream.backlogSeconds;
+    this.ueLastWordEnd.forEach((lastWordEnd, channel) => {
+      if (lastWordEnd !== null && decoded * 1000 >= lastWordEnd * 1000 + this.ueMs!) {
+        this.ueLastWordEnd[channel] = null;
+        this.emit({ kind: 'utterance_end', info: this.info!, channel, lastWordEnd });
+      }
+    });
   }
 
   /**
@@ -355,6 +419,7 @@ export class SttSession {
     const stream = this.stream!;
     await stream.close();
     if (this.st !== 'draining') return;
+    this.checkUtteranceEnd();
     this.emit({ kind: 'ended', info: this.info!, audioSeconds: stream.audioSeconds, sha256: this.sha.copy().digest('hex') });
     this.terminate(code, reason);
   }
@@ -363,7 +428,7 @@ export class SttSession {
 
   private touch(): void {
     if (this.st === 'awaiting_init') return; // the init deadline is not extended by chatter
-    if (this.st === 'starting' || this.st === 'streaming') this.armIdle(this.o.limits.idleTimeoutSeconds);
+    if (this.st === 'starting' || this.st === 'streaming') this.armIdle(this.idleSeconds);
   }
 
   private armIdle(seconds: number): void {
@@ -382,6 +447,15 @@ export class SttSession {
 
   private expire(code: ErrorCode, message: string): void {
     if (this.st === 'closed' || this.st === 'draining') return;
+    const dialectClose = this.o.dialect.closeFor?.(code, message);
+    if (dialectClose) {
+      // No error frame in this dialect: deliver pending finals, then report through the close code.
+      this.log.info({ code }, message);
+      this.o.observer?.error(code);
+      if (this.st === 'streaming') void this.drain(dialectClose.code, dialectClose.reason);
+      else this.terminate(dialectClose.code, dialectClose.reason);
+      return;
+    }
     this.sendError(code, message);
     if (this.st === 'streaming') void this.drain(CloseCode.POLICY, code);
     else this.terminate(CloseCode.POLICY, code);
@@ -394,13 +468,24 @@ export class SttSession {
     for (const frame of this.o.dialect.encode(ev)) this.o.transport.sendText(frame);
   }
 
+  /**
+   * Report an error in the dialect's way: an error frame (the session survives), or — for dialects
+   * without error frames — the dialect's close code, ending the session at once.
+   */
   private sendError(code: ErrorCode, message: string): void {
+    if (this.st === 'closed') return;
     this.log.info({ code }, message);
     this.o.observer?.error(code);
+    const dialectClose = this.o.dialect.closeFor?.(code, message);
+    if (dialectClose) {
+      this.stream?.abort();
+      this.terminate(dialectClose.code, dialectClose.reason);
+      return;
+    }
     this.emit({ kind: 'error', code, message });
   }
 
-  /** Send an error frame, abort the engine stream and close. */
+  /** Send an error frame, abort the engine stream and close (dialects with close codes pick their own). */
   private fatal(closeCode: number, reason: string, code: ErrorCode, message: string): void {
     this.sendError(code, message);
     this.stream?.abort();

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { SessionEvent, SessionInfo, SttDialect } from '../events.js';
 import { parseSlngClientFrame } from '../unified/client.js';
+import { formatText, formatUtterance } from '../../text/format.js';
 import type { DeepgramStyleServerMessage } from './schema.js';
 
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -24,8 +25,6 @@ export function nameUuid(name: string): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
-/** Deepgram-style `punctuated_word`: the word itself (the embedded engine neither punctuates nor cases). */
-const punctuated = (w: string): string => w;
 
 function metadata(info: SessionInfo, duration: number, sha256: string): DeepgramStyleServerMessage {
   return {
@@ -71,6 +70,11 @@ export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessag
       ];
     case 'final': {
       const r = ev.result;
+      // `punctuated_word` is required in this dialect: the word itself unless init asked for formatting (§1.4 `smart_format`).
+      const fmt = ev.info.format ?? { punctuate: false, numerals: false, smartFormat: false };
+      const f = formatUtterance(r.words ?? [], fmt);
+      const formatting = fmt.punctuate || fmt.numerals || fmt.smartFormat;
+      const transcript = !formatting ? r.transcript : (r.words ?? []).length > 0 ? f.transcript : formatText(r.transcript, fmt);
       return [
         {
           type: 'Results',
@@ -83,14 +87,14 @@ export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessag
           channel: {
             alternatives: [
               {
-                transcript: r.transcript,
+                transcript,
                 confidence: round(r.confidence),
-                words: (r.words ?? []).map((w) => ({
+                words: f.words.map((w) => ({
                   word: w.word,
                   start: round(w.start),
                   end: round(w.end),
                   confidence: round(w.confidence),
-                  punctuated_word: punctuated(w.word),
+                  punctuated_word: w.punctuated_word,
                 })),
               },
             ],
@@ -101,6 +105,8 @@ export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessag
     }
     case 'speech_started':
       return ev.info.vadEvents ? [{ type: 'SpeechStarted', channel: [0, 1], timestamp: round(ev.timestamp) }] : [];
+    case 'utterance_end':
+      return [{ type: 'UtteranceEnd', channel: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1], last_word_end: round(ev.lastWordEnd) }];
     case 'error':
       return [{ type: 'Error', code: ev.code, message: ev.message }];
     case 'ended':

@@ -61,9 +61,14 @@ export const speechStartedSchema = z
   .object({ type: z.literal('SpeechStarted'), channel: z.tuple([z.number().int(), z.number().int()]), timestamp: z.number().min(0) })
   .strict();
 
+/** `UtteranceEnd` (§2.4): no words for `utterance_end_ms` after `last_word_end` (seconds). */
+export const utteranceEndSchema = z
+  .object({ type: z.literal('UtteranceEnd'), channel: z.tuple([z.number().int(), z.number().int()]), last_word_end: z.number().min(0) })
+  .strict();
+
 /** `Error` (§1.4): capitalised type with SLNG-style `code`/`message`. */
 export const errorSchema = z.object({ type: z.literal('Error'), code: z.string().min(1), message: z.string().min(1) }).strict();
 
 /** Any server frame of this dialect. */
-export const serverMessageSchema = z.discriminatedUnion('type', [resultsSchema, metadataSchema, speechStartedSchema, errorSchema]);
+export const serverMessageSchema = z.discriminatedUnion('type', [resultsSchema, metadataSchema, speechStartedSchema, utteranceEndSchema, errorSchema]);
 export type DeepgramStyleServerMessage = z.infer<typeof serverMessageSchema>;

@@ -78,5 +78,8 @@ export function parseInit(config: unknown): ClientCommand {
     endpointingMs: c.endpointing === false ? null : c.endpointing,
     vadEvents: c.vad_events,
   };
+  if (c.smart_format || c.punctuate || c.numerals) {
+    init.format = { punctuate: !!(c.punctuate || c.smart_format), numerals: !!(c.numerals || c.smart_format), smartFormat: !!c.smart_format };
+  }
   return { kind: 'init', init };
 }

@@ -9,6 +9,7 @@
 import type { SessionEvent, SttDialect } from '../events.js';
 import type { UnifiedServerMessage } from './schema.js';
 import { parseSlngClientFrame } from './client.js';
+import { formatText } from '../../text/format.js';
 
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
@@ -26,9 +27,10 @@ export function encodeUnified(ev: SessionEvent): UnifiedServerMessage[] {
     case 'final': {
       const r = ev.result;
       if (!r.transcript && !r.fromFinalize) return [];
+      const fmt = ev.info.format;
       const m: UnifiedServerMessage = {
         type: 'final_transcript',
-        transcript: r.transcript,
+        transcript: fmt && (fmt.punctuate || fmt.numerals || fmt.smartFormat) ? formatText(r.transcript, fmt) : r.transcript,
         confidence: round(r.confidence),
         language: r.language,
         start: round(r.start),
@@ -44,6 +46,7 @@ export function encodeUnified(ev: SessionEvent): UnifiedServerMessage[] {
     case 'error':
       return [{ type: 'error', code: ev.code, message: ev.message }];
     case 'speech_started':
+    case 'utterance_end':
     case 'ended':
       return [];
   }

@@ -20,6 +20,10 @@ export const initConfigSchema = z
     /** Milliseconds of trailing silence; `false`/`null` disable endpointing. */
     endpointing: z.union([z.number().int().min(0).max(60_000), z.literal(false), z.null()]).optional(),
     vad_events: z.boolean().optional(),
+    /** Model-specific formatting keys (§1.4 examples send `smart_format`). */
+    smart_format: z.boolean().optional(),
+    punctuate: z.boolean().optional(),
+    numerals: z.boolean().optional(),
   })
   .loose();
 

@@ -1,0 +1,234 @@
+/**
+ * Deepgram live STT `/v1/listen` (shared/spec/protocols.md §2): configuration by query string (§2.2),
+ * binary audio plus `KeepAlive` / `Finalize` / `CloseStream` text frames (§2.3), and the server frames
+ * `Results`, `UtteranceEnd`, `SpeechStarted` and a closing `Metadata` (§2.4). There is no JSON error
+ * frame in v1: every error is a close code with a reason (§2.5):
+ *
+ * | condition                                          | close | reason prefix |
+ * |----------------------------------------------------|-------|---------------|
+ * | `CloseStream` (or the legacy empty binary frame)   | 1000  | —             |
+ * | undecodable audio, bad frame, invalid text message | 1008  | `DATA-0000`   |
+ * | frame over the size limit                          | 1009  | `BIG-0000`    |
+ * | 10 s without audio or a text message               | 1011  | `NET-0001`    |
+ * | session longer than the configured maximum         | 1011  | `NET-0003`    |
+ * | engine failure                                     | 1011  | `NET-0000`    |
+ * | over capacity                                      | 1013  | `NET-0000`    |
+ *
+ * Formatting (`punctuate`, `smart_format`, `numerals`) is applied to finals here, with
+ * `src/text/format.ts`; `punctuated_word` appears only when one of them is on (as in Deepgram).
+ */
+import { z } from 'zod';
+import type { ErrorCode } from '../../util/errors.js';
+import { formatText, formatUtterance, type FormatOptions } from '../../text/format.js';
+import type { ClientCommand, DialectClose, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../events.js';
+import { nameUuid } from '../deepgram-style/index.js';
+import type { ListenOptions } from './query.js';
+import { listenClientMessageSchema, type ListenServerMessage } from './schema.js';
+
+const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Deepgram's default `endpointing` when the query does not set it (§2.2): 10 ms. */
+export const DEEPGRAM_DEFAULT_ENDPOINTING_MS = 10;
+/** Deepgram's inactivity window (§2.5): 10 s without audio or a text message → 1011 `NET-0001`. */
+export const DEEPGRAM_IDLE_SECONDS = 10;
+
+/**
+ * Translate parsed query options into the dialect-neutral init request (validated afterwards by the
+ * session's `resolveInit`, which raises `config_error` for what the engine cannot serve).
+ * `sample_rate` is only read when `encoding` is set (§2.2).
+ */
+export function listenInit(o: ListenOptions): SttInitRequest {
+  return {
+    language: o.language,
+    encoding: o.encoding,
+    sampleRate: o.encoding ? o.sampleRate : undefined,
+    channels: o.channels,
+    multichannel: o.multichannel,
+    partials: o.interimResults,
+    vad: true,
+    wordTimestamps: true,
+    endpointingMs: o.endpointing === undefined ? DEEPGRAM_DEFAULT_ENDPOINTING_MS : o.endpointing,
+    vadEvents: o.vadEvents,
+    // §2.2: utterance_end_ms requires interim_results.
+    utteranceEndMs: o.interimResults ? o.utteranceEndMs : null,
+  };
+}
+
+/** The close that reports an error code on `/v1/listen` (module table; §2.5). */
+export function listenCloseFor(code: ErrorCode, message: string): DialectClose {
+  const pick = (): [number, string] => {
+    switch (code) {
+      case 'idle_timeout_exceeded':
+        return [1011, 'NET-0001'];
+      case 'max_connection_duration_exceeded':
+        return [1011, 'NET-0003'];
+      case 'payload_too_large':
+        return [1009, 'BIG-0000'];
+      case 'rate_limit':
+        return [1013, 'NET-0000'];
+      case 'internal_error':
+      case 'provider_error':
+        return [1011, 'NET-0000'];
+      default:
+        return [1008, 'DATA-0000'];
+    }
+  };
+  const [closeCode, tag] = pick();
+  const detail =
+    code === 'idle_timeout_exceeded'
+      ? 'did not receive audio data or a text message within the timeout window. See https://dpgr.am/net0001'
+      : message;
+  return { code: closeCode, reason: truncateUtf8(`${tag}: ${detail}`, 123) };
+}
+
+/** Cut a string to at most `max` UTF-8 bytes (a close reason may hold 123). */
+function truncateUtf8(s: string, max: number): string {
+  let out = s;
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1);
+  return out;
+}
+
+/** Parse one `/v1/listen` client text frame (§2.3). Never throws. */
+export function parseListenText(text: string): ClientCommand {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { kind: 'invalid', code: 'invalid_request', message: 'text frame is not JSON; expected KeepAlive, Finalize or CloseStream' };
+  }
+  const parsed = listenClientMessageSchema.safeParse(json);
+  if (!parsed.success) {
+    const type = typeof json === 'object' && json !== null ? (json as { type?: unknown }).type : undefined;
+    return {
+      kind: 'invalid',
+      code: 'invalid_request',
+      message:
+        typeof type === 'string' && !['KeepAlive', 'Finalize', 'CloseStream'].includes(type)
+          ? `unknown message type "${type.slice(0, 40)}"; expected KeepAlive, Finalize or CloseStream`
+          : `invalid control message: ${z.prettifyError(parsed.error)}`,
+    };
+  }
+  switch (parsed.data.type) {
+    case 'KeepAlive':
+      return { kind: 'keepalive' };
+    case 'Finalize':
+      return { kind: 'finalize' };
+    case 'CloseStream':
+      return { kind: 'close' };
+  }
+}
+
+function resultsMetadata(info: SessionInfo) {
+  return {
+    request_id: info.requestId,
+    model_info: { name: info.model.code, version: info.engine.version, arch: info.engine.id },
+    model_uuid: nameUuid(info.model.code),
+  };
+}
+
+/**
+ * Encode one session event as `/v1/listen` frames (pure).
+ * @param fmt the session's formatting options (from `punctuate`/`smart_format`/`numerals`).
+ */
+export function encodeListen(ev: SessionEvent, fmt: FormatOptions): ListenServerMessage[] {
+  const formatting = fmt.punctuate || fmt.smartFormat || fmt.numerals;
+  switch (ev.kind) {
+    case 'ready':
+    case 'error':
+      // v1 sends nothing at open, and errors are close codes (the session closes via listenCloseFor).
+      return [];
+    case 'partial': {
+      if (!ev.result.transcript) return [];
+      const total = ev.info.transcriptChannels ?? 1;
+      return [
+        {
+          type: 'Results',
+          channel_index: [ev.channel ?? 0, total],
+          duration: round(ev.result.duration),
+          start: round(ev.result.start),
+          is_final: false,
+          speech_final: false,
+          from_finalize: false,
+          channel: {
+            alternatives: [
+              {
+                transcript: formatting ? formatText(ev.result.transcript, fmt) : ev.result.transcript,
+                confidence: round(ev.result.confidence ?? 0),
+                words: [],
+              },
+            ],
+          },
+          metadata: resultsMetadata(ev.info),
+        },
+      ];
+    }
+    case 'final': {
+      const r = ev.result;
+      const raw = (r.words ?? []).map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence }));
+      let transcript = r.transcript;
+      let words: { word: string; start: number; end: number; confidence: number; punctuated_word?: string }[] = raw;
+      if (formatting) {
+        const f = raw.length > 0 ? formatUtterance(raw, fmt) : { words: [], transcript: formatText(r.transcript, fmt) };
+        transcript = f.transcript;
+        words = f.words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuated_word }));
+      }
+      return [
+        {
+          type: 'Results',
+          channel_index: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1],
+          duration: round(r.duration),
+          start: round(r.start),
+          is_final: true,
+          speech_final: r.speechFinal,
+          from_finalize: r.fromFinalize,
+          channel: {
+            alternatives: [
+              {
+                transcript,
+                confidence: round(r.confidence),
+                words: words.map((w) => ({ ...w, start: round(w.start), end: round(w.end), confidence: round(w.confidence) })),
+              },
+            ],
+          },
+          metadata: resultsMetadata(ev.info),
+        },
+      ];
+    }
+    case 'speech_started':
+      return ev.info.vadEvents
+        ? [{ type: 'SpeechStarted', channel: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1], timestamp: round(ev.timestamp) }]
+        : [];
+    case 'utterance_end':
+      return [{ type: 'UtteranceEnd', channel: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1], last_word_end: round(ev.lastWordEnd) }];
+    case 'ended': {
+      const uuid = nameUuid(ev.info.model.code);
+      return [
+        {
+          type: 'Metadata',
+          transaction_key: 'deprecated',
+          request_id: ev.info.requestId,
+          sha256: ev.sha256,
+          created: ev.info.createdAt.toISOString(),
+          duration: round(ev.audioSeconds),
+          channels: ev.info.channels,
+          models: [uuid],
+          model_info: { [uuid]: { name: ev.info.model.code, version: ev.info.engine.version, arch: ev.info.engine.id } },
+        },
+      ];
+    }
+  }
+}
+
+/** Create the `/v1/listen` dialect for one session configured by `opts` (§2). */
+export function createListenDialect(opts: ListenOptions): SttDialect {
+  const fmt: FormatOptions = { punctuate: opts.punctuate || opts.smartFormat, smartFormat: opts.smartFormat, numerals: opts.numerals || opts.smartFormat };
+  return {
+    name: 'deepgram',
+    alwaysWords: true,
+    idleTimeoutSeconds: DEEPGRAM_IDLE_SECONDS,
+    emptyBinaryCloses: true,
+    parseText: parseListenText,
+    encode: (ev) => encodeListen(ev, fmt).map((m) => JSON.stringify(m)),
+    closeFor: listenCloseFor,
+  };
+}

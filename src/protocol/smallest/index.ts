@@ -1,0 +1,224 @@
+/**
+ * smallest.ai Waves streaming STT: Lightning (`/api/v1/lightning/get_text`,
+ * `/waves/v1/lightning/get_text`) and its successor Pulse (`/waves/v1/pulse/get_text`),
+ * shared/spec/protocols.md §4.1–4.2.
+ *
+ * - Configuration is by query string ({@link parseSmallestQuery}); there is no `init` frame.
+ * - Client: binary audio; Lightning `{"type":"end"}` or `{"type":"finalize"}` = end of audio (flush,
+ *   last message `is_last: true`, then the server closes 1000). Pulse `{"type":"finalize"}` = force a
+ *   final and keep the session; `{"type":"close_stream"}` (or `end`) = flush, final `is_last`, close.
+ *   `{"type":"keepalive"}` is accepted silently on both.
+ * - Server: `{session_id, transcript, is_final, is_last, language?, full_transcript?, words?, from_finalize?}`;
+ *   Pulse adds `speech_started`/`speech_ended` `{type, session_id, timestamp}` with `vad_events=true`
+ *   (alias `vad`). `language` appears on finals only; `full_transcript` only on finals when asked.
+ * - Errors: `{"status":"error","error":{"message","code"}}` (§4.1). Errors that end the session
+ *   (bad config, undecodable audio, timeouts) are followed by a close (1008, or 1011 for engine failures).
+ */
+import { z } from 'zod';
+import { VoxgateError } from '../../util/errors.js';
+import { formatText, formatUtterance, type FormatOptions } from '../../text/format.js';
+import type { ClientCommand, SessionEvent, SttDialect, SttInitRequest } from '../events.js';
+
+const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Which generation of the protocol a route speaks. */
+export type SmallestVariant = 'lightning' | 'pulse';
+
+/** `encoding` values of §4.1 (`ogg_opus` is also accepted as `ogg-opus`). */
+export const SMALLEST_ENCODINGS = ['linear16', 'linear32', 'alaw', 'mulaw', 'opus', 'ogg_opus'] as const;
+/** `sample_rate` values of §4.1 (Hz). */
+export const SMALLEST_SAMPLE_RATES = [8000, 16000, 22050, 24000, 44100, 48000] as const;
+
+/** Parsed query options (§4.1 table). */
+export interface SmallestOptions {
+  language: string;
+  encoding: string;
+  /** Hz. */
+  sampleRate: number;
+  wordTimestamps: boolean;
+  fullTranscript: boolean;
+  /** Punctuation and casing (`format`, default true). */
+  format: boolean;
+  /** `numerals=true` converts number words; `auto` and `false` leave them. */
+  numerals: boolean;
+  /** End-of-utterance silence, ms (100–10000, default 800). */
+  eouTimeoutMs: number;
+  /** Pulse `speech_started`/`speech_ended`. */
+  vadEvents: boolean;
+}
+
+function bool(q: URLSearchParams, name: string, dflt: boolean): boolean {
+  const v = q.get(name);
+  if (v === null || v === '') return dflt;
+  if (/^true$/i.test(v)) return true;
+  if (/^false$/i.test(v)) return false;
+  throw new VoxgateError('config_error', `invalid value for ${name}: "${v}" (expected true or false)`);
+}
+
+/**
+ * Parse and validate the query string (§4.1). Unknown parameters are ignored; `keywords`,
+ * `diarize`, `redact_pii`, `redact_pci`, `sentence_timestamps` are accepted as no-ops for the embedded engine.
+ * @throws VoxgateError `config_error` naming the parameter and the accepted values.
+ */
+export function parseSmallestQuery(q: URLSearchParams): SmallestOptions {
+  const encRaw = q.get('encoding') || 'linear16';
+  const encoding = encRaw.toLowerCase().replace('-', '_');
+  if (!(SMALLEST_ENCODINGS as readonly string[]).includes(encoding)) {
+    throw new VoxgateError('config_error', `invalid value for encoding: "${encRaw}" (expected one of ${SMALLEST_ENCODINGS.join(', ')})`);
+  }
+  const srRaw = q.get('sample_rate') || '16000';
+  const sampleRate = Number(srRaw);
+  if (!/^\d+$/.test(srRaw) || !(SMALLEST_SAMPLE_RATES as readonly number[]).includes(sampleRate)) {
+    throw new VoxgateError('config_error', `invalid value for sample_rate: "${srRaw}" (expected one of ${SMALLEST_SAMPLE_RATES.join(', ')})`);
+  }
+  const eouRaw = q.get('eou_timeout_ms');
+  let eouTimeoutMs = 800;
+  if (eouRaw !== null && eouRaw !== '') {
+    eouTimeoutMs = Number(eouRaw);
+    if (!/^\d+$/.test(eouRaw) || eouTimeoutMs < 100 || eouTimeoutMs > 10000) {
+      throw new VoxgateError('config_error', `invalid value for eou_timeout_ms: "${eouRaw}" (expected an integer 100–10000)`);
+    }
+  }
+  const numRaw = (q.get('numerals') || 'auto').toLowerCase();
+  if (!['true', 'false', 'auto'].includes(numRaw)) {
+    throw new VoxgateError('config_error', `invalid value for numerals: "${q.get('numerals')}" (expected true, false or auto)`);
+  }
+  return {
+    language: q.get('language') || 'en',
+    encoding,
+    sampleRate,
+    wordTimestamps: bool(q, 'word_timestamps', true),
+    fullTranscript: bool(q, 'full_transcript', false),
+    format: bool(q, 'format', true),
+    numerals: numRaw === 'true',
+    eouTimeoutMs,
+    vadEvents: bool(q, 'vad_events', false) || bool(q, 'vad', false),
+  };
+}
+
+/**
+ * The dialect-neutral init request for these options. `linear32` and `ogg_opus` map to the session's
+ * encoding names; `language=multi` is passed through and refused by the session when the engine has
+ * no language identification (a `config_error` listing the supported languages).
+ */
+export function smallestInit(o: SmallestOptions): SttInitRequest {
+  return {
+    language: o.language,
+    encoding: o.encoding === 'ogg_opus' ? 'ogg-opus' : o.encoding,
+    sampleRate: o.sampleRate,
+    channels: 1,
+    partials: true,
+    vad: true,
+    wordTimestamps: o.wordTimestamps,
+    endpointingMs: o.eouTimeoutMs,
+    vadEvents: o.vadEvents,
+  };
+}
+
+const clientSchema = z.object({ type: z.string() }).loose();
+
+/** Parse one client text frame for `variant` (module docs). Never throws. */
+export function parseSmallestText(text: string, variant: SmallestVariant): ClientCommand {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { kind: 'invalid', code: 'invalid_request', message: 'text frame is not JSON' };
+  }
+  const parsed = clientSchema.safeParse(json);
+  if (!parsed.success) return { kind: 'invalid', code: 'invalid_request', message: 'text frames must be JSON objects with a "type" field' };
+  switch (parsed.data.type) {
+    case 'end':
+    case 'close_stream':
+      return { kind: 'close' };
+    case 'finalize':
+      return variant === 'pulse' ? { kind: 'finalize' } : { kind: 'close' };
+    case 'keepalive':
+      return { kind: 'keepalive' };
+    default: {
+      const known = variant === 'pulse' ? 'finalize, close_stream, end' : 'end, finalize';
+      return { kind: 'invalid', code: 'invalid_request', message: `unknown message type "${parsed.data.type.slice(0, 40)}"; expected ${known}` };
+    }
+  }
+}
+
+/** A transcript frame (§4.1 server message). */
+export interface SmallestTranscript {
+  session_id: string;
+  transcript: string;
+  is_final: boolean;
+  is_last: boolean;
+  language?: string;
+  full_transcript?: string;
+  words?: { word: string; start: number; end: number; confidence: number }[];
+  from_finalize?: boolean;
+}
+
+/** Any server frame. */
+export type SmallestServerMessage =
+  | SmallestTranscript
+  | { type: 'speech_started' | 'speech_ended'; session_id: string; timestamp: number }
+  | { status: 'error'; error: { message: string; code: string } };
+
+/**
+ * Create the dialect for one session. Stateful: it keeps the running `full_transcript`.
+ * @param variant `lightning` or `pulse` (control messages and VAD events differ, see module docs).
+ */
+export function createSmallestDialect(opts: SmallestOptions, variant: SmallestVariant): SttDialect {
+  const fmt: FormatOptions = { punctuate: opts.format, smartFormat: false, numerals: opts.numerals };
+  const formatting = fmt.punctuate || fmt.numerals;
+  const finals: string[] = [];
+  const encode = (ev: SessionEvent): SmallestServerMessage[] => {
+    switch (ev.kind) {
+      case 'ready':
+        return [];
+      case 'partial':
+        if (!ev.result.transcript) return [];
+        return [{ session_id: ev.info.sessionId, transcript: formatting ? formatText(ev.result.transcript, fmt) : ev.result.transcript, is_final: false, is_last: false }];
+      case 'final': {
+        const r = ev.result;
+        if (!r.transcript && !r.fromFinalize) {
+          return r.speechFinal && opts.vadEvents && variant === 'pulse' ? [{ type: 'speech_ended', session_id: ev.info.sessionId, timestamp: round(r.start + r.duration) }] : [];
+        }
+        let transcript = r.transcript;
+        let words = r.words?.map((w) => ({ word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence) }));
+        if (formatting) {
+          if (words && words.length > 0) {
+            const f = formatUtterance(words, fmt);
+            transcript = f.transcript;
+            words = f.words.map((w) => ({ word: w.punctuated_word, start: w.start, end: w.end, confidence: w.confidence }));
+          } else {
+            transcript = formatText(r.transcript, fmt);
+          }
+        }
+        if (transcript) finals.push(transcript);
+        const m: SmallestTranscript = { session_id: ev.info.sessionId, transcript, is_final: true, is_last: false, language: r.language };
+        if (opts.fullTranscript) m.full_transcript = finals.join(' ');
+        if (opts.wordTimestamps) m.words = words ?? [];
+        if (variant === 'pulse') m.from_finalize = r.fromFinalize;
+        const out: SmallestServerMessage[] = [m];
+        if (r.speechFinal && opts.vadEvents && variant === 'pulse') out.push({ type: 'speech_ended', session_id: ev.info.sessionId, timestamp: round(r.start + r.duration) });
+        return out;
+      }
+      case 'speech_started':
+        return opts.vadEvents && variant === 'pulse' ? [{ type: 'speech_started', session_id: ev.info.sessionId, timestamp: round(ev.timestamp) }] : [];
+      case 'utterance_end':
+        return [];
+      case 'error':
+        return [{ status: 'error', error: { message: ev.message, code: ev.code } }];
+      case 'ended': {
+        const m: SmallestTranscript = { session_id: ev.info.sessionId, transcript: '', is_final: true, is_last: true, language: opts.language };
+        if (opts.fullTranscript) m.full_transcript = finals.join(' ');
+        if (opts.wordTimestamps) m.words = [];
+        if (variant === 'pulse') m.from_finalize = false;
+        return [m];
+      }
+    }
+  };
+  return {
+    name: variant === 'pulse' ? 'smallest-pulse' : 'smallest-lightning',
+    alwaysWords: false,
+    parseText: (text) => parseSmallestText(text, variant),
+    encode: (ev) => encode(ev).map((m) => JSON.stringify(m)),
+  };
+}
