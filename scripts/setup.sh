@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   # PocketSphinx engine: library, headers and the US English model (acoustic model, 3-gram LM, CMUdict)
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pkg-config
+  # TTS engines (flite: English voices; espeak-ng: ~130 languages incl. Hindi) and the mp3/opus encoder
+  espeak-ng flite ffmpeg
   # native addon toolchain (node-gyp)
   g++ make python3
   # compressed audio: Ogg/WebM Opus, FLAC, M4A/AAC decoding (one child process per stream) and test fixtures

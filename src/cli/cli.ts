@@ -5,6 +5,8 @@
  *   voxgate transcribe FILE [--url URL] [--model CODE] [--key KEY] [--fast] [--json]
  *                           [--encoding linear16|mulaw|alaw] [--sample-rate HZ] [--channels N]
  *   voxgate keys create --name NAME | keys list | keys revoke ID
+ *   voxgate speak [TEXT...] -o FILE [--voice V] [--model CODE] [--encoding E] [--sample-rate HZ] [--speed X] [--url URL]
+ *   voxgate voices [--model CODE] [--language L] [--json] [--url URL]
  *
  * Environment: VOXGATE_PORT, VOXGATE_HOST, VOXGATE_DATA_DIR, VOXGATE_URL, VOXGATE_API_KEY,
  * VOXGATE_LOG_LEVEL.
@@ -13,6 +15,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { KeyStore, readSavedAdminKey, resolveDataDir } from '../store/keys.js';
 import { startVoxgate } from '../server/bootstrap.js';
 import { transcribeFile } from './transcribe.js';
+import { registerTtsCommands } from './tts_commands.js'; // TTS: `speak`, `voices` (issue #4)
 
 function intArg(name: string) {
   return (v: string): number => {
@@ -118,6 +121,8 @@ keys
     }
     process.stdout.write(`revoked ${id}\n`);
   });
+
+registerTtsCommands(program); // TTS
 
 await program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`voxgate: ${err.message}\n`);

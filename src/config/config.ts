@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { resolveTtsConfig, ttsSectionSchema, type TtsConfig } from './tts_config.js';
 
 /** SLNG model-id grammar (protocols.md §1.1, S6 validator). */
 export const MODEL_CODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*(?:\/[A-Za-z0-9][A-Za-z0-9._-]*)+(?::[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
@@ -98,6 +99,8 @@ export type HttpConfig = z.infer<typeof httpSchema>;
 export const configSchema = z
   .object({
     stt: z.object({ models: z.array(sttModelSchema).min(1) }).strict().optional(),
+    /** TTS catalogue and limits (issue #4; see tts_config.ts). */
+    tts: ttsSectionSchema.optional(),
     limits: limitsSchema.partial().optional(),
     engines: z.record(z.string(), engineSchema.partial()).optional(),
     compat: compatSchema.optional(),
@@ -108,6 +111,8 @@ export const configSchema = z
 /** Fully resolved configuration. */
 export interface VoxgateConfig {
   stt: { models: SttModelEntry[] };
+  /** TTS catalogue and limits (tts_config.ts). */
+  tts: TtsConfig;
   limits: Limits;
   engines: Record<string, z.infer<typeof engineSchema>>;
   compat: z.infer<typeof compatSchema>;
@@ -174,7 +179,7 @@ export function loadConfig(file?: string): VoxgateConfig {
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}) };
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}) };
 }
 
 /** Engine settings for `id`, defaults filled in. */

@@ -7,6 +7,8 @@ import pino, { type Logger } from 'pino';
 import { loadConfig, type VoxgateConfig } from '../config/config.js';
 import { createSttEngines } from '../engines/stt/registry.js';
 import type { SttEngine } from '../engines/stt/types.js';
+import { createTtsEngines } from '../engines/tts/registry.js';
+import type { TtsEngine } from '../engines/tts/types.js';
 import { KeyStore, adminKeyPath, resolveDataDir } from '../store/keys.js';
 import { createGateway, type Gateway } from './server.js';
 
@@ -33,6 +35,8 @@ export interface RunningVoxgate {
   dataDir: string;
   keys: KeyStore;
   engines: Map<string, SttEngine>;
+  /** TTS engines (issue #4). */
+  ttsEngines: Map<string, TtsEngine>;
   config: VoxgateConfig;
   log: Logger;
   /** The admin key when this start created it (first start), else null. Print it once. */
@@ -60,12 +64,21 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     keys.close();
     throw err;
   }
-  const gateway = createGateway({ config, engines, keys, log });
+  let ttsEngines: Map<string, TtsEngine>;
+  try {
+    ttsEngines = await createTtsEngines(config);
+  } catch (err) {
+    await Promise.all([...engines.values()].map((e) => e.shutdown()));
+    keys.close();
+    throw err;
+  }
+  const shutdownEngines = () => Promise.all([...engines.values(), ...ttsEngines.values()].map((e) => e.shutdown()));
+  const gateway = createGateway({ config, engines, ttsEngines, keys, log });
   let port: number;
   try {
     port = await gateway.listen(o.port, o.host);
   } catch (err) {
-    await Promise.all([...engines.values()].map((e) => e.shutdown()));
+    await shutdownEngines();
     keys.close();
     throw err;
   }
@@ -77,6 +90,7 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     dataDir,
     keys,
     engines,
+    ttsEngines,
     config,
     log,
     createdAdminKey,
@@ -85,7 +99,7 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
       if (stopped) return;
       stopped = true;
       await gateway.close();
-      await Promise.all([...engines.values()].map((e) => e.shutdown()));
+      await shutdownEngines();
       keys.close();
     },
   };

@@ -31,12 +31,17 @@ import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
 import { playgroundPlugin } from './static.js';
 import { httpSttPlugin } from './http_stt.js';
+// TTS (issue #4): routes live in tts_routes.ts; the edits marked "TTS" below only wire them in.
+import { createTtsGateway } from './tts_routes.js';
+import type { TtsEngine } from '../engines/tts/types.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
   config: VoxgateConfig;
   /** Initialised engines keyed by engine id (see `createSttEngines`). */
   engines: Map<string, SttEngine>;
+  /** TTS: initialised TTS engines keyed by engine id (see `createTtsEngines`); none = no TTS routes. */
+  ttsEngines?: Map<string, TtsEngine>;
   keys: KeyStore;
   log: Logger;
 }
@@ -99,6 +104,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const id = (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId;
     if (id) headers.push(`dg-request-id: ${id}`);
   });
+  // TTS: HTTP routes, upgrade handling and model listing for /v1/tts, /v1/bridges/unmute/tts, /v1/speak.
+  const tts = createTtsGateway({ app, config, engines: deps.ttsEngines ?? new Map(), keys, log, registry: metrics.registry });
 
   const modelList = () =>
     config.stt.models.map((m) => {
@@ -121,7 +128,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
   void app.register(httpSttPlugin, { config, engines, keys, log });
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/v1/models', async () => ({ models: modelList() }));
+  app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   app.get('/v1/status', async (req, reply) => {
     const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
@@ -142,6 +149,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       rejectUpgrade(socket, 400, { error: 'invalid_request', message: 'malformed request URL' });
       return;
     }
+    if (tts.handleUpgrade(req, socket, head, url)) return; // TTS routes
     if (compatProtocol(url.pathname)) {
       upgradeCompat(req, socket, head, url);
       return;
@@ -262,10 +270,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
       await app.listen({ port, host });
       return (app.server.address() as AddressInfo).port;
     },
-    sessionCount: () => sessions.size,
+    sessionCount: () => sessions.size + tts.sessionCount(), // TTS: + tts sessions
     async close() {
       for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
       for (const s of [...sessions]) s.handleTransportClose();
+      tts.close(); // TTS
       wss.close();
       await app.close();
     },

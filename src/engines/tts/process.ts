@@ -1,0 +1,500 @@
+/**
+ * Running a TTS command-line engine (Debian `flite`, `espeak-ng`) as a child process per segment,
+ * shared by the engines in this folder (shared/spec/engines.md §5).
+ *
+ * Why child processes and not the in-process WASM build of espeak-ng: measured on the project box
+ * (20-word sentence, median of 9, Node 20, from `spawn` to the first 2 KB of audio):
+ * `espeak-ng --stdout` 12.6 ms (whole sentence 22.5 ms), `flite -voice kal16` 19.5 ms (whole
+ * sentence; 13.9 ms for a 10-word clause), `@echogarden/espeak-ng-emscripten` 0.7–4.6 ms warm but
+ * 236 ms initialisation, 405 ms first call, ~90 MB RSS, and every synthesis runs *synchronously on
+ * the event loop* (24–31 ms per sentence) — blocking every other session. A child process costs a
+ * few ms more, never blocks the loop, is killed instantly (SIGKILL) on barge-in, cannot crash the
+ * gateway, and keeps the GPL-3.0 espeak-ng outside the gateway's process.
+ *
+ * - {@link JobLimiter} caps concurrent synthesis jobs per engine (FIFO queue, abortable wait).
+ * - {@link ProcessRunner} runs one job per segment and yields mono int16 PCM: streamed from a WAV
+ *   on stdout, or read from an output file after exit (flite cannot write to a socket-pair stdout,
+ *   which is what Node gives a child: `open("/dev/stdout")` fails with ENXIO). It keeps one
+ *   pre-started ("warm") child per voice in use, which removes process start-up and voice loading
+ *   from the first-audio latency.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants as fsConstants, existsSync, openSync, writeSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { bytesToInt16LE } from '../../audio/pcm.js';
+import { parseWavHeader, type WavHeader } from '../../audio/wav.js';
+import { VoxgateError } from '../../util/errors.js';
+import type { TtsEngineStats } from './types.js';
+
+/** An `AbortError` like the one `fetch` and `stream` raise, so callers can tell aborts from failures. */
+export function abortError(): Error {
+  const e = new Error('synthesis aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+/**
+ * A counting semaphore with a FIFO queue: at most `max` jobs hold a slot at once.
+ * Used to bound the number of engine child processes (fork pressure on a small box).
+ */
+export class JobLimiter {
+  private running = 0;
+  private finished = 0;
+  private readonly waiters: { grant: () => void; signal?: AbortSignal; onAbort: () => void }[] = [];
+
+  /** @param max concurrent slots (positive integer). */
+  constructor(readonly max: number) {}
+
+  /** Jobs holding a slot. */
+  get active(): number {
+    return this.running;
+  }
+  /** Jobs waiting for a slot. */
+  get queued(): number {
+    return this.waiters.length;
+  }
+  /** Slots released since construction. */
+  get released(): number {
+    return this.finished;
+  }
+
+  /**
+   * Wait for a slot.
+   * @returns a release function (idempotent) that must be called when the job ends.
+   * @throws AbortError when `signal` aborts while waiting (no slot is then held).
+   */
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) throw abortError();
+    if (this.running < this.max) {
+      this.running++;
+      return this.releaser();
+    }
+    await new Promise<void>((resolve, reject) => {
+      const w = {
+        grant: () => {
+          signal?.removeEventListener('abort', w.onAbort);
+          resolve();
+        },
+        signal,
+        onAbort: () => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(abortError());
+        },
+      };
+      signal?.addEventListener('abort', w.onAbort, { once: true });
+      this.waiters.push(w);
+    });
+    return this.releaser();
+  }
+
+  private releaser(): () => void {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.finished++;
+      const next = this.waiters.shift();
+      if (next) next.grant(); // the slot passes directly to the next waiter
+      else this.running--;
+    };
+  }
+}
+
+/**
+ * Incremental WAV → PCM reader for an engine's stdout: parses the RIFF header (any chunk layout our
+ * `parseWavHeader` accepts), then returns whole int16 samples, carrying an odd trailing byte.
+ * Only mono 16-bit PCM is accepted (what both Debian engines write).
+ */
+export class WavPcmReader {
+  private head: Buffer | null = Buffer.alloc(0);
+  private header: WavHeader | null = null;
+  private carry: Buffer | null = null;
+
+  /** The parsed header once known. */
+  get format(): WavHeader | null {
+    return this.header;
+  }
+
+  /**
+   * Feed bytes.
+   * @returns samples completed by these bytes (possibly empty).
+   * @throws VoxgateError `provider_error` when the bytes are not a mono 16-bit PCM WAV stream.
+   */
+  push(bytes: Buffer): Int16Array {
+    let data = bytes;
+    if (this.head) {
+      this.head = Buffer.concat([this.head, bytes]);
+      const h = parseWavHeader(this.head);
+      if (h.kind === 'need_more') {
+        if (this.head.length > 65536) throw new VoxgateError('provider_error', 'engine output has no WAV data chunk');
+        return new Int16Array(0);
+      }
+      if (h.kind !== 'wav') throw new VoxgateError('provider_error', `engine output is not a WAV stream (${h.kind === 'invalid' ? h.reason : 'no RIFF header'})`);
+      if (h.format !== 'pcm_s16le' || h.channels !== 1) {
+        throw new VoxgateError('provider_error', `engine output is ${h.format} with ${h.channels} channels; expected mono 16-bit PCM`);
+      }
+      this.header = h;
+      data = this.head.subarray(h.dataOffset);
+      this.head = null;
+    }
+    if (this.carry) {
+      data = Buffer.concat([this.carry, data]);
+      this.carry = null;
+    }
+    if (data.length % 2 === 1) {
+      this.carry = Buffer.from(data.subarray(data.length - 1));
+      data = data.subarray(0, data.length - 1);
+    }
+    return bytesToInt16LE(data);
+  }
+}
+
+/** The settings a child is started with (they become command-line arguments). */
+export interface ChildSettings {
+  voice: string;
+  speed: number;
+}
+
+/** How an engine's command line is driven. */
+export interface ProcessSpec {
+  /** Human name for errors, e.g. `flite`. */
+  name: string;
+  /** Executable (looked up on PATH). */
+  cmd: string;
+  /**
+   * Arguments for `settings`. `textPath` is where the child reads the text (a FIFO for a warm
+   * child, a regular file otherwise) when `textVia` is `file`; `outPath` is the WAV it writes when
+   * `outputVia` is `file`.
+   */
+  args(settings: ChildSettings, io: { textPath: string | null; outPath: string | null }): string[];
+  /** `stdin`: the text is written to stdin, then stdin is closed. `file`: through `textPath`. */
+  textVia: 'stdin' | 'file';
+  /** `stdout`: a WAV stream on stdout, read while produced. `file`: a WAV at `outPath`, read after exit. */
+  outputVia: 'stdout' | 'file';
+}
+
+/** Options of a {@link ProcessRunner}. */
+export interface ProcessRunnerOptions {
+  /** Concurrent synthesis jobs (children producing audio); more jobs queue. */
+  maxConcurrentJobs: number;
+  /** Kill a job after this long, ms. */
+  jobTimeoutMs: number;
+  /** Directory for FIFOs and output files (created by `init` when absent: tmpfs `/dev/shm` when present). */
+  tmpDir?: string;
+  /** Idle pre-started children kept at most (oldest killed first). */
+  maxWarm?: number;
+  /** An unused pre-started child is killed after this long, ms. */
+  warmIdleMs?: number;
+  /** Chunk size for PCM read from an output file, samples (bounds memory per step; backpressure granularity). */
+  fileChunkSamples?: number;
+}
+
+type Exit = { code: number | null; sig: NodeJS.Signals | null; err?: Error };
+
+/** A started engine child: warm (waiting for its text) or cold (text given at start). */
+interface Launched {
+  key: string;
+  child: ChildProcess;
+  exit: Promise<Exit>;
+  exited: () => boolean;
+  stderr: () => string;
+  /** FIFO (warm) or text file (cold), when `textVia` is `file`. */
+  textPath: string | null;
+  outPath: string | null;
+  idleTimer?: NodeJS.Timeout;
+}
+
+/**
+ * Runs one engine command line per synthesis job, with *warm* children: for every settings key
+ * (voice + speed) in use, one child is started in advance and waits for its text (on stdin, or on
+ * a FIFO it has already opened), so a job skips process start-up and voice loading. Measured on
+ * the project box for a 10-word clause: espeak-ng first audio 10.8 → 2.1 ms, flite whole clause
+ * 12.5 → 6.1 ms. Each job that takes a warm child starts its replacement in the background.
+ * Aborting a job SIGKILLs its child; a job holds a {@link JobLimiter} slot while it runs.
+ */
+export class ProcessRunner {
+  private readonly limiter: JobLimiter;
+  private readonly warm = new Map<string, Launched[]>();
+  /** Warm children being started, per key. */
+  private readonly starting = new Map<string, number>();
+  private warmCount = 0;
+  private seq = 0;
+  private dir: string | null;
+  private ownDir = false;
+  private closed = false;
+  private readonly maxWarm: number;
+  private readonly warmIdleMs: number;
+  private readonly fileChunk: number;
+
+  constructor(
+    private readonly spec: ProcessSpec,
+    private readonly o: ProcessRunnerOptions,
+  ) {
+    this.limiter = new JobLimiter(o.maxConcurrentJobs);
+    this.dir = o.tmpDir ?? null;
+    this.maxWarm = o.maxWarm ?? 32;
+    this.warmIdleMs = o.warmIdleMs ?? 60_000;
+    this.fileChunk = o.fileChunkSamples ?? 8192;
+  }
+
+  /** Create the private temporary directory (when the spec uses files). */
+  async init(): Promise<void> {
+    if (this.dir || (this.spec.textVia === 'stdin' && this.spec.outputVia === 'stdout')) return;
+    const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    this.dir = await mkdtemp(path.join(base, `voxgate-${this.spec.name}-`));
+    this.ownDir = true;
+  }
+
+  /** Counters for stats. */
+  stats(): TtsEngineStats {
+    return { activeJobs: this.limiter.active, queuedJobs: this.limiter.queued, finishedJobs: this.limiter.released };
+  }
+
+  /**
+   * Keep {@link WARM_DEPTH} children for `settings` started or starting (a hint; never throws).
+   * Two, so that back-to-back segments of one utterance both find a warm child while the
+   * replacement of the first is still starting.
+   */
+  prepare(settings: ChildSettings): void {
+    const key = keyOf(settings);
+    if (this.closed) return;
+    for (let n = (this.warm.get(key)?.length ?? 0) + (this.starting.get(key) ?? 0); n < WARM_DEPTH; n++) {
+      this.starting.set(key, (this.starting.get(key) ?? 0) + 1);
+      void this.startWarm(settings)
+        .catch(() => {})
+        .finally(() => this.starting.set(key, (this.starting.get(key) ?? 1) - 1));
+    }
+  }
+
+  /**
+   * Synthesise `text` and stream its PCM (see {@link TtsSynthesis}).
+   * @param sampleRate the voice's declared rate; the child's WAV header must agree.
+   */
+  run(settings: ChildSettings, text: string, sampleRate: number, signal?: AbortSignal): { sampleRate: number; [Symbol.asyncIterator](): AsyncIterator<Int16Array> } {
+    return { sampleRate, [Symbol.asyncIterator]: () => this.job(settings, text, sampleRate, signal) };
+  }
+
+  /** Kill every child (warm and running) and remove the temporary directory. */
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    for (const list of this.warm.values()) for (const l of list) this.discard(l);
+    this.warm.clear();
+    this.warmCount = 0;
+    if (this.dir && this.ownDir) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  private nextPath(ext: string): string {
+    return path.join(this.dir ?? tmpdir(), `${process.pid}-${++this.seq}.${ext}`);
+  }
+
+  private launch(settings: ChildSettings, textPath: string | null, outPath: string | null): Launched {
+    const child = spawn(this.spec.cmd, this.spec.args(settings, { textPath, outPath }), { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    let done = false;
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 2000) stderr += d;
+    });
+    child.stdin!.on('error', () => {}); // EPIPE when the child dies early: reported through `exit`
+    const exit = new Promise<Exit>((resolve) => {
+      child.once('error', (err) => {
+        done = true;
+        resolve({ code: null, sig: null, err });
+      });
+      child.once('close', (code, sig) => {
+        done = true;
+        resolve({ code, sig });
+      });
+    });
+    if (this.spec.outputVia === 'file') child.stdout!.resume();
+    return { key: keyOf(settings), child, exit, exited: () => done, stderr: () => stderr, textPath, outPath };
+  }
+
+  private async startWarm(settings: ChildSettings): Promise<void> {
+    const fifo = this.spec.textVia === 'file' ? this.nextPath('fifo') : null;
+    if (fifo) await runForOutput('mkfifo', ['-m', '600', fifo], 'mkfifo (coreutils) is required');
+    if (this.closed) return;
+    const l = this.launch(settings, fifo, this.spec.outputVia === 'file' ? this.nextPath('wav') : null);
+    if (this.closed) {
+      this.discard(l);
+      return;
+    }
+    const list = this.warm.get(l.key) ?? [];
+    list.push(l);
+    this.warm.set(l.key, list);
+    this.warmCount++;
+    l.idleTimer = setTimeout(() => this.evict(l), this.warmIdleMs);
+    l.idleTimer.unref();
+    void l.exit.then(() => this.evict(l)); // a warm child that dies is forgotten
+    while (this.warmCount > this.maxWarm) {
+      const oldest = [...this.warm.values()].flat()[0];
+      if (!oldest) break;
+      this.evict(oldest);
+    }
+  }
+
+  private evict(l: Launched): void {
+    const list = this.warm.get(l.key);
+    const i = list?.indexOf(l) ?? -1;
+    if (i >= 0) {
+      list!.splice(i, 1);
+      if (list!.length === 0) this.warm.delete(l.key);
+      this.warmCount--;
+      this.discard(l);
+    }
+  }
+
+  private discard(l: Launched): void {
+    if (l.idleTimer) clearTimeout(l.idleTimer);
+    if (!l.exited()) l.child.kill('SIGKILL');
+    for (const p of [l.textPath, l.outPath]) if (p) void rm(p, { force: true }).catch(() => {});
+  }
+
+  /** A warm child for `settings`, removed from the pool, or null. Its replacement starts when the job ends. */
+  private takeWarm(settings: ChildSettings): Launched | null {
+    const key = keyOf(settings);
+    const list = this.warm.get(key);
+    while (list && list.length > 0) {
+      const l = list.shift()!;
+      this.warmCount--;
+      if (list.length === 0) this.warm.delete(key);
+      if (l.idleTimer) clearTimeout(l.idleTimer);
+      if (!l.exited()) return l;
+      this.discard(l);
+    }
+    return null;
+  }
+
+  /** Hand `text` to a warm child through its FIFO (opened non-blocking; the child is already reading). */
+  private async writeFifo(fifo: string, text: string, l: Launched): Promise<boolean> {
+    const bytes = Buffer.from(text, 'utf8');
+    if (bytes.length > 4096) return false; // > PIPE_BUF: not atomic on a non-blocking FIFO
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        const fd = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        try {
+          writeSync(fd, bytes);
+        } finally {
+          closeSync(fd);
+        }
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || l.exited()) return false;
+        await new Promise((r) => setTimeout(r, 2)); // the child has not opened its FIFO yet
+      }
+    }
+    return false;
+  }
+
+  private async *job(settings: ChildSettings, text: string, sampleRate: number, signal?: AbortSignal): AsyncGenerator<Int16Array, void, undefined> {
+    const release = await this.limiter.acquire(signal);
+    let l: Launched | null = null;
+    let timedOut = false;
+    const kill = () => {
+      if (l && !l.exited()) l.child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, this.o.jobTimeoutMs);
+    const name = this.spec.name;
+    try {
+      if (signal?.aborted) throw abortError();
+      l = this.takeWarm(settings);
+      let delivered = false;
+      if (l) {
+        delivered = this.spec.textVia === 'stdin' ? (l.child.stdin!.end(text), true) : await this.writeFifo(l.textPath!, text, l);
+        if (!delivered) {
+          this.discard(l);
+          l = null;
+        }
+      }
+      if (!l) {
+        let textPath: string | null = null;
+        if (this.spec.textVia === 'file') {
+          textPath = this.nextPath('txt');
+          await writeFile(textPath, text, 'utf8');
+        }
+        l = this.launch(settings, textPath, this.spec.outputVia === 'file' ? this.nextPath('wav') : null);
+        if (this.spec.textVia === 'stdin') l.child.stdin!.end(text);
+      }
+      if (signal?.aborted) throw abortError();
+      const launched = l;
+      const failure = (r: Exit): Error => {
+        if (signal?.aborted) return abortError();
+        if (timedOut) return new VoxgateError('provider_error', `${name} did not finish within ${this.o.jobTimeoutMs} ms`);
+        if (r.err) return new VoxgateError('provider_error', `cannot run ${this.spec.cmd}: ${r.err.message}`);
+        return new VoxgateError('provider_error', `${name} failed (exit ${r.code ?? r.sig}): ${launched.stderr().trim().slice(0, 300) || 'no message'}`);
+      };
+      const reader = new WavPcmReader();
+      const checkRate = () => {
+        if (reader.format && reader.format.sampleRate !== sampleRate) {
+          throw new VoxgateError('provider_error', `${name} produced ${reader.format.sampleRate} Hz audio; the voice declares ${sampleRate} Hz`);
+        }
+      };
+      if (this.spec.outputVia === 'file') {
+        const r = await launched.exit;
+        if (r.code !== 0) throw failure(r);
+        const pcm = reader.push(await readFile(launched.outPath!));
+        if (!reader.format) throw new VoxgateError('provider_error', `${name} wrote an incomplete WAV file`);
+        checkRate();
+        for (let o = 0; o < pcm.length; o += this.fileChunk) {
+          if (signal?.aborted) throw abortError();
+          yield pcm.subarray(o, o + this.fileChunk);
+        }
+        return;
+      }
+      for await (const chunk of launched.child.stdout! as AsyncIterable<Buffer>) {
+        const pcm = reader.push(chunk);
+        checkRate();
+        if (pcm.length > 0) yield pcm;
+      }
+      const r = await launched.exit;
+      if (r.code !== 0) throw failure(r);
+      if (!reader.format) throw new VoxgateError('provider_error', `${name} produced no audio`);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', kill);
+      if (l) this.discard(l);
+      release();
+      // Replace the child for the next segment now that this one no longer competes for the CPU.
+      if (!this.closed && !signal?.aborted) this.prepare(settings);
+    }
+  }
+}
+
+/** Warm children kept per voice/speed in use. */
+const WARM_DEPTH = 2;
+
+function keyOf(s: ChildSettings): string {
+  return `${s.voice}\u0000${s.speed}`;
+}
+
+/**
+ * Run a command to completion and return its stdout (used to probe versions and voice lists).
+ * @param anyExit accept a non-zero exit status and return stdout + stderr (e.g. `flite --version` exits 1).
+ * @throws Error with `hint` appended when the command is missing or (unless `anyExit`) fails.
+ */
+export function runForOutput(cmd: string, args: string[], hint: string, anyExit = false, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${cmd} (${e.message}); ${hint}`));
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else if (anyExit && code !== null) resolve(out + err);
+      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim().slice(0, 200)}; ${hint}`));
+    });
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * TTS engine registry: engine ids (the TTS catalogue's `engine` field) → factories.
+ *
+ * Adding an engine means adding one entry here (and a folder beside this file); dialects, sessions
+ * and routes never change (issue #4 "a new engine addable without touching dialects"). Engines are
+ * created once and shared by every catalogue entry naming them.
+ */
+import type { VoxgateConfig } from '../../config/config.js';
+import { EspeakEngine } from './espeak/index.js';
+import { FliteEngine } from './flite/index.js';
+import type { TtsEngine } from './types.js';
+
+/** A factory receives the resolved configuration and returns an un-initialised engine. */
+export type TtsEngineFactory = (cfg: VoxgateConfig) => TtsEngine;
+
+/** Built-in engines. */
+export const TTS_ENGINE_FACTORIES: Record<string, TtsEngineFactory> = {
+  flite: (cfg) => new FliteEngine({ maxConcurrentJobs: cfg.tts.limits.maxConcurrentJobs, jobTimeoutMs: cfg.tts.limits.jobTimeoutSeconds * 1000 }),
+  'espeak-ng': (cfg) => new EspeakEngine({ maxConcurrentJobs: cfg.tts.limits.maxConcurrentJobs, jobTimeoutMs: cfg.tts.limits.jobTimeoutSeconds * 1000 }),
+};
+
+/**
+ * Instantiate and initialise every TTS engine the catalogue references, and check each entry's
+ * `defaultVoice`/`voices` against the engine's voices.
+ * @throws Error naming the model for an unknown engine id or voice, or the engine's own init error
+ *   (e.g. the Debian package is missing).
+ */
+export async function createTtsEngines(cfg: VoxgateConfig, factories: Record<string, TtsEngineFactory> = TTS_ENGINE_FACTORIES): Promise<Map<string, TtsEngine>> {
+  const engines = new Map<string, TtsEngine>();
+  for (const m of cfg.tts.models) {
+    if (engines.has(m.engine)) continue;
+    const f = factories[m.engine];
+    if (!f) throw new Error(`TTS model ${m.code} references unknown engine "${m.engine}" (known: ${Object.keys(factories).join(', ')})`);
+    engines.set(m.engine, f(cfg));
+  }
+  try {
+    await Promise.all([...engines.values()].map((e) => e.init()));
+    for (const m of cfg.tts.models) {
+      const ids = new Set(engines.get(m.engine)!.capabilities.voices.map((v) => v.id));
+      for (const v of [...(m.voices ?? []), ...(m.defaultVoice ? [m.defaultVoice] : [])]) {
+        if (!ids.has(v.toLowerCase())) throw new Error(`TTS model ${m.code}: engine ${m.engine} has no voice "${v}"`);
+      }
+    }
+  } catch (err) {
+    await Promise.all([...engines.values()].map((e) => e.shutdown()));
+    throw err;
+  }
+  return engines;
+}

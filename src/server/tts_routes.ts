@@ -1,0 +1,532 @@
+/**
+ * TTS routing (issue #4): WebSocket upgrades and HTTP routes for text-to-speech, on the same
+ * listener, catalogue, auth and session machinery as STT (shared/spec/protocols.md §1.5–1.7, §3).
+ *
+ * WebSocket (upgrade pipeline: route → 404, auth → 401, options → 400, then a {@link TtsSession}):
+ * - `/v1/tts/{provider}/{model}:{variant}` — the catalogue entry's dialect (`unified`, §1.5) and audio framing;
+ * - `/v1/bridges/unmute/tts/{model_variant}` — always unified (§1.5);
+ * - `/v1/speak?model=<voice>&encoding=&sample_rate=&speed=` — Deepgram's dialect (§3); `model` is a voice
+ *   name: a voxgate voice id, or any `aura-*-<lang>` name (mapped to a voice for `<lang>`, for English
+ *   the first catalogue model's default voice), so unchanged Deepgram clients work.
+ *
+ * HTTP:
+ * - `POST /v1/tts/{model}` and `POST /v1/bridges/unmute/tts/{model_variant}` (§1.7): JSON
+ *   `{text, voice?, language?, encoding?, sample_rate?, speed?, container?, stream?}` (also `model` or
+ *   `speaker` as the voice name, `config{…}` like the WebSocket `init`, query parameters, or a
+ *   `text/plain` body). Response: WAV by default (`container: "none"` for raw PCM/G.711; `mp3`;
+ *   `opus` in Ogg), `Content-Type`, `X-Duration` (seconds), `X-Sample-Rate`, `X-Voice`.
+ *   Text longer than `tts.limits.httpStreamThresholdChars` (or `stream: true`) is streamed with
+ *   chunked transfer as it is synthesised; `X-Duration` is then an HTTP trailer (announced in `Trailer`).
+ * - `POST /v1/speak?model=…&encoding=…&sample_rate=…&container=…` with `{"text": …}` (Deepgram REST):
+ *   same pipeline, Deepgram defaults (linear16 in WAV at 24 kHz) and `dg-*` headers.
+ * Errors: SLNG routes `{"error": code, "message", "status"}` (§1.7); Deepgram routes
+ * `{"err_code", "err_msg", "request_id"}` with a `dg-error` header.
+ *
+ * Authentication is the STT one (`presentedKey`: Bearer, Token, X-API-Key, ?token=), plus the
+ * Deepgram browser form `Sec-WebSocket-Protocol: token, <key>` on upgrades.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { contentType, isPcmEncoding, supportedSampleRates, TTS_ENCODINGS, wavHeader, type PcmEncoding, type TtsEncoding } from '../audio/encode.js';
+import type { VoxgateConfig } from '../config/config.js';
+import type { TtsModelEntry } from '../config/tts_config.js';
+import type { TtsEngine } from '../engines/tts/types.js';
+import { createDeepgramSpeakDialect, nameUuid } from '../protocol/deepgram-speak/index.js';
+import { parseSpeakQuery } from '../protocol/deepgram-speak/query.js';
+import { SPEAK_MAX_CHARS } from '../protocol/deepgram-speak/schema.js';
+import { createUnifiedTtsDialect } from '../protocol/tts-unified/index.js';
+import type { TtsDialect } from '../protocol/tts_events.js';
+import { defaultVoice, lookupVoice, modelVoices, resolveTtsOptions, voiceForLanguage, AURA_NAME_RE, type ResolvedTtsOptions, type TtsRequestOptions } from '../session/tts_options.js';
+import { synthesizeText } from '../session/tts_render.js';
+import { TtsSession } from '../session/tts_session.js';
+import type { KeyStore } from '../store/keys.js';
+import { CloseCode, toVoxgateError, VoxgateError, type ErrorCode } from '../util/errors.js';
+import { presentedKey, redactUrl } from './auth.js';
+
+/** Dependencies of the TTS routes. */
+export interface TtsGatewayDeps {
+  app: FastifyInstance;
+  config: VoxgateConfig;
+  /** Initialised TTS engines by id (see `createTtsEngines`). */
+  engines: Map<string, TtsEngine>;
+  keys: KeyStore;
+  log: Logger;
+  /** Prometheus registry to add TTS metrics to. */
+  registry?: Registry;
+}
+
+/** The TTS part of the gateway. */
+export interface TtsGateway {
+  /**
+   * Take an HTTP upgrade if its path is a TTS route (`/v1/tts/…`, `/v1/bridges/unmute/tts/…`,
+   * `/v1/speak`). @returns `true` when the request was handled (accepted or refused), `false` when
+   * the path is not a TTS route and the caller should route it.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): boolean;
+  /** Catalogue entries for `GET /v1/models` (`service_type: "tts"`, with voices). */
+  modelList(): Record<string, unknown>[];
+  /** Open TTS WebSocket sessions. */
+  sessionCount(): number;
+  /** Close every TTS session with 1001. */
+  close(): void;
+}
+
+/** A matched TTS WebSocket/HTTP path. */
+export type TtsRouteMatch = { kind: 'model'; model: TtsModelEntry; family: 'direct' | 'bridge' } | { kind: 'speak' } | { kind: 'not_found'; code: string };
+
+const DIRECT = '/v1/tts/';
+const BRIDGE = '/v1/bridges/unmute/tts/';
+
+/**
+ * Match a request path (no query) against the TTS catalogue (pure).
+ * @returns the match, `not_found` for a TTS path naming an unknown model, `null` for other paths.
+ */
+export function matchTtsRoute(pathname: string, models: readonly TtsModelEntry[]): TtsRouteMatch | null {
+  if (pathname === '/v1/speak' || pathname === '/v1/speak/') return { kind: 'speak' };
+  let family: 'direct' | 'bridge';
+  let rest: string;
+  if (pathname.startsWith(BRIDGE)) [family, rest] = ['bridge', pathname.slice(BRIDGE.length)];
+  else if (pathname.startsWith(DIRECT)) [family, rest] = ['direct', pathname.slice(DIRECT.length)];
+  else return null;
+  let code: string;
+  try {
+    code = decodeURIComponent(rest).replace(/\/+$/, '');
+  } catch {
+    return { kind: 'not_found', code: rest };
+  }
+  const model = models.find((m) => m.code === code);
+  return model ? { kind: 'model', model, family } : { kind: 'not_found', code };
+}
+
+/**
+ * Resolve a Deepgram `model` (voice name) across the catalogue, in catalogue order: a voice id of
+ * any entry; else, for `aura-*-<lang>`, the first entry with a voice for `<lang>`.
+ * @returns the entry and the name to validate, or `null` when no entry has such a voice.
+ */
+export function resolveSpeakVoice(name: string, models: readonly TtsModelEntry[], engines: Map<string, TtsEngine>): { model: TtsModelEntry; voice: string } | null {
+  const id = name.trim().toLowerCase();
+  for (const m of models) {
+    if (modelVoices(m, engines.get(m.engine)!).some((v) => v.id === id)) return { model: m, voice: id };
+  }
+  const aura = AURA_NAME_RE.exec(id);
+  if (aura) {
+    for (const m of models) {
+      const v = voiceForLanguage(m, engines.get(m.engine)!, aura[1]!);
+      if (v) return { model: m, voice: name };
+    }
+  }
+  return null;
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 413: 'Payload Too Large', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+
+function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unknown>, extraHeaders: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body);
+  const head = Object.entries({ 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)), Connection: 'close', ...extraHeaders })
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n');
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${head}\r\n\r\n${payload}`);
+  else socket.destroy();
+}
+
+/** Deepgram error body (`err_code`, `err_msg`, `request_id`) and its `dg-error` header. */
+function deepgramError(status: number, message: string, requestId: string): { body: Record<string, unknown>; headers: Record<string, string> } {
+  const errCode = status === 401 ? 'INVALID_AUTH' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INVALID_QUERY_PARAMETER';
+  return { body: { err_code: errCode, err_msg: message, request_id: requestId }, headers: { 'dg-error': message.replace(/[\r\n]/g, ' ').slice(0, 200), 'dg-request-id': requestId } };
+}
+
+/** HTTP/JSON request body of the TTS HTTP routes (§1.7), tolerant of provider-specific field names. */
+const httpBodySchema = z
+  .object({
+    text: z.string({ error: 'Missing required field: text (a string)' }),
+    voice: z.string().optional(),
+    /** Deepgram-style bodies put the voice in `model`. */
+    model: z.string().optional(),
+    /** Rime/Sarvam-style voice field. */
+    speaker: z.string().optional(),
+    language: z.string().optional(),
+    target_language_code: z.string().optional(),
+    encoding: z.string().optional(),
+    sample_rate: z.coerce.number().optional(),
+    speed: z.coerce.number().optional(),
+    container: z.enum(['wav', 'none', 'ogg']).optional(),
+    stream: z.boolean().optional(),
+    config: z
+      .object({ sample_rate: z.coerce.number().optional(), encoding: z.string().optional(), language: z.string().optional(), speed: z.coerce.number().optional() })
+      .loose()
+      .optional(),
+  })
+  .loose();
+
+/** Encoding implied by an `Accept` header when the request names none. */
+function encodingFromAccept(accept: string | undefined): { encoding?: TtsEncoding; container?: 'wav' | 'none' } {
+  const a = (accept ?? '').toLowerCase();
+  if (a.includes('audio/mpeg') || a.includes('audio/mp3')) return { encoding: 'mp3' };
+  if (a.includes('audio/ogg') || a.includes('audio/opus')) return { encoding: 'opus' };
+  if (a.includes('audio/pcm') || a.includes('audio/l16')) return { encoding: 'linear16', container: 'none' };
+  return {};
+}
+
+/** Allowed containers per encoding; the first is the default. */
+function containerFor(e: TtsEncoding, asked: 'wav' | 'none' | 'ogg' | undefined): 'wav' | 'none' {
+  if (isPcmEncoding(e)) {
+    if (asked === 'ogg') throw new VoxgateError('config_error', `container "ogg" is not available for ${e}; use wav or none`);
+    return asked ?? 'wav';
+  }
+  if (e === 'mp3' && asked && asked !== 'none') throw new VoxgateError('config_error', `container "${asked}" is not available for mp3; use none`);
+  if (e === 'opus' && asked === 'wav') throw new VoxgateError('config_error', 'container "wav" is not available for opus (it is Ogg)');
+  return 'none';
+}
+
+/** Build the TTS routes and upgrade handler. Registers HTTP routes on `deps.app` immediately. */
+export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
+  const { app, config, engines, keys, log } = deps;
+  // Entries whose engine is not running (e.g. a gateway built without TTS engines) are not served.
+  const models = config.tts.models.filter((mo) => engines.has(mo.engine));
+  const limits = config.tts.limits;
+  const sessions = new Set<TtsSession>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.limits.maxFrameBytes * 2,
+    perMessageDeflate: false,
+    // Browser auth `Sec-WebSocket-Protocol: token, <key>`: select the scheme, never echo the key (as server.ts).
+    handleProtocols: (protocols) => {
+      for (const p of protocols) if (/^(token|bearer)$/i.test(p)) return p;
+      return false;
+    },
+  });
+
+  const reg = deps.registry ? [deps.registry] : [];
+  const m = {
+    sessions: new Counter({ name: 'voxgate_tts_sessions_total', help: 'TTS WebSocket sessions by model and close code', labelNames: ['model', 'close_code'] as const, registers: reg }),
+    audio: new Counter({ name: 'voxgate_tts_audio_seconds_total', help: 'Seconds of synthesised audio delivered', labelNames: ['model', 'transport'] as const, registers: reg }),
+    chars: new Counter({ name: 'voxgate_tts_characters_total', help: 'Characters synthesised', labelNames: ['model'] as const, registers: reg }),
+    errors: new Counter({ name: 'voxgate_tts_errors_total', help: 'TTS errors sent, by code', labelNames: ['code'] as const, registers: reg }),
+    http: new Counter({ name: 'voxgate_tts_http_requests_total', help: 'TTS HTTP requests by route family and status', labelNames: ['route', 'status'] as const, registers: reg }),
+  };
+  new Gauge({ name: 'voxgate_tts_sessions_active', help: 'Open TTS WebSocket sessions', registers: reg, collect() { this.set(sessions.size); } });
+  new Gauge({
+    name: 'voxgate_tts_jobs',
+    help: 'TTS engine jobs by state',
+    labelNames: ['engine', 'state'] as const,
+    registers: reg,
+    collect() {
+      for (const [id, e] of engines) {
+        const s = e.stats();
+        this.set({ engine: id, state: 'active' }, s.activeJobs);
+        this.set({ engine: id, state: 'queued' }, s.queuedJobs);
+      }
+    },
+  });
+
+  const modelCatalogue = () => models.map((mo) => ({ code: mo.code, path: `/v1/tts/${mo.code}`, dialect: mo.dialect }));
+
+  // ---- WebSocket ----
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): boolean {
+    const route = matchTtsRoute(url.pathname, models);
+    if (!route) return false;
+    const requestId = randomUUID();
+    const speak = route.kind === 'speak';
+    const refuse = (status: number, code: string, message: string, extra: Record<string, unknown> = {}) => {
+      log.info({ url: redactUrl(url), status, code }, 'tts upgrade refused');
+      if (speak) {
+        const e = deepgramError(status, message, requestId);
+        rejectUpgrade(socket, status, e.body, { ...e.headers, ...(status === 401 ? { 'WWW-Authenticate': 'Token' } : {}) });
+      } else {
+        rejectUpgrade(socket, status, { error: code, message, ...extra }, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+      }
+    };
+    if (route.kind === 'not_found') {
+      refuse(404, 'not_found', `unknown TTS model "${route.code}"`, { models: modelCatalogue() });
+      return true;
+    }
+    const key = presentedKey(req.headers, url);
+    const keyInfo = key ? keys.verify(key) : null;
+    if (!keyInfo) {
+      refuse(401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" (or "Token <key>") or ?token=<key>');
+      return true;
+    }
+    let model: TtsModelEntry;
+    let dialect: TtsDialect;
+    let resolved: ResolvedTtsOptions | undefined;
+    if (route.kind === 'speak') {
+      try {
+        const q = parseSpeakQuery(url.searchParams);
+        const found = resolveSpeakVoice(q.model, models, engines);
+        if (!found) throw new VoxgateError('config_error', `unknown voice model "${q.model}"; available: ${allVoiceIds().join(', ')}, or any aura-*-<lang> name`);
+        model = found.model;
+        resolved = resolveTtsOptions({ voice: found.voice, encoding: q.encoding, sampleRate: q.sampleRate, speed: q.speed }, model, engines.get(model.engine)!, ['linear16', 'mulaw', 'alaw']);
+      } catch (err) {
+        const e = toVoxgateError(err);
+        refuse(e.httpStatus, e.code, e.message);
+        return true;
+      }
+      dialect = createDeepgramSpeakDialect();
+    } else {
+      model = route.model;
+      dialect = createUnifiedTtsDialect({ audio: model.audio, maxTextChars: limits.maxTextChars });
+    }
+    const engine = engines.get(model.engine)!;
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, engine, dialect, resolved, keyInfo.id));
+    return true;
+  }
+
+  function attach(ws: WebSocket, model: TtsModelEntry, engine: TtsEngine, dialect: TtsDialect, resolved: ResolvedTtsOptions | undefined, keyId: string): void {
+    const session = new TtsSession({
+      model,
+      engine,
+      dialect,
+      limits: config.limits,
+      ttsLimits: limits,
+      resolved,
+      log: log.child({ key_id: keyId }),
+      transport: {
+        send: (frame, done) => {
+          if (ws.readyState !== ws.OPEN) {
+            done();
+            return;
+          }
+          ws.send(frame, { binary: typeof frame !== 'string' }, () => done());
+        },
+        close: (code, reason) => {
+          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+        },
+      },
+      onClosed: (s) => {
+        sessions.delete(s);
+        m.sessions.inc({ model: model.code, close_code: String(s.closeCode ?? 'client') });
+        m.audio.inc({ model: model.code, transport: 'ws' }, s.audioSeconds);
+      },
+      observer: {
+        error: (code) => m.errors.inc({ code }),
+        segment: (chars) => m.chars.inc({ model: model.code }, chars),
+      },
+    });
+    sessions.add(session);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (isBinary) session.handleBinary(buf);
+      else session.handleText(buf.toString('utf8'));
+    });
+    ws.on('ping', () => session.handlePing());
+    ws.on('close', () => session.handleTransportClose());
+    ws.on('error', (err) => {
+      log.info({ err: err.message, session_id: session.id }, 'tts websocket error');
+      session.handleTransportClose();
+    });
+  }
+
+  function allVoiceIds(): string[] {
+    const ids = new Set<string>();
+    for (const mo of models) for (const v of modelVoices(mo, engines.get(mo.engine)!)) ids.add(v.id);
+    return [...ids];
+  }
+
+  // ---- HTTP ----
+
+  type Family = 'direct' | 'bridge' | 'speak';
+
+  async function handleHttp(family: Family, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const requestId = randomUUID();
+    const url = new URL(req.url, 'http://localhost');
+    const fail = (status: number, code: ErrorCode | string, message: string, extra: Record<string, unknown> = {}) => {
+      m.http.inc({ route: family, status: String(status) });
+      if (family === 'speak') {
+        const e = deepgramError(status, message, requestId);
+        return reply.code(status).headers(e.headers).send(e.body);
+      }
+      return reply.code(status).header('x-request-id', requestId).send({ error: code, message, status, ...extra });
+    };
+    const key = presentedKey(req.headers, url);
+    if (!key || !keys.verify(key)) {
+      return fail(401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" (or "Token <key>") or ?token=<key>');
+    }
+
+    // Which model, and the raw options.
+    let model: TtsModelEntry;
+    const q = url.searchParams;
+    let opts: TtsRequestOptions & { container?: 'wav' | 'none' | 'ogg'; stream?: boolean };
+    let text: string;
+    try {
+      let body: z.infer<typeof httpBodySchema>;
+      if (typeof req.body === 'string') body = { text: req.body };
+      else {
+        const parsed = httpBodySchema.safeParse(req.body ?? {});
+        if (!parsed.success) throw new VoxgateError('invalid_request', `Validation error: ${z.prettifyError(parsed.error)}`);
+        body = parsed.data;
+      }
+      text = body.text;
+      const qNum = (n: string) => {
+        const v = q.get(n);
+        if (v === null || v === '') return undefined;
+        const x = Number(v);
+        if (!Number.isFinite(x)) throw new VoxgateError('config_error', `${n}=${JSON.stringify(v.slice(0, 40))} is not a number`);
+        return x;
+      };
+      if (family === 'speak') {
+        const sq = parseSpeakQuery(q);
+        const name = body.model ?? sq.model;
+        const found = resolveSpeakVoice(name, models, engines);
+        if (!found) throw new VoxgateError('config_error', `unknown voice model "${name}"; available: ${allVoiceIds().join(', ')}, or any aura-*-<lang> name`);
+        model = found.model;
+        opts = { voice: found.voice, encoding: body.encoding ?? sq.encoding, sampleRate: body.sample_rate ?? sq.sampleRate, speed: body.speed ?? sq.speed, container: body.container ?? sq.container, stream: body.stream };
+        if ([...text].length > SPEAK_MAX_CHARS) {
+          return fail(413, 'payload_too_large', `Input text exceeds maximum character limit of ${SPEAK_MAX_CHARS}.`);
+        }
+      } else {
+        const route = matchTtsRoute((family === 'bridge' ? BRIDGE : DIRECT) + (req.params as { '*': string })['*'], models);
+        if (!route || route.kind !== 'model') {
+          return fail(404, 'not_found', `unknown TTS model "${(req.params as { '*': string })['*']}"`, { models: modelCatalogue() });
+        }
+        model = route.model;
+        const accept = encodingFromAccept(req.headers.accept);
+        const c = body.config ?? {};
+        const container = body.container ?? (q.get('container') as 'wav' | 'none' | 'ogg' | null) ?? undefined;
+        const encoding = body.encoding ?? c.encoding ?? q.get('encoding') ?? undefined;
+        opts = {
+          voice: body.voice ?? body.speaker ?? q.get('voice') ?? (body.model && lookupVoice(model, engines.get(model.engine)!, body.model) ? body.model : undefined),
+          language: body.language ?? body.target_language_code ?? c.language ?? q.get('language') ?? undefined,
+          encoding: encoding ?? accept.encoding,
+          sampleRate: body.sample_rate ?? c.sample_rate ?? qNum('sample_rate'),
+          speed: body.speed ?? c.speed ?? qNum('speed'),
+          container: container ?? (encoding === undefined ? accept.container : undefined),
+          stream: body.stream ?? (q.get('stream') === 'true' ? true : undefined),
+        };
+      }
+      if (text.length > limits.maxHttpTextChars) {
+        return fail(413, 'payload_too_large', `text of ${text.length} characters exceeds the ${limits.maxHttpTextChars}-character limit`);
+      }
+    } catch (err) {
+      const e = toVoxgateError(err);
+      return fail(e.httpStatus, e.code, e.message);
+    }
+
+    let resolved: ResolvedTtsOptions;
+    let container: 'wav' | 'none';
+    try {
+      resolved = resolveTtsOptions(opts, model, engines.get(model.engine)!);
+      container = containerFor(resolved.encoding, opts.container);
+    } catch (err) {
+      const e = toVoxgateError(err);
+      return fail(e.httpStatus, e.code, e.message);
+    }
+
+    const headers: Record<string, string> = {
+      'Content-Type': contentType(resolved.encoding, resolved.sampleRate, container),
+      'X-Sample-Rate': String(resolved.sampleRate),
+      'X-Encoding': resolved.encoding,
+      'X-Voice': resolved.voice.id,
+      'X-Request-Id': requestId,
+    };
+    if (family === 'speak') {
+      Object.assign(headers, { 'dg-request-id': requestId, 'dg-model-name': resolved.voiceName, 'dg-model-uuid': nameUuid(`${resolved.engine.id}/${resolved.voice.id}`), 'dg-char-count': String([...text].length) });
+    }
+    const wav = container === 'wav' && isPcmEncoding(resolved.encoding);
+    const ctl = new AbortController();
+    const stream = opts.stream ?? text.length > limits.httpStreamThresholdChars;
+    const chars = text.length;
+
+    if (!stream) {
+      const chunks: Buffer[] = [];
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableEnded) ctl.abort(); // the client went away: stop the engine
+      });
+      let seconds: number;
+      try {
+        ({ seconds } = await synthesizeText(resolved, text, (b) => void chunks.push(b), ctl.signal));
+      } catch (err) {
+        if (ctl.signal.aborted) return;
+        const e = toVoxgateError(err);
+        log.error({ err: e.message, model: model.code }, 'tts http synthesis failed');
+        return fail(e.httpStatus, e.code, `speech synthesis failed: ${e.message}`);
+      }
+      let data = Buffer.concat(chunks);
+      if (wav) data = Buffer.concat([wavHeader(resolved.encoding as PcmEncoding, resolved.sampleRate, data.length), data]);
+      m.http.inc({ route: family, status: '200' });
+      m.audio.inc({ model: model.code, transport: 'http' }, seconds);
+      m.chars.inc({ model: model.code }, chars);
+      return reply
+        .code(200)
+        .headers({ ...headers, 'X-Duration': seconds.toFixed(3), 'Content-Length': String(data.length) })
+        .send(data);
+    }
+
+    // Streamed: chunked transfer, audio written as it is synthesised, duration in a trailer.
+    reply.hijack();
+    const res = reply.raw;
+    res.on('close', () => {
+      if (!res.writableFinished) ctl.abort();
+    });
+    res.writeHead(200, { ...headers, 'Transfer-Encoding': 'chunked', Trailer: 'X-Duration' });
+    if (wav) res.write(wavHeader(resolved.encoding as PcmEncoding, resolved.sampleRate, null));
+    const sink = (b: Buffer): void | Promise<void> => {
+      if (res.destroyed) return;
+      if (!res.write(b)) return new Promise<void>((r) => res.once('drain', r).once('close', r));
+    };
+    try {
+      const { seconds } = await synthesizeText(resolved, text, sink, ctl.signal);
+      res.addTrailers({ 'X-Duration': seconds.toFixed(3) });
+      res.end();
+      m.http.inc({ route: family, status: '200' });
+      m.audio.inc({ model: model.code, transport: 'http' }, seconds);
+      m.chars.inc({ model: model.code }, chars);
+    } catch (err) {
+      if (!ctl.signal.aborted) log.error({ err: (err as Error).message, model: model.code }, 'tts http stream failed; aborting the response');
+      m.http.inc({ route: family, status: ctl.signal.aborted ? '499' : '502' });
+      res.destroy(); // a truncated chunked body tells the client the audio is incomplete
+    }
+  }
+
+  app.register(async (scope) => {
+    // Plain-text bodies are the text itself (curl --data-binary @speech.txt).
+    scope.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: limits.maxHttpTextChars * 4 }, (_req, body, done) => done(null, body));
+    scope.post('/v1/tts/*', { bodyLimit: limits.maxHttpTextChars * 4 + 4096 }, (req, reply) => handleHttp('direct', req, reply));
+    scope.post('/v1/bridges/unmute/tts/*', { bodyLimit: limits.maxHttpTextChars * 4 + 4096 }, (req, reply) => handleHttp('bridge', req, reply));
+    scope.post('/v1/speak', { bodyLimit: 2 * 1024 * 1024 }, (req, reply) => handleHttp('speak', req, reply));
+  });
+
+  return {
+    handleUpgrade,
+    modelList: () =>
+      models.map((mo) => {
+        const e = engines.get(mo.engine)!;
+        const voices = modelVoices(mo, e);
+        return {
+          code: mo.code,
+          service_type: 'tts',
+          name: mo.name ?? mo.code,
+          description: mo.description ?? '',
+          engine: mo.engine,
+          engine_version: e.version,
+          dialect: mo.dialect,
+          audio_framing: mo.audio,
+          streaming: true,
+          batch: true,
+          api_path: `/v1/tts/${mo.code}`,
+          bridge_path: `/v1/bridges/unmute/tts/${mo.code}`,
+          default_voice: defaultVoice(mo, e).id,
+          languages: [...new Set(voices.flatMap((v) => v.languages))].sort(),
+          capabilities: {
+            speed: e.capabilities.speed,
+            incremental: e.capabilities.incremental,
+            encodings: TTS_ENCODINGS,
+            sample_rates: Object.fromEntries(TTS_ENCODINGS.map((enc) => [enc, supportedSampleRates(enc)])),
+          },
+          voices: voices.map((v) => ({ id: v.id, name: v.name, languages: v.languages, gender: v.gender, sample_rate: v.sampleRate })),
+        };
+      }),
+    sessionCount: () => sessions.size,
+    close() {
+      for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
+      for (const s of [...sessions]) s.handleTransportClose();
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,503 @@
+/**
+ * The streaming TTS session state machine (issue #4; shared/spec/protocols.md §1.5 "Ordering /
+ * lifecycle", §3, §5, §6.7–6.8):
+ *
+ *   awaiting_init ──init──▶ streaming ──close──▶ draining ──▶ closed
+ *        │  (Deepgram: starts in streaming, configured from the URL; `Metadata` = ready)
+ *        └─ text/flush before init → error frame, message ignored; bad init → config_error, close
+ *
+ * Pipeline: `text` → {@link TextSegmenter} (sentence/clause boundaries) → queue → one engine job
+ * at a time → encoder (resample + encode) → audio frames. Per segment: `segment_start`, audio,
+ * `segment_end`; per `flush`: the rest of the buffered text is synthesised, then `audio_end`
+ * {duration} (when the utterance had audio) and `flushed`. For mp3/opus the encoder's delay makes
+ * audio trail the segment markers; `audio_end`/`flushed` always follow all of it.
+ *
+ * Barge-in (`clear`, and `cancel`): synchronously, the session bumps its *epoch*, kills the engine
+ * job (SIGKILL) and the ffmpeg encoder, empties the queue and the segmenter, then sends
+ * `cleared`. Every audio write checks the epoch it was produced in, so no audio from before the
+ * clear can follow `cleared` on the wire.
+ *
+ * Backpressure: bytes handed to the socket but not yet taken by the kernel are counted; above
+ * `tts.limits.maxBufferedBytes` synthesis pauses (the engine's pipe fills and it blocks) until half
+ * of that has drained. A client that reads nothing for `backpressureTimeoutSeconds` while audio
+ * waits — or a backlog four times the limit — gets `backpressure` and the session closes.
+ * Text not yet synthesised is capped at `maxPendingChars` (`backpressure` error, message rejected).
+ *
+ * Timers: `initTimeoutSeconds` for `init`; `idleTimeoutSeconds` without any client frame
+ * (`keepalive` and WebSocket pings count) *while idle* — never while audio is being produced;
+ * `maxSessionSeconds` overall. `close` drains: everything sent so far is spoken, then close 1000.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { createEncoder, isPcmEncoding, type AudioEncoder } from '../audio/encode.js';
+import type { Limits } from '../config/config.js';
+import type { TtsLimits, TtsModelEntry } from '../config/tts_config.js';
+import type { TtsEngine } from '../engines/tts/types.js';
+import type { CloseSpec, TtsCommand, TtsDialect, TtsEvent, TtsInitRequest, TtsSessionInfo, WireFrame } from '../protocol/tts_events.js';
+import { TextSegmenter } from '../text/segmenter.js';
+import { CloseCode, toVoxgateError, type ErrorCode } from '../util/errors.js';
+import { lookupVoice, resolveTtsOptions, type ResolvedTtsOptions } from './tts_options.js';
+import { renderSegment } from './tts_render.js';
+
+/** What a TTS session needs from its transport (a WebSocket in production). */
+export interface TtsTransport {
+  /**
+   * Send one frame (string = text frame, Buffer = binary frame), in order. `done` must be called
+   * exactly once, when the frame has been handed to the kernel or the send failed.
+   */
+  send(frame: WireFrame, done: () => void): void;
+  /** Close with a WebSocket close code and a short reason (≤ 123 bytes). */
+  close(code: number, reason: string): void;
+}
+
+/** Lifecycle states (see module docs). */
+export type TtsSessionState = 'awaiting_init' | 'streaming' | 'draining' | 'closed';
+
+/** Observes session activity (metrics). Calls must be cheap and must not throw. */
+export interface TtsSessionObserver {
+  error(code: ErrorCode): void;
+  /** One segment was synthesised: its text length (characters). */
+  segment(chars: number): void;
+}
+
+/** Options of a {@link TtsSession}. */
+export interface TtsSessionOptions {
+  model: TtsModelEntry;
+  engine: TtsEngine;
+  dialect: TtsDialect;
+  limits: Limits;
+  ttsLimits: TtsLimits;
+  transport: TtsTransport;
+  log: Logger;
+  /** Options resolved from the URL for dialects without `init` (Deepgram); the session starts at once. */
+  resolved?: ResolvedTtsOptions;
+  /** Called once when the session reaches `closed`. */
+  onClosed?: (s: TtsSession) => void;
+  observer?: TtsSessionObserver;
+}
+
+type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' } | { kind: 'end' };
+
+/** One client connection on a TTS WebSocket route. Drive it with the `handle*` methods. */
+export class TtsSession {
+  readonly id = 'sess_tts_' + randomBytes(9).toString('base64url');
+  readonly requestId = randomUUID();
+  readonly createdAt = new Date();
+  private st: TtsSessionState = 'awaiting_init';
+  private resolved: ResolvedTtsOptions | null = null;
+  private readonly segmenter = new TextSegmenter();
+  private readonly queue: QueueItem[] = [];
+  private queuedChars = 0;
+  /** Bumped by every clear/cancel; work from an older epoch must not reach the wire. */
+  private epoch = 0;
+  private running = false;
+  private jobAbort: AbortController | null = null;
+  private encoder: AudioEncoder | null = null;
+  private encoderHasAudio = false;
+  private audioSeq = 0;
+  private segCount = 0;
+  private flushCount = 0;
+  private clearCount = 0;
+  private totalSeconds = 0;
+  private inflight = 0;
+  private drain: { promise: Promise<void>; resolve: () => void } | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private maxTimer: NodeJS.Timeout | null = null;
+  private closeCodeSent: number | null = null;
+  /** Set while a fatal error is being reported, so reporting it cannot re-trigger it. */
+  private ending = false;
+  private readonly log: Logger;
+
+  constructor(private readonly o: TtsSessionOptions) {
+    this.log = o.log.child({ session_id: this.id, model: o.model.code });
+    this.maxTimer = setTimeout(
+      () => this.fatal('max_connection_duration_exceeded', `session exceeded the maximum duration of ${o.limits.maxSessionSeconds} s`),
+      o.limits.maxSessionSeconds * 1000,
+    );
+    this.maxTimer.unref();
+    if (o.resolved) this.start(o.resolved);
+    else this.armIdle();
+  }
+
+  /** Current lifecycle state. */
+  get state(): TtsSessionState {
+    return this.st;
+  }
+  /** Close code the server sent, or null. */
+  get closeCode(): number | null {
+    return this.closeCodeSent;
+  }
+  /** Seconds of audio delivered in finished utterances plus the current one. */
+  get audioSeconds(): number {
+    return this.totalSeconds + (this.encoderHasAudio && this.encoder ? this.encoder.seconds : 0);
+  }
+  /** Bytes handed to the transport and not yet written out. */
+  get bufferedBytes(): number {
+    return this.inflight;
+  }
+
+  /** Handle one text frame. Never throws. */
+  handleText(text: string): void {
+    if (this.st === 'closed') return;
+    this.touch();
+    if (text.length > this.o.limits.maxFrameBytes) {
+      this.dispatch(this.o.dialect.oversizedFrame(Buffer.byteLength(text), this.o.limits.maxFrameBytes));
+      return;
+    }
+    this.dispatch(this.o.dialect.parseText(text));
+  }
+
+  /** Handle one binary frame (never valid on TTS). Never throws. */
+  handleBinary(data: Uint8Array): void {
+    if (this.st === 'closed') return;
+    this.touch();
+    this.dispatch(data.length > this.o.limits.maxFrameBytes ? this.o.dialect.oversizedFrame(data.length, this.o.limits.maxFrameBytes) : this.o.dialect.binaryFrame(data.length));
+  }
+
+  /** A WebSocket ping arrived: counts as activity (§1.5 keep-alive by ping). */
+  handlePing(): void {
+    if (this.st !== 'closed') this.touch();
+  }
+
+  /** The client vanished: stop all work now. */
+  handleTransportClose(): void {
+    if (this.st === 'closed') return;
+    this.log.debug({ state: this.st }, 'transport closed by client');
+    this.finish();
+  }
+
+  // ---- commands ----
+
+  private dispatch(cmd: TtsCommand): void {
+    switch (cmd.kind) {
+      case 'invalid':
+        if (cmd.close) {
+          this.fatal(cmd.code, cmd.message, cmd.close);
+        } else if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
+          this.fatal('config_error', cmd.message);
+        } else {
+          this.sendError(cmd.code, cmd.message);
+        }
+        return;
+      case 'keepalive':
+        return;
+      case 'init':
+        if (this.st !== 'awaiting_init') {
+          this.sendError('invalid_request', 'session already initialised; voice and format are fixed at init (reconnect to change them)');
+          return;
+        }
+        this.init(cmd.init);
+        return;
+      case 'close':
+        if (this.st === 'awaiting_init') this.terminate({ code: CloseCode.NORMAL, reason: 'closed before init' });
+        else if (this.st === 'streaming') this.startDrain();
+        return;
+      default:
+        break;
+    }
+    if (this.st === 'awaiting_init') {
+      this.sendError('invalid_request', `"${cmd.kind}" before "init" was ignored; send {"type":"init",...} first`);
+      return;
+    }
+    if (this.st === 'draining') {
+      this.sendError('invalid_request', `"${cmd.kind}" after "close" was ignored; the session is draining`);
+      return;
+    }
+    switch (cmd.kind) {
+      case 'text':
+        this.addText(cmd.text);
+        if (cmd.flush) this.flush();
+        return;
+      case 'flush':
+        if (cmd.warning) this.emit({ kind: 'warning', ...cmd.warning });
+        this.flush();
+        return;
+      case 'clear':
+      case 'cancel':
+        this.clear();
+        return;
+    }
+  }
+
+  private init(req: TtsInitRequest): void {
+    let resolved: ResolvedTtsOptions;
+    try {
+      const voice = req.voice ?? (req.model !== undefined && lookupVoice(this.o.model, this.o.engine, req.model) ? req.model : undefined);
+      resolved = resolveTtsOptions({ voice, language: req.language, encoding: req.encoding, sampleRate: req.sampleRate, speed: req.speed }, this.o.model, this.o.engine);
+    } catch (err) {
+      const e = toVoxgateError(err);
+      this.fatal(e.code, e.message);
+      return;
+    }
+    this.start(resolved);
+  }
+
+  private start(resolved: ResolvedTtsOptions): void {
+    this.resolved = resolved;
+    this.st = 'streaming';
+    const info: TtsSessionInfo = {
+      sessionId: this.id,
+      requestId: this.requestId,
+      model: this.o.model,
+      voice: resolved.voice,
+      voiceName: resolved.voiceName,
+      engine: { id: this.o.engine.id, version: this.o.engine.version },
+      encoding: resolved.encoding,
+      sampleRate: resolved.sampleRate,
+    };
+    this.log.info({ voice: resolved.voice.id, encoding: resolved.encoding, sample_rate: resolved.sampleRate, speed: resolved.speed }, 'tts session ready');
+    this.o.engine.prepare?.({ voice: resolved.voice.id, speed: resolved.speed });
+    this.emit({ kind: 'ready', info });
+    this.prewarm();
+    this.armIdle();
+  }
+
+  private addText(text: string): void {
+    if (!text) return; // empty text is a no-op, not an error
+    const pending = this.segmenter.pendingChars + this.queuedChars;
+    if (pending + text.length > this.o.ttsLimits.maxPendingChars) {
+      this.sendError('backpressure', `text rejected: ${pending} characters are already waiting to be spoken (limit ${this.o.ttsLimits.maxPendingChars}); read the audio before sending more`);
+      return;
+    }
+    for (const s of this.segmenter.push(text)) this.enqueue({ kind: 'segment', text: s });
+  }
+
+  private flush(): void {
+    const last = this.segmenter.flush();
+    if (last) this.enqueue({ kind: 'segment', text: last });
+    this.enqueue({ kind: 'flush' });
+  }
+
+  private startDrain(): void {
+    this.st = 'draining';
+    const last = this.segmenter.flush();
+    if (last) this.enqueue({ kind: 'segment', text: last });
+    this.enqueue({ kind: 'end' });
+  }
+
+  /** Barge-in: drop all text and audio not yet sent, stop engine work, acknowledge. Synchronous. */
+  private clear(): void {
+    this.epoch++;
+    this.running = false;
+    this.jobAbort?.abort();
+    this.jobAbort = null;
+    this.queue.length = 0;
+    this.queuedChars = 0;
+    this.segmenter.clear();
+    this.encoder?.abort();
+    if (this.encoderHasAudio && this.encoder) this.totalSeconds += this.encoder.seconds;
+    this.encoder = null;
+    this.encoderHasAudio = false;
+    this.wakeDrain();
+    this.emit({ kind: 'cleared', sequenceId: this.clearCount++ });
+    this.prewarm();
+    this.armIdle();
+  }
+
+  private enqueue(item: QueueItem): void {
+    if (item.kind === 'segment') this.queuedChars += item.text.length;
+    this.queue.push(item);
+    if (!this.running) void this.pump();
+  }
+
+  // ---- synthesis ----
+
+  private async pump(): Promise<void> {
+    const epoch = this.epoch;
+    this.running = true;
+    try {
+      while (epoch === this.epoch && this.st !== 'closed') {
+        const item = this.queue.shift();
+        if (!item) break;
+        if (item.kind === 'segment') {
+          this.queuedChars -= item.text.length;
+          await this.runSegment(item.text, epoch);
+        } else {
+          await this.endUtterance(item.kind, epoch);
+        }
+      }
+    } catch (err) {
+      if (epoch === this.epoch && this.st !== 'closed' && (err as Error).name !== 'AbortError') {
+        const e = toVoxgateError(err);
+        this.log.error({ err: e.message }, 'tts pipeline failed');
+        this.fatal(e.code === 'internal_error' ? 'internal_error' : 'provider_error', `speech synthesis failed: ${e.message}`);
+      }
+    } finally {
+      if (epoch === this.epoch) {
+        this.running = false;
+        if (this.st !== 'closed') this.armIdle();
+      }
+    }
+  }
+
+  private async runSegment(text: string, epoch: number): Promise<void> {
+    const resolved = this.resolved!;
+    const segmentId = `seg_${String(++this.segCount).padStart(3, '0')}`;
+    this.emit({ kind: 'segment_start', segmentId });
+    const ctl = new AbortController();
+    this.jobAbort = ctl;
+    const encoder = this.currentEncoder(epoch);
+    this.encoderHasAudio = true;
+    try {
+      await renderSegment(resolved, text, encoder, ctl.signal);
+      this.o.observer?.segment(text.length);
+    } catch (err) {
+      if (epoch !== this.epoch || (err as Error).name === 'AbortError') return;
+      const e = toVoxgateError(err);
+      if (e.code !== 'provider_error') throw err;
+      // One segment the engine could not speak: report it, keep the session.
+      this.sendError('provider_error', `segment ${segmentId} could not be synthesised and was skipped: ${e.message}`);
+    } finally {
+      if (this.jobAbort === ctl) this.jobAbort = null;
+    }
+    if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId });
+  }
+
+  private async endUtterance(kind: 'flush' | 'end', epoch: number): Promise<void> {
+    const encoder = this.encoder;
+    const hadAudio = this.encoderHasAudio && encoder !== null;
+    if (hadAudio) {
+      await encoder.end();
+      if (epoch !== this.epoch) return;
+      this.encoder = null;
+      this.encoderHasAudio = false;
+      this.totalSeconds += encoder.seconds;
+      this.emit({ kind: 'audio_end', duration: encoder.seconds });
+    }
+    if (kind === 'flush') {
+      this.emit({ kind: 'flushed', sequenceId: this.flushCount++ });
+      if (hadAudio) this.prewarm();
+      return;
+    }
+    this.encoder?.abort();
+    this.encoder = null;
+    this.terminate({ code: CloseCode.NORMAL, reason: 'session closed' });
+  }
+
+  /** The encoder of the current utterance, created on first use; its output is tied to `epoch`. */
+  private currentEncoder(epoch: number): AudioEncoder {
+    if (!this.encoder) {
+      const r = this.resolved!;
+      this.encoder = createEncoder({ encoding: r.encoding, sampleRate: r.sampleRate, inputRate: r.voice.sampleRate, sink: (bytes) => this.sendAudio(bytes, epoch) });
+    }
+    return this.encoder;
+  }
+
+  /** mp3/opus: start the next ffmpeg now so its start-up does not delay the next first audio. */
+  private prewarm(): void {
+    if (this.st === 'streaming' && this.resolved && !isPcmEncoding(this.resolved.encoding) && !this.encoder) this.currentEncoder(this.epoch);
+  }
+
+  // ---- output and flow control ----
+
+  private sendAudio(bytes: Buffer, epoch: number): void | Promise<void> {
+    if (epoch !== this.epoch || this.st === 'closed') return;
+    this.emit({ kind: 'audio', data: bytes, sequence: ++this.audioSeq });
+    if (this.inflight > this.o.ttsLimits.maxBufferedBytes) return this.waitDrain();
+  }
+
+  private emit(ev: TtsEvent): void {
+    if (this.st === 'closed') return;
+    for (const frame of this.o.dialect.encode(ev)) this.sendFrame(frame);
+  }
+
+  private sendFrame(frame: WireFrame): void {
+    const n = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+    this.inflight += n;
+    let done = false;
+    this.o.transport.send(frame, () => {
+      if (done) return;
+      done = true;
+      this.inflight -= n;
+      if (this.drain && this.inflight <= this.o.ttsLimits.maxBufferedBytes / 2) this.wakeDrain();
+    });
+    if (this.inflight > this.o.ttsLimits.maxBufferedBytes * 4 && this.st !== 'closed' && !this.ending) {
+      this.fatal('backpressure', `the client is not reading: ${this.inflight} bytes of audio are waiting to be sent`);
+    }
+  }
+
+  private waitDrain(): Promise<void> {
+    if (!this.drain) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.drain = { promise, resolve };
+      const s = this.o.ttsLimits.backpressureTimeoutSeconds;
+      this.stallTimer = setTimeout(() => this.fatal('backpressure', `the client read no audio for ${s} s while ${this.inflight} bytes were waiting`), s * 1000);
+    }
+    return this.drain.promise;
+  }
+
+  private wakeDrain(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+    const d = this.drain;
+    this.drain = null;
+    d?.resolve();
+  }
+
+  // ---- timers ----
+
+  private touch(): void {
+    if (this.st === 'streaming') this.armIdle();
+  }
+
+  private armIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.st === 'closed' || this.st === 'draining') return;
+    const seconds = this.st === 'awaiting_init' ? this.o.limits.initTimeoutSeconds : this.o.limits.idleTimeoutSeconds;
+    this.idleTimer = setTimeout(() => {
+      if (this.running || this.queue.length > 0) {
+        this.armIdle(); // producing audio is not idleness
+        return;
+      }
+      this.fatal(
+        'idle_timeout_exceeded',
+        this.st === 'awaiting_init' ? `no valid "init" within ${seconds} s` : `no message received for ${seconds} s (send {"type":"keepalive"} or a WebSocket ping while silent)`,
+      );
+    }, seconds * 1000);
+    this.idleTimer.unref();
+  }
+
+  // ---- endings ----
+
+  private sendError(code: ErrorCode, message: string): void {
+    this.log.info({ code }, message);
+    this.o.observer?.error(code);
+    this.emit({ kind: 'error', code, message });
+  }
+
+  /** Send the error in the dialect's way, stop all work and close (the dialect picks the close code unless given). */
+  private fatal(code: ErrorCode, message: string, close?: CloseSpec): void {
+    if (this.st === 'closed' || this.ending) return;
+    this.ending = true;
+    this.sendError(code, message);
+    this.terminate(close ?? this.o.dialect.closeFor(code));
+  }
+
+  private terminate(close: CloseSpec): void {
+    if (this.st === 'closed') return;
+    this.closeCodeSent = close.code;
+    this.o.transport.close(close.code, close.reason.slice(0, 120));
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.st === 'closed') return;
+    this.st = 'closed';
+    this.epoch++;
+    this.jobAbort?.abort();
+    this.jobAbort = null;
+    if (this.encoderHasAudio && this.encoder) this.totalSeconds += this.encoder.seconds;
+    this.encoder?.abort();
+    this.encoder = null;
+    this.encoderHasAudio = false;
+    this.queue.length = 0;
+    this.segmenter.clear();
+    this.wakeDrain();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.maxTimer) clearTimeout(this.maxTimer);
+    this.idleTimer = this.maxTimer = null;
+    this.o.onClosed?.(this);
+  }
+}
