@@ -15,8 +15,9 @@
  *  3. `clear_to_cleared` — a long text is speaking (default real-time pacing, 3 s lead); `clear`
  *     sent right after an audio frame arrives → `cleared` on the client, ms, p50/p95 (target
  *     p95 ≤ 20 ms); audio frames after `cleared` are counted (must be 0).
- *  4. `concurrency` — N sessions (N = 1, 2, 4, 8, 16, 32, 48, 64, 96, 128; default pacing) each
- *     taking turns for 12 s: send the sentence + flush, receive the audio, then wait until it would have finished
+ *  4. `concurrency` — N sessions (N = 1, 2, 4, 8, 16, 32, 48, 64, 96, 128; default pacing), each
+ *     starting at a random time in the first 5 s and taking turns until 20 s: send the sentence +
+ *     flush, receive the audio, then wait until it would have finished
  *     playing (real-time pace) and start the next turn. A level passes when first-audio p95 ≤ 100 ms,
  *     every utterance's audio arrived before its playback would end (synthesis kept up with real
  *     time) and nothing failed; the ramp stops at the first failing level.
@@ -51,7 +52,9 @@ const TEN = [
 const FIRST_AUDIO_TARGET_P50_MS = 30;
 const CLEAR_TARGET_P95_MS = 20;
 const CONCURRENT_TARGET_P95_MS = 100;
-const LEVEL_SECONDS = 12;
+const LEVEL_SECONDS = 20;
+/** Sessions start at random times within this many seconds (about one turn: 6 s of audio). */
+const STAGGER_SECONDS = 5;
 const WATCHDOG_MS = 15 * 60 * 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -245,7 +248,7 @@ async function runLevel(server: ServerProcess, n: number): Promise<LevelResult> 
   const end = t0 + LEVEL_SECONDS * 1000;
   await Promise.all(
     sessions.map(async (s) => {
-      await sleep(Math.random() * 1000); // staggered starts
+      await sleep(Math.random() * STAGGER_SECONDS * 1000); // staggered starts, as calls arrive
       while (performance.now() < end) {
         try {
           const r = await s.turn(SENTENCE);
@@ -338,7 +341,7 @@ async function main(): Promise<void> {
     progress('clear → cleared');
     const clear = await measureClear(server, reps);
     progress(`  p50 ${clear.clear_to_cleared.p50_ms} ms, p95 ${clear.clear_to_cleared.p95_ms} ms, audio after cleared: ${clear.audio_frames_after_cleared}`);
-    progress(`concurrent sessions at real time (${LEVEL_SECONDS} s per level)`);
+    progress(`concurrent sessions at real time (${LEVEL_SECONDS} s per level, starts spread over ${STAGGER_SECONDS} s)`);
     const levels: LevelResult[] = [];
     for (const n of quick ? [1, 8, 32] : [1, 2, 4, 8, 16, 32, 48, 64, 96, 128]) {
       const r = await runLevel(server, n);
@@ -357,7 +360,7 @@ async function main(): Promise<void> {
       first_audio: first,
       synthesis_rtf: rtf,
       clear,
-      concurrency: { level_seconds: LEVEL_SECONDS, max_realtime_sessions: maxN, levels },
+      concurrency: { level_seconds: LEVEL_SECONDS, stagger_seconds: STAGGER_SECONDS, max_realtime_sessions: maxN, levels },
       targets: {
         first_audio_p50_ms: { target: FIRST_AUDIO_TARGET_P50_MS, value: headline.first_audio.p50_ms, pass: (headline.first_audio.p50_ms ?? Infinity) <= FIRST_AUDIO_TARGET_P50_MS },
         clear_to_cleared_p95_ms: { target: CLEAR_TARGET_P95_MS, value: clear.clear_to_cleared.p95_ms, pass: (clear.clear_to_cleared.p95_ms ?? Infinity) <= CLEAR_TARGET_P95_MS && clear.audio_frames_after_cleared === 0 },

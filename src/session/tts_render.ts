@@ -24,6 +24,9 @@ export async function renderSegment(o: ResolvedTtsOptions, text: string, encoder
     if (wait) await wait;
     const paced = pace?.(pcm.length / synth.sampleRate);
     if (paced) await paced;
+    // Let the event loop run between chunks (resampling is synchronous work): a `clear` arriving
+    // mid-segment is then handled within one chunk's processing time, not after the whole segment.
+    else await new Promise<void>((r) => setImmediate(r));
   }
   if (signal.aborted) throw abortError();
 }

@@ -10,11 +10,13 @@
  * forks cost ~1 ms of *its* time. stdout/stdin data travel over the channel with flow control
  * (stdout paused above 256 KiB unacknowledged; stdin writes complete when the child took them).
  *
- * One spawner per gateway process, started on first use and restarted if it dies (children it
- * ran then fail with an error exit). It exits with the gateway (IPC disconnect kills its children).
+ * One spawner per CPU (up to 4) per gateway process, started on first use and restarted if one
+ * dies (children it ran then fail with an error exit). Spawners exit with the gateway (IPC
+ * disconnect kills their children).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
@@ -44,7 +46,7 @@ export class HostedChild extends EventEmitter {
 
   constructor(
     readonly id: number,
-    private readonly host: SpawnHost,
+    private readonly post: (m: Record<string, unknown>) => void,
   ) {
     super();
     this.exit = new Promise((r) => (this.resolveExit = r));
@@ -52,7 +54,7 @@ export class HostedChild extends EventEmitter {
       highWaterMark: 64 * 1024,
       read: () => {
         if (this.pendingAck > 0) {
-          this.host.post({ t: 'ack', id: this.id, n: this.pendingAck });
+          this.post({ t: 'ack', id: this.id, n: this.pendingAck });
           this.pendingAck = 0;
         }
       },
@@ -62,10 +64,10 @@ export class HostedChild extends EventEmitter {
       write: (chunk: Buffer, _enc, cb) => {
         if (this.done) return cb(); // the child is gone; its exit status reports why
         this.inCallbacks.push(cb);
-        this.host.post({ t: 'in', id: this.id, data: chunk });
+        this.post({ t: 'in', id: this.id, data: chunk });
       },
       final: (cb) => {
-        if (!this.done) this.host.post({ t: 'end', id: this.id });
+        if (!this.done) this.post({ t: 'end', id: this.id });
         cb();
       },
     });
@@ -78,12 +80,12 @@ export class HostedChild extends EventEmitter {
 
   /** Send a signal (default SIGKILL). No-op after exit. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (!this.done) this.host.post({ t: 'kill', id: this.id, signal });
+    if (!this.done) this.post({ t: 'kill', id: this.id, signal });
   }
 
   /** @internal stdout bytes from the spawner. */
   onOut(data: Buffer): void {
-    if (this.stdout.push(data)) this.host.post({ t: 'ack', id: this.id, n: data.length });
+    if (this.stdout.push(data)) this.post({ t: 'ack', id: this.id, n: data.length });
     else this.pendingAck += data.length;
   }
 
@@ -102,31 +104,51 @@ export class HostedChild extends EventEmitter {
   }
 }
 
-/** Gateway-side end of the spawner. Use {@link sharedSpawnHost}. */
+/** One spawner helper process and the children it runs. */
+interface Spawner {
+  proc: ChildProcess;
+  children: Map<number, HostedChild>;
+}
+
+/**
+ * Gateway-side end of the spawners. Use {@link sharedSpawnHost}. Runs one spawner per CPU (up to
+ * 4): fork+exec is kernel work on the spawner's CPU, so a burst of starts (many sessions beginning
+ * at once) spreads over the cores; each child goes to the spawner running the fewest.
+ */
 export class SpawnHost {
-  private proc: ChildProcess | null = null;
+  private readonly spawners: (Spawner | null)[];
   private nextId = 1;
-  private readonly children = new Map<number, HostedChild>();
+
+  /** @param count spawner processes (default: available CPUs, 1–4). */
+  constructor(count = Math.max(1, Math.min(4, availableParallelism()))) {
+    this.spawners = Array.from({ length: count }, () => null);
+  }
 
   /** Children currently running through this host. */
   get active(): number {
-    return this.children.size;
+    return this.spawners.reduce((n, s) => n + (s?.children.size ?? 0), 0);
   }
 
   /**
-   * Start `cmd args` in the spawner. Never throws: a child that cannot start resolves `exit` with
+   * Start `cmd args` in a spawner. Never throws: a child that cannot start resolves `exit` with
    * `error` set (e.g. "spawn flite ENOENT").
    */
   spawn(cmd: string, args: string[]): HostedChild {
-    const proc = this.ensure();
-    const child = new HostedChild(this.nextId++, this);
-    this.children.set(child.id, child);
-    void child.exit.then(() => {
-      this.children.delete(child.id);
-      if (this.children.size === 0) this.unref();
+    let best = 0;
+    for (let i = 1; i < this.spawners.length; i++) {
+      if ((this.spawners[i]?.children.size ?? 0) < (this.spawners[best]?.children.size ?? 0)) best = i;
+    }
+    const sp = this.ensure(best);
+    const child = new HostedChild(this.nextId++, (m) => {
+      if (sp.proc.connected) sp.proc.send(m as Parameters<ChildProcess['send']>[0]);
     });
-    this.ref();
-    proc.send({ t: 'spawn', id: child.id, cmd, args });
+    sp.children.set(child.id, child);
+    void child.exit.then(() => {
+      sp.children.delete(child.id);
+      if (sp.children.size === 0) setRef(sp.proc, false);
+    });
+    setRef(sp.proc, true);
+    sp.proc.send({ t: 'spawn', id: child.id, cmd, args });
     return child;
   }
 
@@ -145,17 +167,14 @@ export class SpawnHost {
     return { ...e, stdout };
   }
 
-  /** @internal */
-  post(m: Record<string, unknown>): void {
-    if (this.proc?.connected) this.proc.send(m as Parameters<ChildProcess['send']>[0]);
-  }
-
-  private ensure(): ChildProcess {
-    if (this.proc?.connected) return this.proc;
+  private ensure(i: number): Spawner {
+    const existing = this.spawners[i];
+    if (existing?.proc.connected) return existing;
     const main = fileURLToPath(new URL('./spawner_main.js', import.meta.url));
     const proc = fork(main, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+    const sp: Spawner = { proc, children: new Map() };
     proc.on('message', (m: { t: string; id: number; data?: Uint8Array } & Partial<HostedExit>) => {
-      const c = this.children.get(m.id);
+      const c = sp.children.get(m.id);
       if (!c) return;
       if (m.t === 'out') c.onOut(Buffer.from(m.data!.buffer, m.data!.byteOffset, m.data!.byteLength));
       else if (m.t === 'in-ack') c.onInAck();
@@ -163,23 +182,24 @@ export class SpawnHost {
     });
     proc.on('error', () => {});
     proc.on('exit', () => {
-      if (this.proc === proc) this.proc = null;
-      for (const c of [...this.children.values()]) c.onExit({ code: null, signal: null, error: 'the spawner process exited', stderr: '' });
+      if (this.spawners[i] === sp) this.spawners[i] = null;
+      for (const c of [...sp.children.values()]) c.onExit({ code: null, signal: null, error: 'the spawner process exited', stderr: '' });
     });
-    this.proc = proc;
-    this.unref();
-    return proc;
+    this.spawners[i] = sp;
+    setRef(proc, false);
+    return sp;
   }
+}
 
-  // The spawner must not keep an idle gateway (or a CLI run) alive, but must while children run.
-  private ref(): void {
-    this.proc?.ref();
-    (this.proc?.channel as { ref?: () => void } | undefined)?.ref?.();
-  }
-
-  private unref(): void {
-    this.proc?.unref();
-    (this.proc?.channel as { unref?: () => void } | undefined)?.unref?.();
+/** The spawners must not keep an idle gateway (or a CLI run) alive, but must while children run. */
+function setRef(proc: ChildProcess, on: boolean): void {
+  const channel = proc.channel as { ref?: () => void; unref?: () => void } | undefined;
+  if (on) {
+    proc.ref();
+    channel?.ref?.();
+  } else {
+    proc.unref();
+    channel?.unref?.();
   }
 }
 

@@ -245,7 +245,7 @@ export class ProcessRunner {
     this.dir = o.tmpDir ?? null;
     this.maxWarm = o.maxWarm ?? 32;
     this.warmIdleMs = o.warmIdleMs ?? 60_000;
-    this.fileChunk = o.fileChunkSamples ?? 8192;
+    this.fileChunk = o.fileChunkSamples ?? 4096;
     this.host = o.host ?? sharedSpawnHost();
   }
 
