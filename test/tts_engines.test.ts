@@ -33,16 +33,19 @@ function rms(pcm: Int16Array): number {
   return Math.sqrt(s / Math.max(1, pcm.length));
 }
 
-/** Engine child processes of this test process still alive. */
+/** Engine processes descended from this test process (they run under the spawner helper) still alive. */
 function liveChildren(): string[] {
-  try {
-    return execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((c) => c === 'flite' || c === 'espeak-ng');
-  } catch {
-    return []; // ps exits 1 when there are no children
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,comm='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .map(([pid, ppid, comm]) => ({ pid: Number(pid), ppid: Number(ppid), comm: comm ?? '' }));
+  const mine = new Set([process.pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of rows) if (mine.has(r.ppid) && !mine.has(r.pid)) (mine.add(r.pid), (grew = true));
   }
+  return rows.filter((r) => mine.has(r.pid) && (r.comm === 'flite' || r.comm === 'espeak-ng')).map((r) => r.comm);
 }
 
 async function until(fn: () => boolean, ms: number): Promise<boolean> {
@@ -138,7 +141,7 @@ describe('TTS engines (Debian child processes)', () => {
       })(),
       (e: Error) => e.name === 'AbortError',
     );
-    assert.equal(espeak.stats().activeJobs, 0);
+    assert.ok(await until(() => espeak.stats().activeJobs === 0, 2000), 'the slot is freed when the killed child is gone');
     const after = await synth(espeak, 'Still working.', 'en-us');
     assert.ok(after.pcm.length > 0, 'the engine is usable after an abort');
   });

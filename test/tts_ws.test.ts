@@ -32,7 +32,7 @@ describe('unified TTS WebSocket', () => {
   });
 
   it('init → ready; text+flush → segment_start, binary audio, segment_end, audio_end{duration}, flushed; bytes match duration', async () => {
-    const c = await openTtsSession(s, 'local/flite:en', { voice: 'kal16', config: { sample_rate: 16000, encoding: 'linear16', language: 'en' } });
+    const c = await openTtsSession(s, 'local/flite:en', { voice: 'kal16', config: { sample_rate: 16000, encoding: 'linear16', language: 'en', pacing: false } });
     c.send({ type: 'text', text: TWO_SENTENCES, flush: true });
     const fl = await c.waitType('flushed');
     const types = c.frames.slice(0, fl + 1).map((f) => (f.kind === 'bin' ? 'audio' : (f.m.type as string)));
@@ -66,7 +66,7 @@ describe('unified TTS WebSocket', () => {
   });
 
   it('LLM tokens without flush: audio for a finished sentence starts before any flush', async () => {
-    const c = await openTtsSession(s, 'local/flite:en');
+    const c = await openTtsSession(s, 'local/flite:en', { config: { pacing: false } });
     for (const tok of TWO_SENTENCES.split(/(?<= )/)) {
       c.send({ type: 'text', text: tok });
       await new Promise((r) => setTimeout(r, 5));
@@ -126,7 +126,7 @@ describe('unified TTS WebSocket', () => {
   });
 
   it('mp3 over the WebSocket decodes (ffmpeg) to audio_end.duration ±5 %', async () => {
-    const c = await openTtsSession(s, 'local/flite:en', { config: { encoding: 'mp3', sample_rate: 24000 } });
+    const c = await openTtsSession(s, 'local/flite:en', { config: { encoding: 'mp3', sample_rate: 24000, pacing: false } });
     c.send({ type: 'text', text: `${TWO_SENTENCES} ${TWO_SENTENCES}`, flush: true });
     const fl = await c.waitType('flushed');
     const duration = c.messages.find((m) => m.type === 'audio_end')!.duration as number;
@@ -226,6 +226,27 @@ describe('unified TTS WebSocket', () => {
     });
   });
 
+  it('real-time pacing: audio runs at most the lead ahead of playback; pacing: false sends it at once', async () => {
+    const paced = await startTtsServer({ realtimeLeadSeconds: 0.5 });
+    try {
+      const c = await openTtsSession(paced, 'local/flite:en', { config: { sample_rate: 8000 } });
+      c.send({ type: 'text', text: TWO_SENTENCES, flush: true });
+      const first = c.frames[await c.waitIndex(TtsRecorder.isAudio)]!.t;
+      const fl = await c.waitType('flushed');
+      const duration = c.messages.find((m) => m.type === 'audio_end')!.duration as number;
+      const elapsed = (c.frames[fl]!.t - first) / 1000;
+      assert.ok(elapsed >= duration - 0.5 - 0.6, `${duration} s of audio arrived in ${elapsed} s: not paced`);
+      const fast = await openTtsSession(paced, 'local/flite:en', { config: { sample_rate: 8000, pacing: false } });
+      fast.send({ type: 'text', text: TWO_SENTENCES, flush: true });
+      await fast.waitType('flushed');
+      assert.equal(fast.audio().length, c.audio().length, 'same audio either way');
+      c.ws.close();
+      fast.ws.close();
+    } finally {
+      await paced.cleanup();
+    }
+  });
+
   it('GET /v1/models lists every TTS voice with languages and native rate, next to the STT entries', async () => {
     const res = await fetch(`http://127.0.0.1:${s.port}/v1/models`);
     const { models } = (await res.json()) as { models: { code: string; service_type: string; default_voice?: string; voices?: { id: string; languages: string[]; sample_rate: number }[]; audio_framing?: string }[] };
@@ -270,7 +291,7 @@ describe('TTS keep-alive, idle timeout, back-pressure', () => {
   });
 
   it('a client that stops reading gets backpressure and is closed; another session is unaffected', async () => {
-    const slow = await openTtsSession(s, 'local/flite:en', { config: { sample_rate: 48000 } });
+    const slow = await openTtsSession(s, 'local/flite:en', { config: { sample_rate: 48000, pacing: false } });
     slow.ws.pause(); // stop reading: the kernel's socket buffers fill (up to ~36 MB here), then the server's queue
     // ~12 000 characters ≈ 8 min of speech ≈ 46 MB of 48 kHz linear16: more than the kernel can hold.
     slow.send({ type: 'text', text: Array.from({ length: 12 }, () => LONG).join(' ').slice(0, 12_000), flush: true });

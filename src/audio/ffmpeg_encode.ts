@@ -8,10 +8,11 @@
  * resamples); output is written to the sink as ffmpeg produces it. Latency settings: Ogg pages
  * of 20 ms (`-page_duration 20000`, default is 1 s), packets flushed as muxed
  * (`-flush_packets 1`), no ID3/Xing header (they cannot be rewritten on a pipe).
- * The process is started at construction so its ~30–60 ms start-up overlaps with synthesis.
+ * The process is started at construction so its ~30–60 ms start-up overlaps with synthesis; it is
+ * started by the spawner helper (util/spawn_host.ts), never forked from the gateway itself.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { VoxgateError } from '../util/errors.js';
+import { sharedSpawnHost, type HostedChild } from '../util/spawn_host.js';
 import { int16ToBytesLE } from './pcm.js';
 
 /** Compressed output encodings produced by ffmpeg. */
@@ -39,10 +40,8 @@ export function ffmpegEncodeArgs(encoding: CompressedEncoding, sampleRate: numbe
  * Errors (ffmpeg missing, crashed) reject {@link end} with VoxgateError `provider_error`.
  */
 export class FfmpegEncoder {
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<{ code: number | null; err?: Error }>;
+  private readonly child: HostedChild;
   private readonly outputDone: Promise<void>;
-  private stderr = '';
   private aborted = false;
   private pendingSink: Promise<void> | null = null;
 
@@ -58,16 +57,8 @@ export class FfmpegEncoder {
     private readonly sink: ByteSink,
     binary = 'ffmpeg',
   ) {
-    this.child = spawn(binary, ffmpegEncodeArgs(encoding, sampleRate), { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.stdin!.on('error', () => {}); // EPIPE after a crash: reported by end()
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      if (this.stderr.length < 2000) this.stderr += d;
-    });
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err) => resolve({ code: null, err }));
-      this.child.once('close', (code) => resolve({ code }));
-    });
-    const stdout = this.child.stdout!;
+    this.child = sharedSpawnHost().spawn(binary, ffmpegEncodeArgs(encoding, sampleRate));
+    const stdout = this.child.stdout;
     this.outputDone = new Promise<void>((resolve) => {
       stdout.on('data', (buf: Buffer) => {
         if (this.aborted) return;
@@ -91,8 +82,8 @@ export class FfmpegEncoder {
    */
   write(pcm: Int16Array): void | Promise<void> {
     if (this.aborted || pcm.length === 0) return;
-    const ok = this.child.stdin!.write(int16ToBytesLE(pcm));
-    if (!ok) return new Promise((resolve) => this.child.stdin!.once('drain', resolve).once('close', resolve));
+    const ok = this.child.stdin.write(int16ToBytesLE(pcm));
+    if (!ok) return new Promise((resolve) => this.child.stdin.once('drain', resolve).once('close', resolve));
   }
 
   /**
@@ -101,13 +92,13 @@ export class FfmpegEncoder {
    */
   async end(): Promise<void> {
     if (this.aborted) return;
-    this.child.stdin!.end();
-    const r = await this.exited;
+    this.child.stdin.end();
+    const r = await this.child.exit;
     await this.outputDone;
     if (this.pendingSink) await this.pendingSink;
     if (this.aborted) return;
-    if (r.err) throw new VoxgateError('provider_error', `cannot run ffmpeg to encode ${this.encoding} (${r.err.message}); install the Debian package "ffmpeg"`);
-    if (r.code !== 0) throw new VoxgateError('provider_error', `ffmpeg ${this.encoding} encoder failed (exit ${r.code}): ${this.stderr.trim().slice(0, 300)}`);
+    if (r.error) throw new VoxgateError('provider_error', `cannot run ffmpeg to encode ${this.encoding} (${r.error}); install the Debian package "ffmpeg"`);
+    if (r.code !== 0) throw new VoxgateError('provider_error', `ffmpeg ${this.encoding} encoder failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().slice(0, 300)}`);
   }
 
   /** Kill ffmpeg now and drop its pending output. Idempotent. */
@@ -115,5 +106,6 @@ export class FfmpegEncoder {
     if (this.aborted) return;
     this.aborted = true;
     this.child.kill('SIGKILL');
+    this.child.stdout.resume(); // discard what is still buffered
   }
 }

@@ -52,6 +52,14 @@ export const ttsLimitsSchema = z.object({
    * synthesis pauses (the engine's pipe fills and it blocks) until the client reads.
    */
   maxBufferedBytes: z.number().int().positive().default(1024 * 1024),
+  /**
+   * Real-time pacing of WebSocket audio: a session sends audio at most this many seconds ahead of
+   * real-time playback (a virtual player starting at the first audio), so a barge-in (`clear`) has
+   * little audio in flight to overtake and an interrupted answer is not synthesised to the end.
+   * 0 disables pacing (audio as fast as synthesised). Clients opt out per session with
+   * `init.config.pacing: false` (unified) or `?pacing=false` (`/v1/speak`). HTTP is never paced.
+   */
+  realtimeLeadSeconds: z.number().min(0).default(3),
   /** A session whose client reads nothing for this long while audio is waiting gets `backpressure` and is closed. */
   backpressureTimeoutSeconds: z.number().positive().default(10),
   /** Text accepted but not yet synthesised, per session, characters; beyond it `text` is rejected with `backpressure`. */

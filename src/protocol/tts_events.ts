@@ -22,6 +22,8 @@ export interface TtsInitRequest {
   sampleRate?: number;
   /** Multiplier. */
   speed?: number;
+  /** `false` = send audio as fast as it is synthesised (no real-time pacing). voxgate extension. */
+  pacing?: boolean;
 }
 
 /** How an invalid frame ends, when it does: a WebSocket close code and reason. */

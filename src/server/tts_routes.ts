@@ -256,9 +256,11 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     let model: TtsModelEntry;
     let dialect: TtsDialect;
     let resolved: ResolvedTtsOptions | undefined;
+    let pacing = true;
     if (route.kind === 'speak') {
       try {
         const q = parseSpeakQuery(url.searchParams);
+        pacing = q.pacing ?? true;
         const found = resolveSpeakVoice(q.model, models, engines);
         if (!found) throw new VoxgateError('config_error', `unknown voice model "${q.model}"; available: ${allVoiceIds().join(', ')}, or any aura-*-<lang> name`);
         model = found.model;
@@ -274,11 +276,11 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       dialect = createUnifiedTtsDialect({ audio: model.audio, maxTextChars: limits.maxTextChars });
     }
     const engine = engines.get(model.engine)!;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, engine, dialect, resolved, keyInfo.id));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, engine, dialect, resolved, pacing, keyInfo.id));
     return true;
   }
 
-  function attach(ws: WebSocket, model: TtsModelEntry, engine: TtsEngine, dialect: TtsDialect, resolved: ResolvedTtsOptions | undefined, keyId: string): void {
+  function attach(ws: WebSocket, model: TtsModelEntry, engine: TtsEngine, dialect: TtsDialect, resolved: ResolvedTtsOptions | undefined, pacing: boolean, keyId: string): void {
     const session = new TtsSession({
       model,
       engine,
@@ -286,6 +288,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       limits: config.limits,
       ttsLimits: limits,
       resolved,
+      pacing,
       log: log.child({ key_id: keyId }),
       transport: {
         send: (frame, done) => {

@@ -11,15 +11,22 @@ import type { ResolvedTtsOptions } from './tts_options.js';
 
 /**
  * Synthesise one segment into `encoder`.
+ * @param pace called after each PCM chunk with its duration in seconds; a returned promise delays
+ *   the next chunk (real-time pacing).
  * @throws AbortError when `signal` aborts (the engine job is killed); VoxgateError `provider_error`
  *   when the engine fails.
  */
-export async function renderSegment(o: ResolvedTtsOptions, text: string, encoder: AudioEncoder, signal: AbortSignal): Promise<void> {
+export async function renderSegment(o: ResolvedTtsOptions, text: string, encoder: AudioEncoder, signal: AbortSignal, pace?: (seconds: number) => void | Promise<void>): Promise<void> {
   const synth = o.engine.synthesize({ text, voice: o.voice.id, speed: o.speed }, signal);
   for await (const pcm of synth) {
     if (signal.aborted) throw abortError();
     const wait = encoder.write(pcm);
     if (wait) await wait;
+    const paced = pace?.(pcm.length / synth.sampleRate);
+    if (paced) await paced;
+    // Let the event loop run between chunks (resampling is synchronous work): a `clear` arriving
+    // mid-segment is then handled within one chunk's processing time, not after the whole segment.
+    else await new Promise<void>((r) => setImmediate(r));
   }
   if (signal.aborted) throw abortError();
 }

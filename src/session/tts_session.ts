@@ -23,6 +23,10 @@
  * waits — or a backlog four times the limit — gets `backpressure` and the session closes.
  * Text not yet synthesised is capped at `maxPendingChars` (`backpressure` error, message rejected).
  *
+ * Real-time pacing: audio is sent at most `realtimeLeadSeconds` (default 3 s) ahead of real-time
+ * playback, so `cleared` has little audio to overtake and an interrupted answer is not synthesised
+ * to its end; `config.pacing: false` (or `?pacing=false`) sends audio as fast as it is synthesised.
+ *
  * Timers: `initTimeoutSeconds` for `init`; `idleTimeoutSeconds` without any client frame
  * (`keepalive` and WebSocket pings count) *while idle* — never while audio is being produced;
  * `maxSessionSeconds` overall. `close` drains: everything sent so far is spoken, then close 1000.
@@ -71,6 +75,8 @@ export interface TtsSessionOptions {
   log: Logger;
   /** Options resolved from the URL for dialects without `init` (Deepgram); the session starts at once. */
   resolved?: ResolvedTtsOptions;
+  /** With `resolved`: `false` turns real-time pacing off (URL `pacing=false`). */
+  pacing?: boolean;
   /** Called once when the session reaches `closed`. */
   onClosed?: (s: TtsSession) => void;
   observer?: TtsSessionObserver;
@@ -107,6 +113,11 @@ export class TtsSession {
   private closeCodeSent: number | null = null;
   /** Set while a fatal error is being reported, so reporting it cannot re-trigger it. */
   private ending = false;
+  /** Real-time pacing (see `tts.limits.realtimeLeadSeconds`). */
+  private pacing = true;
+  /** performance.now() (ms) at which the audio sent so far would finish playing back to back. */
+  private playEnd = 0;
+  private paceWait: { timer: NodeJS.Timeout; resolve: () => void } | null = null;
   private readonly log: Logger;
 
   constructor(private readonly o: TtsSessionOptions) {
@@ -116,7 +127,7 @@ export class TtsSession {
       o.limits.maxSessionSeconds * 1000,
     );
     this.maxTimer.unref();
-    if (o.resolved) this.start(o.resolved);
+    if (o.resolved) this.start(o.resolved, o.pacing ?? true);
     else this.armIdle();
   }
 
@@ -230,11 +241,12 @@ export class TtsSession {
       this.fatal(e.code, e.message);
       return;
     }
-    this.start(resolved);
+    this.start(resolved, req.pacing ?? true);
   }
 
-  private start(resolved: ResolvedTtsOptions): void {
+  private start(resolved: ResolvedTtsOptions, pacing: boolean): void {
     this.resolved = resolved;
+    this.pacing = pacing;
     this.st = 'streaming';
     const info: TtsSessionInfo = {
       sessionId: this.id,
@@ -290,6 +302,7 @@ export class TtsSession {
     this.encoder = null;
     this.encoderHasAudio = false;
     this.wakeDrain();
+    this.stopPacing(); // the client stops playback: the virtual player is empty
     this.emit({ kind: 'cleared', sequenceId: this.clearCount++ });
     this.prewarm();
     this.armIdle();
@@ -340,7 +353,7 @@ export class TtsSession {
     const encoder = this.currentEncoder(epoch);
     this.encoderHasAudio = true;
     try {
-      await renderSegment(resolved, text, encoder, ctl.signal);
+      await renderSegment(resolved, text, encoder, ctl.signal, (seconds) => this.pace(seconds, epoch));
       this.o.observer?.segment(text.length);
     } catch (err) {
       if (epoch !== this.epoch || (err as Error).name === 'AbortError') return;
@@ -390,6 +403,37 @@ export class TtsSession {
   }
 
   // ---- output and flow control ----
+
+  /**
+   * Real-time pacing: `seconds` of audio were just produced. A virtual player plays everything sent
+   * back to back (restarting at "now" after a gap); when it would be more than the lead behind,
+   * wait until it is not. Cleared by `clear` and on close.
+   */
+  private pace(seconds: number, epoch: number): void | Promise<void> {
+    const lead = this.o.ttsLimits.realtimeLeadSeconds;
+    if (!this.pacing || lead <= 0 || epoch !== this.epoch) return;
+    const now = performance.now();
+    this.playEnd = Math.max(this.playEnd, now) + seconds * 1000;
+    const wait = this.playEnd - now - lead * 1000;
+    if (wait <= 0) return;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.paceWait = null;
+        resolve();
+      }, wait);
+      this.paceWait = { timer, resolve };
+    });
+  }
+
+  private stopPacing(): void {
+    const w = this.paceWait;
+    this.paceWait = null;
+    this.playEnd = 0;
+    if (w) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
+  }
 
   private sendAudio(bytes: Buffer, epoch: number): void | Promise<void> {
     if (epoch !== this.epoch || this.st === 'closed') return;
@@ -495,6 +539,7 @@ export class TtsSession {
     this.queue.length = 0;
     this.segmenter.clear();
     this.wakeDrain();
+    this.stopPacing();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.maxTimer) clearTimeout(this.maxTimer);
     this.idleTimer = this.maxTimer = null;

@@ -18,7 +18,7 @@
  *   pre-started ("warm") child per voice in use, which removes process start-up and voice loading
  *   from the first-audio latency.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, existsSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,7 @@ import path from 'node:path';
 import { bytesToInt16LE } from '../../audio/pcm.js';
 import { parseWavHeader, type WavHeader } from '../../audio/wav.js';
 import { VoxgateError } from '../../util/errors.js';
+import { sharedSpawnHost, type HostedChild, type SpawnHost } from '../../util/spawn_host.js';
 import type { TtsEngineStats } from './types.js';
 
 /** An `AbortError` like the one `fetch` and `stream` raise, so callers can tell aborts from failures. */
@@ -190,6 +191,8 @@ export interface ProcessRunnerOptions {
   warmIdleMs?: number;
   /** Chunk size for PCM read from an output file, samples (bounds memory per step; backpressure granularity). */
   fileChunkSamples?: number;
+  /** Where children are started (default: the shared spawner, see util/spawn_host.ts). */
+  host?: SpawnHost;
 }
 
 type Exit = { code: number | null; sig: NodeJS.Signals | null; err?: Error };
@@ -197,7 +200,7 @@ type Exit = { code: number | null; sig: NodeJS.Signals | null; err?: Error };
 /** A started engine child: warm (waiting for its text) or cold (text given at start). */
 interface Launched {
   key: string;
-  child: ChildProcess;
+  child: HostedChild;
   exit: Promise<Exit>;
   exited: () => boolean;
   stderr: () => string;
@@ -220,6 +223,10 @@ export class ProcessRunner {
   private readonly warm = new Map<string, Launched[]>();
   /** Warm children being started, per key. */
   private readonly starting = new Map<string, number>();
+  /** Warm children wanted per key: grows on misses (busy voices), shrinks on idle evictions. */
+  private readonly depth = new Map<string, number>();
+  /** FIFOs no child is using, ready for the next warm child. */
+  private readonly freeFifos: string[] = [];
   private warmCount = 0;
   private seq = 0;
   private dir: string | null;
@@ -228,6 +235,7 @@ export class ProcessRunner {
   private readonly maxWarm: number;
   private readonly warmIdleMs: number;
   private readonly fileChunk: number;
+  private readonly host: SpawnHost;
 
   constructor(
     private readonly spec: ProcessSpec,
@@ -237,7 +245,8 @@ export class ProcessRunner {
     this.dir = o.tmpDir ?? null;
     this.maxWarm = o.maxWarm ?? 32;
     this.warmIdleMs = o.warmIdleMs ?? 60_000;
-    this.fileChunk = o.fileChunkSamples ?? 8192;
+    this.fileChunk = o.fileChunkSamples ?? 4096;
+    this.host = o.host ?? sharedSpawnHost();
   }
 
   /** Create the private temporary directory (when the spec uses files). */
@@ -254,14 +263,16 @@ export class ProcessRunner {
   }
 
   /**
-   * Keep {@link WARM_DEPTH} children for `settings` started or starting (a hint; never throws).
-   * Two, so that back-to-back segments of one utterance both find a warm child while the
-   * replacement of the first is still starting.
+   * Keep enough children for `settings` started or starting (a hint; never throws): at least
+   * {@link WARM_DEPTH} so that back-to-back segments of one utterance both find a warm child while
+   * the replacement of the first is still starting, more (up to {@link MAX_WARM_PER_KEY}) while jobs
+   * for this voice keep missing the pool (many sessions on one voice).
    */
   prepare(settings: ChildSettings): void {
     const key = keyOf(settings);
     if (this.closed) return;
-    for (let n = (this.warm.get(key)?.length ?? 0) + (this.starting.get(key) ?? 0); n < WARM_DEPTH; n++) {
+    const want = this.depth.get(key) ?? WARM_DEPTH;
+    for (let n = (this.warm.get(key)?.length ?? 0) + (this.starting.get(key) ?? 0); n < want; n++) {
       this.starting.set(key, (this.starting.get(key) ?? 0) + 1);
       void this.startWarm(settings)
         .catch(() => {})
@@ -291,30 +302,27 @@ export class ProcessRunner {
   }
 
   private launch(settings: ChildSettings, textPath: string | null, outPath: string | null): Launched {
-    const child = spawn(this.spec.cmd, this.spec.args(settings, { textPath, outPath }), { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Started by the spawner helper: a fork from this (large) process would stall its event loop.
+    const child = this.host.spawn(this.spec.cmd, this.spec.args(settings, { textPath, outPath }));
     let stderr = '';
-    let done = false;
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < 2000) stderr += d;
+    const exit = child.exit.then((e): Exit => {
+      stderr = e.stderr;
+      return { code: e.code, sig: e.signal, err: e.error ? new Error(e.error) : undefined };
     });
-    child.stdin!.on('error', () => {}); // EPIPE when the child dies early: reported through `exit`
-    const exit = new Promise<Exit>((resolve) => {
-      child.once('error', (err) => {
-        done = true;
-        resolve({ code: null, sig: null, err });
-      });
-      child.once('close', (code, sig) => {
-        done = true;
-        resolve({ code, sig });
-      });
-    });
-    if (this.spec.outputVia === 'file') child.stdout!.resume();
-    return { key: keyOf(settings), child, exit, exited: () => done, stderr: () => stderr, textPath, outPath };
+    if (this.spec.outputVia === 'file') child.stdout.resume();
+    return { key: keyOf(settings), child, exit, exited: () => child.exited, stderr: () => stderr, textPath, outPath };
   }
 
   private async startWarm(settings: ChildSettings): Promise<void> {
-    const fifo = this.spec.textVia === 'file' ? this.nextPath('fifo') : null;
-    if (fifo) await runForOutput('mkfifo', ['-m', '600', fifo], 'mkfifo (coreutils) is required');
+    let fifo: string | null = null;
+    if (this.spec.textVia === 'file') {
+      fifo = this.freeFifos.pop() ?? null;
+      if (!fifo) {
+        fifo = this.nextPath('fifo');
+        const r = await this.host.run('mkfifo', ['-m', '600', fifo]);
+        if (r.code !== 0) throw new Error(`mkfifo failed: ${r.error ?? r.stderr}`);
+      }
+    }
     if (this.closed) return;
     const l = this.launch(settings, fifo, this.spec.outputVia === 'file' ? this.nextPath('wav') : null);
     if (this.closed) {
@@ -325,7 +333,7 @@ export class ProcessRunner {
     list.push(l);
     this.warm.set(l.key, list);
     this.warmCount++;
-    l.idleTimer = setTimeout(() => this.evict(l), this.warmIdleMs);
+    l.idleTimer = setTimeout(() => this.evict(l, true), this.warmIdleMs);
     l.idleTimer.unref();
     void l.exit.then(() => this.evict(l)); // a warm child that dies is forgotten
     while (this.warmCount > this.maxWarm) {
@@ -335,7 +343,14 @@ export class ProcessRunner {
     }
   }
 
-  private evict(l: Launched): void {
+  /** A job found no ready warm child: want one more for this key next time. */
+  private missed(settings: ChildSettings): void {
+    const key = keyOf(settings);
+    this.depth.set(key, Math.min(MAX_WARM_PER_KEY, (this.depth.get(key) ?? WARM_DEPTH) + 1));
+  }
+
+  private evict(l: Launched, idle = false): void {
+    if (idle) this.depth.set(l.key, Math.max(WARM_DEPTH, (this.depth.get(l.key) ?? WARM_DEPTH) - 1));
     const list = this.warm.get(l.key);
     const i = list?.indexOf(l) ?? -1;
     if (i >= 0) {
@@ -349,7 +364,18 @@ export class ProcessRunner {
   private discard(l: Launched): void {
     if (l.idleTimer) clearTimeout(l.idleTimer);
     if (!l.exited()) l.child.kill('SIGKILL');
-    for (const p of [l.textPath, l.outPath]) if (p) void rm(p, { force: true }).catch(() => {});
+    if (l.outPath) void rm(l.outPath, { force: true }).catch(() => {});
+    const text = l.textPath;
+    if (!text) return;
+    if (text.endsWith('.fifo') && !this.closed) {
+      // FIFOs are reused (creating one costs a process start): free once the reader has exited.
+      void l.exit.then(() => {
+        if (!this.closed && this.freeFifos.length < 64) this.freeFifos.push(text);
+        else void rm(text, { force: true }).catch(() => {});
+      });
+    } else {
+      void rm(text, { force: true }).catch(() => {});
+    }
   }
 
   /** A warm child for `settings`, removed from the pool, or null. Its replacement starts when the job ends. */
@@ -367,27 +393,44 @@ export class ProcessRunner {
     return null;
   }
 
-  /** Hand `text` to a warm child through its FIFO (opened non-blocking; the child is already reading). */
-  private async writeFifo(fifo: string, text: string, l: Launched): Promise<boolean> {
+  /**
+   * Hand `text` to a warm child through its FIFO, opened non-blocking: `ready` when written,
+   * `not_ready` when the child has not opened its FIFO yet (ENXIO: it is still starting — it goes
+   * back to the pool), `failed` otherwise.
+   */
+  private writeFifo(fifo: string, text: string): 'ready' | 'not_ready' | 'failed' {
     const bytes = Buffer.from(text, 'utf8');
-    if (bytes.length > 4096) return false; // > PIPE_BUF: not atomic on a non-blocking FIFO
-    for (let attempt = 0; attempt < 100; attempt++) {
+    if (bytes.length > 4096) return 'failed'; // > PIPE_BUF: not atomic on a non-blocking FIFO
+    try {
+      const fd = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
       try {
-        const fd = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
-        try {
-          writeSync(fd, bytes);
-        } finally {
-          closeSync(fd);
-        }
-        return true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || l.exited()) return false;
-        await new Promise((r) => setTimeout(r, 2)); // the child has not opened its FIFO yet
+        writeSync(fd, bytes);
+      } finally {
+        closeSync(fd);
       }
+      return 'ready';
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENXIO' ? 'not_ready' : 'failed';
     }
-    return false;
   }
 
+  /** Put a warm child that was not ready back at the end of its pool. */
+  private returnWarm(l: Launched): void {
+    if (this.closed || l.exited()) return this.discard(l);
+    const list = this.warm.get(l.key) ?? [];
+    list.push(l);
+    this.warm.set(l.key, list);
+    this.warmCount++;
+    l.idleTimer = setTimeout(() => this.evict(l, true), this.warmIdleMs);
+    l.idleTimer.unref();
+  }
+
+  /**
+   * One synthesis job. The child's whole output is read as fast as it comes and buffered (a
+   * segment is at most a few hundred characters, < 2 MB of PCM), so the concurrency slot is
+   * released as soon as the child exits — a consumer that paces or pauses (back-pressure, real-time
+   * pacing) never holds a slot other sessions need.
+   */
   private async *job(settings: ChildSettings, text: string, sampleRate: number, signal?: AbortSignal): AsyncGenerator<Int16Array, void, undefined> {
     const release = await this.limiter.acquire(signal);
     let l: Launched | null = null;
@@ -401,73 +444,107 @@ export class ProcessRunner {
       kill();
     }, this.o.jobTimeoutMs);
     const name = this.spec.name;
+    const queue: Int16Array[] = [];
+    let ended = false;
+    let failure: Error | null = null;
+    let wake: (() => void) | null = null;
+    const notify = () => {
+      const w = wake;
+      wake = null;
+      w?.();
+    };
     try {
       if (signal?.aborted) throw abortError();
       l = this.takeWarm(settings);
-      let delivered = false;
-      if (l) {
-        delivered = this.spec.textVia === 'stdin' ? (l.child.stdin!.end(text), true) : await this.writeFifo(l.textPath!, text, l);
-        if (!delivered) {
-          this.discard(l);
+      if (l && this.spec.textVia === 'stdin') {
+        l.child.stdin.end(text);
+      } else if (l) {
+        const r = this.writeFifo(l.textPath!, text);
+        if (r !== 'ready') {
+          if (r === 'not_ready') this.returnWarm(l);
+          else this.discard(l);
           l = null;
         }
       }
       if (!l) {
+        this.missed(settings);
         let textPath: string | null = null;
         if (this.spec.textVia === 'file') {
           textPath = this.nextPath('txt');
           await writeFile(textPath, text, 'utf8');
         }
         l = this.launch(settings, textPath, this.spec.outputVia === 'file' ? this.nextPath('wav') : null);
-        if (this.spec.textVia === 'stdin') l.child.stdin!.end(text);
+        if (this.spec.textVia === 'stdin') l.child.stdin.end(text);
       }
       if (signal?.aborted) throw abortError();
       const launched = l;
-      const failure = (r: Exit): Error => {
+      const failed = (r: Exit): Error => {
         if (signal?.aborted) return abortError();
         if (timedOut) return new VoxgateError('provider_error', `${name} did not finish within ${this.o.jobTimeoutMs} ms`);
         if (r.err) return new VoxgateError('provider_error', `cannot run ${this.spec.cmd}: ${r.err.message}`);
         return new VoxgateError('provider_error', `${name} failed (exit ${r.code ?? r.sig}): ${launched.stderr().trim().slice(0, 300) || 'no message'}`);
       };
       const reader = new WavPcmReader();
-      const checkRate = () => {
-        if (reader.format && reader.format.sampleRate !== sampleRate) {
-          throw new VoxgateError('provider_error', `${name} produced ${reader.format.sampleRate} Hz audio; the voice declares ${sampleRate} Hz`);
+      const take = (bytes: Buffer) => {
+        if (failure) return;
+        try {
+          const pcm = reader.push(bytes);
+          if (reader.format && reader.format.sampleRate !== sampleRate) {
+            throw new VoxgateError('provider_error', `${name} produced ${reader.format.sampleRate} Hz audio; the voice declares ${sampleRate} Hz`);
+          }
+          for (let o = 0; o < pcm.length; o += this.fileChunk) queue.push(pcm.subarray(o, o + this.fileChunk));
+        } catch (err) {
+          failure = err as Error;
+          kill();
         }
+        notify();
       };
-      if (this.spec.outputVia === 'file') {
-        const r = await launched.exit;
-        if (r.code !== 0) throw failure(r);
-        const pcm = reader.push(await readFile(launched.outPath!));
-        if (!reader.format) throw new VoxgateError('provider_error', `${name} wrote an incomplete WAV file`);
-        checkRate();
-        for (let o = 0; o < pcm.length; o += this.fileChunk) {
-          if (signal?.aborted) throw abortError();
-          yield pcm.subarray(o, o + this.fileChunk);
+      const stdoutDone = new Promise<void>((resolve) => {
+        if (this.spec.outputVia === 'file') return resolve();
+        launched.child.stdout.on('data', take);
+        launched.child.stdout.once('end', resolve);
+        launched.child.stdout.once('error', () => resolve());
+      });
+      void Promise.all([launched.exit, stdoutDone]).then(async ([r]) => {
+        release(); // the process is gone: its slot is free whatever the consumer does next
+        if (r.code !== 0) failure ??= failed(r);
+        else if (this.spec.outputVia === 'file' && !failure) {
+          try {
+            take(await readFile(launched.outPath!));
+          } catch (err) {
+            failure = new VoxgateError('provider_error', `${name} output unreadable: ${(err as Error).message}`);
+          }
         }
-        return;
+        if (!failure && !reader.format) failure = new VoxgateError('provider_error', `${name} produced no audio`);
+        ended = true;
+        notify();
+      });
+      for (;;) {
+        if (signal?.aborted) throw abortError();
+        const next = queue.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        if (failure) throw failure;
+        if (ended) return;
+        await new Promise<void>((r) => (wake = r));
       }
-      for await (const chunk of launched.child.stdout! as AsyncIterable<Buffer>) {
-        const pcm = reader.push(chunk);
-        checkRate();
-        if (pcm.length > 0) yield pcm;
-      }
-      const r = await launched.exit;
-      if (r.code !== 0) throw failure(r);
-      if (!reader.format) throw new VoxgateError('provider_error', `${name} produced no audio`);
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', kill);
       if (l) this.discard(l);
-      release();
+      if (!l || l.exited()) release(); // otherwise released when the killed child's exit arrives
       // Replace the child for the next segment now that this one no longer competes for the CPU.
       if (!this.closed && !signal?.aborted) this.prepare(settings);
     }
   }
 }
 
-/** Warm children kept per voice/speed in use. */
+/** Warm children kept per voice/speed in use (minimum). */
 const WARM_DEPTH = 2;
+/** Upper bound of warm children per voice/speed. */
+const MAX_WARM_PER_KEY = 8;
 
 function keyOf(s: ChildSettings): string {
   return `${s.voice}\u0000${s.speed}`;

@@ -22,6 +22,8 @@ export interface SpeakQuery {
   speed?: number;
   /** REST only: `wav` | `none` | `ogg`. */
   container?: 'wav' | 'none' | 'ogg';
+  /** voxgate extension `pacing=false`: no real-time pacing on the WebSocket. */
+  pacing?: boolean;
 }
 
 function num(q: URLSearchParams, name: string): number | undefined {
@@ -47,5 +49,6 @@ export function parseSpeakQuery(q: URLSearchParams): SpeakQuery {
     sampleRate: num(q, 'sample_rate'),
     speed: num(q, 'speed'),
     container,
+    ...(q.get('pacing') === 'false' ? { pacing: false } : {}),
   };
 }

@@ -64,6 +64,7 @@ export function parseUnifiedTtsFrame(text: string, maxTextChars: number): TtsCom
         encoding: c.encoding,
         sampleRate: c.sample_rate,
         speed: c.speed,
+        ...(c.pacing !== undefined ? { pacing: c.pacing } : {}),
       };
       return { kind: 'init', init };
     }

@@ -12,6 +12,8 @@ export const ttsInitConfigSchema = z
     encoding: z.string().min(1).optional(),
     language: z.string().min(1).optional(),
     speed: z.number().positive().optional(),
+    /** voxgate extension: `false` disables real-time pacing of this session's audio. */
+    pacing: z.boolean().optional(),
   })
   .loose();
 

@@ -1,0 +1,211 @@
+/**
+ * Starting child processes without stalling the gateway.
+ *
+ * Node's `child_process.spawn` forks the calling process synchronously, and fork time grows with
+ * the parent's memory: measured on the project box (Node 20, libuv 1.46) 1.25 ms at 47 MB RSS but
+ * **21 ms at 362 MB** — the event loop of *every* session (STT included) stops for that long. The
+ * gateway holds the PocketSphinx model (200+ MB), and TTS starts engine processes (flite,
+ * espeak-ng, ffmpeg) all the time. So all of them are started by a small helper process, the
+ * *spawner* (spawner_main.ts), over an IPC channel: the gateway only sends messages, the spawner's
+ * forks cost ~1 ms of *its* time. stdout/stdin data travel over the channel with flow control
+ * (stdout paused above 256 KiB unacknowledged; stdin writes complete when the child took them).
+ *
+ * One spawner per CPU (up to 4) per gateway process, started on first use and restarted if one
+ * dies (children it ran then fail with an error exit). Spawners exit with the gateway (IPC
+ * disconnect kills their children).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+/** How a hosted child ended. */
+export interface HostedExit {
+  /** Exit code, or null when killed by a signal or never started. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the child could not be started (e.g. ENOENT) or the spawner died. */
+  error: string | null;
+  /** The first ~2000 characters the child wrote to stderr. */
+  stderr: string;
+}
+
+/** A child process run by the spawner: stdin/stdout as Node streams, `exit` as a promise. */
+export class HostedChild extends EventEmitter {
+  /** The child's stdout (flow-controlled end to end). */
+  readonly stdout: Readable;
+  /** The child's stdin; a write completes when the child has taken the bytes. */
+  readonly stdin: Writable;
+  /** Resolves once, when the child has exited and all its stdout was pushed. */
+  readonly exit: Promise<HostedExit>;
+  private resolveExit!: (e: HostedExit) => void;
+  private done = false;
+  private pendingAck = 0;
+  private readonly inCallbacks: ((err?: Error | null) => void)[] = [];
+
+  constructor(
+    readonly id: number,
+    private readonly post: (m: Record<string, unknown>) => void,
+  ) {
+    super();
+    this.exit = new Promise((r) => (this.resolveExit = r));
+    this.stdout = new Readable({
+      highWaterMark: 64 * 1024,
+      read: () => {
+        if (this.pendingAck > 0) {
+          this.post({ t: 'ack', id: this.id, n: this.pendingAck });
+          this.pendingAck = 0;
+        }
+      },
+    });
+    this.stdin = new Writable({
+      highWaterMark: 64 * 1024,
+      write: (chunk: Buffer, _enc, cb) => {
+        if (this.done) return cb(); // the child is gone; its exit status reports why
+        this.inCallbacks.push(cb);
+        this.post({ t: 'in', id: this.id, data: chunk });
+      },
+      final: (cb) => {
+        if (!this.done) this.post({ t: 'end', id: this.id });
+        cb();
+      },
+    });
+  }
+
+  /** True once the child has exited. */
+  get exited(): boolean {
+    return this.done;
+  }
+
+  /** Send a signal (default SIGKILL). No-op after exit. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (!this.done) this.post({ t: 'kill', id: this.id, signal });
+  }
+
+  /** @internal stdout bytes from the spawner. */
+  onOut(data: Buffer): void {
+    if (this.stdout.push(data)) this.post({ t: 'ack', id: this.id, n: data.length });
+    else this.pendingAck += data.length;
+  }
+
+  /** @internal a stdin write was taken by the child. */
+  onInAck(): void {
+    this.inCallbacks.shift()?.();
+  }
+
+  /** @internal the child ended. */
+  onExit(e: HostedExit): void {
+    if (this.done) return;
+    this.done = true;
+    for (const cb of this.inCallbacks.splice(0)) cb();
+    this.stdout.push(null);
+    this.resolveExit(e);
+  }
+}
+
+/** One spawner helper process and the children it runs. */
+interface Spawner {
+  proc: ChildProcess;
+  children: Map<number, HostedChild>;
+}
+
+/**
+ * Gateway-side end of the spawners. Use {@link sharedSpawnHost}. Runs one spawner per CPU (up to
+ * 4): fork+exec is kernel work on the spawner's CPU, so a burst of starts (many sessions beginning
+ * at once) spreads over the cores; each child goes to the spawner running the fewest.
+ */
+export class SpawnHost {
+  private readonly spawners: (Spawner | null)[];
+  private nextId = 1;
+
+  /** @param count spawner processes (default: available CPUs, 1–4). */
+  constructor(count = Math.max(1, Math.min(4, availableParallelism()))) {
+    this.spawners = Array.from({ length: count }, () => null);
+  }
+
+  /** Children currently running through this host. */
+  get active(): number {
+    return this.spawners.reduce((n, s) => n + (s?.children.size ?? 0), 0);
+  }
+
+  /**
+   * Start `cmd args` in a spawner. Never throws: a child that cannot start resolves `exit` with
+   * `error` set (e.g. "spawn flite ENOENT").
+   */
+  spawn(cmd: string, args: string[]): HostedChild {
+    let best = 0;
+    for (let i = 1; i < this.spawners.length; i++) {
+      if ((this.spawners[i]?.children.size ?? 0) < (this.spawners[best]?.children.size ?? 0)) best = i;
+    }
+    const sp = this.ensure(best);
+    const child = new HostedChild(this.nextId++, (m) => {
+      if (sp.proc.connected) sp.proc.send(m as Parameters<ChildProcess['send']>[0]);
+    });
+    sp.children.set(child.id, child);
+    void child.exit.then(() => {
+      sp.children.delete(child.id);
+      if (sp.children.size === 0) setRef(sp.proc, false);
+    });
+    setRef(sp.proc, true);
+    sp.proc.send({ t: 'spawn', id: child.id, cmd, args });
+    return child;
+  }
+
+  /**
+   * Run a command to completion.
+   * @returns its exit, stdout (UTF-8) included.
+   */
+  async run(cmd: string, args: string[], timeoutMs = 10_000): Promise<HostedExit & { stdout: string }> {
+    const child = this.spawn(cmd, args);
+    child.stdin.end();
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const timer = setTimeout(() => child.kill(), timeoutMs);
+    const e = await child.exit;
+    clearTimeout(timer);
+    return { ...e, stdout };
+  }
+
+  private ensure(i: number): Spawner {
+    const existing = this.spawners[i];
+    if (existing?.proc.connected) return existing;
+    const main = fileURLToPath(new URL('./spawner_main.js', import.meta.url));
+    const proc = fork(main, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+    const sp: Spawner = { proc, children: new Map() };
+    proc.on('message', (m: { t: string; id: number; data?: Uint8Array } & Partial<HostedExit>) => {
+      const c = sp.children.get(m.id);
+      if (!c) return;
+      if (m.t === 'out') c.onOut(Buffer.from(m.data!.buffer, m.data!.byteOffset, m.data!.byteLength));
+      else if (m.t === 'in-ack') c.onInAck();
+      else if (m.t === 'exit') c.onExit({ code: m.code ?? null, signal: m.signal ?? null, error: m.error ?? null, stderr: m.stderr ?? '' });
+    });
+    proc.on('error', () => {});
+    proc.on('exit', () => {
+      if (this.spawners[i] === sp) this.spawners[i] = null;
+      for (const c of [...sp.children.values()]) c.onExit({ code: null, signal: null, error: 'the spawner process exited', stderr: '' });
+    });
+    this.spawners[i] = sp;
+    setRef(proc, false);
+    return sp;
+  }
+}
+
+/** The spawners must not keep an idle gateway (or a CLI run) alive, but must while children run. */
+function setRef(proc: ChildProcess, on: boolean): void {
+  const channel = proc.channel as { ref?: () => void; unref?: () => void } | undefined;
+  if (on) {
+    proc.ref();
+    channel?.ref?.();
+  } else {
+    proc.unref();
+    channel?.unref?.();
+  }
+}
+
+let shared: SpawnHost | null = null;
+
+/** The process-wide spawner host (engines and encoders share one helper process). */
+export function sharedSpawnHost(): SpawnHost {
+  return (shared ??= new SpawnHost());
+}
