@@ -20,7 +20,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPcmDecoder } from '../src/audio/decoder.js';
@@ -83,7 +83,8 @@ export interface HttpBenchResults {
     packets: number;
     runs: number;
   }[];
-  machine: { cpus: number; node: string };
+  /** CPUs, Node, and the 1-minute load average before and after (other work on a shared box inflates wall times). */
+  machine: { cpus: number; node: string; loadavg_start: number; loadavg_end?: number };
 }
 
 function ffmpeg(args: string[]): void {
@@ -211,7 +212,7 @@ export async function runHttpBench(o: HttpBenchOptions = {}): Promise<HttpBenchR
     throughput_mean_audio_s_per_wall_s: 0,
     long_file: [],
     decoder_latency: [],
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+    machine: { cpus: os.cpus().length, node: process.version, loadavg_start: round(os.loadavg()[0]!, 2) },
   };
   try {
     // ---- 3. decoder latency (before the server starts, so nothing else runs) ----
@@ -339,6 +340,7 @@ export async function runHttpBench(o: HttpBenchOptions = {}): Promise<HttpBenchR
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  results.machine.loadavg_end = round(os.loadavg()[0]!, 2);
   return results;
 }
 

@@ -16,6 +16,10 @@
  *   session drains (finals for audio already sent are delivered) and closes 1008.
  * - `close` drains: every final for audio already sent is delivered, then close 1000.
  * - The transport vanishing aborts the engine stream at once (its decoder returns to the pool).
+ * - Audio goes through a `PcmDecoder` (src/audio/decoder.ts): raw encodings in-process and
+ *   synchronously, compressed ones (Ogg/WebM Opus, MP3, FLAC, AAC) through an ffmpeg child or WASM.
+ *   Undecodable audio → `invalid_audio` error, then close 1008; `finalize` flushes the decoder first,
+ *   `close` drains it, and every way a session ends kills it (no decoder process outlives its session).
  * Frames that arrive while the engine stream is starting are queued and replayed in order, so a
  * client may stream right after `init` without waiting for `ready`/`Metadata` (§1.4).
  */
