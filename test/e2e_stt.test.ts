@@ -225,7 +225,8 @@ describe('streaming STT end to end', () => {
   it('GET /v1/models lists the catalogue with capabilities', async () => {
     const r = await fetch(`${s.url}/v1/models`);
     assert.equal(r.status, 200);
-    const body = (await r.json()) as { models: { code: string; dialect: string; capabilities: { languages: string[]; partials: boolean; diarization: boolean } }[] };
+    const all = (await r.json()) as { models: { code: string; service_type: string; dialect: string; capabilities: { languages: string[]; partials: boolean; diarization: boolean } }[] };
+    const body = { models: all.models.filter((m) => m.service_type === 'stt') }; // TTS entries follow (issue #4)
     assert.deepEqual(body.models.map((m) => m.code), [UNIFIED, DGSTYLE]);
     assert.deepEqual(body.models[0]!.capabilities.languages, ['en']);
     assert.equal(body.models[0]!.capabilities.partials, true);
