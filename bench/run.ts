@@ -14,6 +14,8 @@
  *     eos→final p95 ≤ 1000 ms with no errors (server RSS and CPU per level).
  *  6. RSS — idle (pool warm, before any session) and per active stream.
  *  7. WER over every asr_en clip (reported, not gated).
+ *  8. Pre-recorded HTTP and compressed audio (bench/http.ts, its own server processes): throughput
+ *     on the longest clips, peak RSS on a 10-minute file, opus/mp3 decoder latency; under `http`.
  *
  * Real-time pace = microphone emulation: 20 ms chunks, chunk k sent at t0 + (k+1)·20 ms against
  * absolute time; each clip is followed by 1.5 s of digital silence. Writes bench/results/latest.json
@@ -30,6 +32,7 @@ import { loadAsrEnClips, pick, repoRoot, sharedDataDir, silence, trimTrailingSil
 import { BenchSession } from './lib/session.js';
 import { cpuPercent, externalCpuPercent, ProcSampler, ServerProcess, type ProcSample } from './lib/server.js';
 import { mean, normalizeWords, round, summarizeMs, wordErrors, type MsSummary } from './lib/stats.js';
+import { runHttpBench, type HttpBenchResults } from './http.js';
 
 /** Model under test. */
 const MODEL = 'local/pocketsphinx:en';
@@ -44,7 +47,7 @@ const REALTIME_P95_LIMIT_MS = 1000;
 /** Other processes' CPU (percent of one core) above which a phase counts as disturbed. */
 const DISTURBED_CPU_PERCENT = 25;
 /** Hard bound on the whole benchmark, ms. */
-const WATCHDOG_MS = 20 * 60 * 1000;
+const WATCHDOG_MS = 30 * 60 * 1000;
 
 /** Server config file used for the run. */
 const SERVER_CONFIG = { engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 16 } } };
@@ -653,9 +656,24 @@ async function main(): Promise<void> {
   const finalSample = server.alive ? server.sample() : null;
   serverLogs.push(...server.logs.map((l) => l.text));
   await server.stop();
+
+  // 8. Pre-recorded HTTP and compressed audio (issue #3; bench/http.ts starts its own servers).
+  let http: HttpBenchResults | { error: string } | null = null;
+  if (!exitError) {
+    progress('8. pre-recorded HTTP throughput, 10-minute file RSS, opus/mp3 decoder latency (bench/http.ts)');
+    const t = performance.now();
+    try {
+      http = await runHttpBench({ quick: plan.quick });
+    } catch (err) {
+      anomaly(`http bench failed: ${(err as Error).message}`);
+      http = { error: (err as Error).message };
+    }
+    phaseMs.http = performance.now() - t;
+  }
   clearTimeout(watchdog);
 
   const results = assemble(c, plan, root, { loadAvgStart, phaseMs, tStart, finalSample, serverLogs, exitError });
+  results.http = http;
   const outFile = plan.out ? path.resolve(plan.out) : path.join(root, 'bench/results/latest.json');
   mkdirSync(path.dirname(outFile), { recursive: true });
   writeFileSync(outFile, JSON.stringify(results, null, 2) + '\n');

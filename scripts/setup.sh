@@ -12,8 +12,12 @@ APT_PACKAGES=(
   espeak-ng flite ffmpeg
   # native addon toolchain (node-gyp)
   g++ make python3
+  # compressed audio: Ogg/WebM Opus, FLAC, M4A/AAC decoding (one child process per stream) and test fixtures
+  ffmpeg
   # headless browser for the playground test (test/playground.test.ts, driven by playwright-core)
   chromium
+  # compressed audio (Ogg/WebM Opus, FLAC, M4A) decoding, one child process per stream
+  ffmpeg
 )
 
 missing=()

@@ -74,7 +74,7 @@ describe('bad input', () => {
   });
 
   for (const [what, config, pattern] of [
-    ['an unsupported encoding (mp3 not yet)', { encoding: 'mp3' }, /mp3/],
+    ['an unsupported encoding (speex)', { encoding: 'speex' }, /speex/],
     ['an unknown encoding', { encoding: 'foo' }, /foo/],
     ['an unsupported sample rate', { sample_rate: 7 }, /sample_rate/],
     ['an unsupported language', { language: 'xx' }, /language/],

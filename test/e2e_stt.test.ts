@@ -226,8 +226,9 @@ describe('streaming STT end to end', () => {
     const r = await fetch(`${s.url}/v1/models`);
     assert.equal(r.status, 200);
     const all = (await r.json()) as { models: { code: string; service_type: string; dialect: string; capabilities: { languages: string[]; partials: boolean; diarization: boolean } }[] };
-    const body = { models: all.models.filter((m) => m.service_type === 'stt') }; // TTS entries follow (issue #4)
+    const body = { models: all.models.filter((m) => m.service_type === 'stt') };
     assert.deepEqual(body.models.map((m) => m.code), [UNIFIED, DGSTYLE]);
+    assert.ok(all.models.some((m) => m.service_type === 'tts'), 'TTS models are listed too');
     assert.deepEqual(body.models[0]!.capabilities.languages, ['en']);
     assert.equal(body.models[0]!.capabilities.partials, true);
     assert.equal(body.models[0]!.capabilities.diarization, false);

@@ -74,6 +74,8 @@ describe('unified TTS WebSocket', () => {
     const firstAudio = await c.waitIndex(TtsRecorder.isAudio); // fails by timeout if audio waited for flush
     assert.ok(firstAudio > 0);
     assert.equal(c.messages.filter((m) => m.type === 'flushed').length, 0);
+    await c.waitType('segment_end');
+    await new Promise((r) => setTimeout(r, 300)); // room for a wrong second segment to show up
     const before = c.messages.filter((m) => m.type === 'segment_end').length;
     assert.equal(before, 1, 'only the finished first sentence was spoken; the second waits for its boundary');
     c.send({ type: 'flush' });

@@ -39,6 +39,11 @@ export interface AudioInputOptions {
    * the target rate, each channel resampled on its own. Default false: downmix to mono.
    */
   keepChannels?: boolean;
+  /**
+   * The input is a byte stream with arbitrary chunk boundaries (an HTTP body), not whole-sample
+   * WebSocket frames: partial samples are carried to the next push instead of rejected. Default false.
+   */
+  byteStream?: boolean;
 }
 
 /** What one pushed frame produced. */
@@ -74,6 +79,17 @@ export class AudioInput {
     this.sampleRate = opts.sampleRate;
     this.channels = opts.channels;
     this.resampler = new Resampler(opts.sampleRate, opts.targetRate);
+    this.wav = opts.byteStream ?? false;
+  }
+
+  /** Channels per frame of {@link AudioChunk.pcm}: 1, or the input's channels with `keepChannels`. */
+  get outputChannels(): number {
+    return this.opts.keepChannels ? this.channels : 1;
+  }
+
+  /** Bytes a WAV header announced that have not arrived yet (a truncated file at end of stream), or 0. */
+  get missingBytes(): number {
+    return this.wavRemaining ?? 0;
   }
 
   /** Bytes per sample frame (all channels) of the current format. */

@@ -67,6 +67,34 @@ const compatSchema = z
   })
   .strict();
 
+/** Pre-recorded (HTTP) transcription settings (issue #3; protocols.md §1.7). */
+const httpSchema = z
+  .object({
+    /** Largest accepted upload (request body or fetched URL), bytes; larger → HTTP 413. Default 512 MiB. */
+    maxBodyBytes: z.number().int().positive().default(512 * 1024 * 1024),
+    /**
+     * Engine streams one mono upload is decoded on in parallel (segments cut at pauses; fewer when the
+     * engine is near `maxDecoders`). Default 1. Measured on a 600 s file (bench/http.ts): 1 → 10× real
+     * time, peak RSS +84 MB over idle; 2 → 14.5–18.5×, +169 MB (each stream holds a ~95 MB
+     * PocketSphinx decoder), so 2 trades the 150 MB-per-upload memory budget for throughput.
+     */
+    parallelStreams: z.number().int().min(1).max(8).default(1),
+    /** `{"url": …}` bodies: off unless enabled — fetching URLs from a server is a request-forgery risk. */
+    fetch: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Host names or IP literals (`*.example.com` for subdomains); loopback/private addresses only when listed as addresses. */
+        allowHosts: z.array(z.string().min(1)).default([]),
+        /** Seconds to wait for response headers and between body chunks. */
+        timeoutSeconds: z.number().positive().default(30),
+      })
+      .strict()
+      .default({ enabled: false, allowHosts: [], timeoutSeconds: 30 }),
+  })
+  .strict();
+/** The `http` section, defaults filled in. */
+export type HttpConfig = z.infer<typeof httpSchema>;
+
 /** The whole configuration file shape. Unknown keys are rejected to catch typos. */
 export const configSchema = z
   .object({
@@ -76,6 +104,7 @@ export const configSchema = z
     limits: limitsSchema.partial().optional(),
     engines: z.record(z.string(), engineSchema.partial()).optional(),
     compat: compatSchema.optional(),
+    http: httpSchema.partial().optional(),
   })
   .strict();
 
@@ -87,6 +116,7 @@ export interface VoxgateConfig {
   limits: Limits;
   engines: Record<string, z.infer<typeof engineSchema>>;
   compat: z.infer<typeof compatSchema>;
+  http: HttpConfig;
 }
 
 /** The built-in catalogue: the embedded English engine in both STT dialects. */
@@ -149,7 +179,7 @@ export function loadConfig(file?: string): VoxgateConfig {
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat };
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}) };
 }
 
 /** Engine settings for `id`, defaults filled in. */

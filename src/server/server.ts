@@ -30,6 +30,7 @@ import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_rou
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
 import { playgroundPlugin } from './static.js';
+import { httpSttPlugin } from './http_stt.js';
 // TTS (issue #4): routes live in tts_routes.ts; the edits marked "TTS" below only wire them in.
 import { createTtsGateway } from './tts_routes.js';
 import type { TtsEngine } from '../engines/tts/types.js';
@@ -124,6 +125,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
 
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
+  // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
+  void app.register(httpSttPlugin, { config, engines, keys, log });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));

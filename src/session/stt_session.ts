@@ -21,7 +21,8 @@
  */
 import { createHash, randomBytes, randomUUID, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { AudioInput, COMPRESSED_ENCODINGS, STREAM_ENCODINGS, STREAM_SAMPLE_RATES, type StreamEncoding } from '../audio/input.js';
+import { COMPRESSED_STREAM_ENCODINGS, RAW_ENCODINGS, createPcmDecoder, isRawEncoding, normalizeEncoding, type DecoderEncoding, type PcmDecoder } from '../audio/decoder.js';
+import { STREAM_SAMPLE_RATES } from '../audio/input.js';
 import type { Limits, SttModelEntry } from '../config/config.js';
 import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types.js';
 import { ChannelFanout } from './channel_fanout.js';
@@ -82,7 +83,8 @@ export interface SttSessionOptions {
 /** Validated `init` → engine config plus the audio format. */
 interface ResolvedInit {
   stream: SttStreamConfig;
-  encoding: StreamEncoding;
+  /** Canonical encoding; compressed ones are decoded by ffmpeg / WASM (src/audio/decoder.ts). */
+  encoding: DecoderEncoding;
   sampleRate: number;
   channels: number;
   vadEvents: boolean;
@@ -102,18 +104,15 @@ export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: Stt
   if (!caps.languages.includes(language)) {
     throw new VoxgateError('config_error', `unsupported language "${req.language}"; this model supports: ${caps.languages.join(', ')}`);
   }
-  const encoding = (req.encoding ?? 'linear16').toLowerCase();
-  if (!(STREAM_ENCODINGS as readonly string[]).includes(encoding)) {
-    const compressed = (COMPRESSED_ENCODINGS as readonly string[]).includes(encoding);
-    throw new VoxgateError(
-      'config_error',
-      compressed
-        ? `encoding "${encoding}" is not supported on streaming routes yet; use one of: ${STREAM_ENCODINGS.join(', ')}`
-        : `unknown encoding "${req.encoding}"; supported: ${STREAM_ENCODINGS.join(', ')}`,
-    );
+  // Raw encodings plus compressed containers (Ogg/WebM Opus, MP3, FLAC, AAC/MP4) and `auto`
+  // (container sniffed from the first bytes; Deepgram's "omit encoding for containerised audio").
+  const encoding = normalizeEncoding(req.encoding ?? 'linear16');
+  if (!encoding) {
+    throw new VoxgateError('config_error', `unknown encoding "${req.encoding}"; supported: ${[...RAW_ENCODINGS, ...COMPRESSED_STREAM_ENCODINGS].join(', ')}`);
   }
-  const sampleRate = req.sampleRate ?? (encoding === 'linear16' ? 16000 : 8000);
-  if (!(STREAM_SAMPLE_RATES as readonly number[]).includes(sampleRate)) {
+  // A container carries its own rate; `sample_rate` only describes raw audio.
+  const sampleRate = req.sampleRate ?? (encoding === 'linear16' || !isRawEncoding(encoding) ? 16000 : 8000);
+  if (isRawEncoding(encoding) && !(STREAM_SAMPLE_RATES as readonly number[]).includes(sampleRate)) {
     throw new VoxgateError('config_error', `unsupported sample_rate ${sampleRate}; supported: ${STREAM_SAMPLE_RATES.join(', ')}`);
   }
   const channels = req.channels ?? 1;
@@ -129,7 +128,7 @@ export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: Stt
       vad: req.vad ?? true,
       endpointingMs: caps.endpointing ? endpointingMs : null,
     },
-    encoding: encoding as StreamEncoding,
+    encoding,
     sampleRate,
     channels,
     vadEvents: req.vadEvents ?? false,
@@ -148,7 +147,8 @@ export class SttSession {
   private info: SessionInfo | null = null;
   /** The engine stream(s): one per transcript channel (one unless multichannel). */
   private stream: ChannelFanout | null = null;
-  private input: AudioInput | null = null;
+  /** Client bytes → PCM (raw in-process; compressed through ffmpeg / WASM). */
+  private decoder: PcmDecoder | null = null;
   private readonly pending: ClientCommand[] = [];
   private readonly sha: Hash = createHash('sha256');
   private idleTimer: NodeJS.Timeout | null = null;
@@ -225,6 +225,7 @@ export class SttSession {
     if (this.st === 'closed') return;
     this.log.debug({ state: this.st }, 'transport closed by client');
     this.stream?.abort();
+    this.decoder?.abort();
     this.finish();
   }
 
@@ -266,7 +267,7 @@ export class SttSession {
       case 'finalize':
         if (this.st === 'awaiting_init') this.sendError('invalid_request', '"finalize" before "init"');
         else if (this.st === 'draining') this.sendError('invalid_request', '"finalize" after "close" was ignored; the session is draining');
-        else this.stream!.finalize();
+        else this.finalizeStream();
         return;
       case 'close':
         if (this.st === 'awaiting_init') this.terminate(CloseCode.NORMAL, 'closed before init');
@@ -287,6 +288,16 @@ export class SttSession {
     this.st = 'starting';
     this.armIdle(this.idleSeconds);
     const nStreams = init.multichannel ? init.channels : 1;
+    // Created before the engine streams so an ffmpeg child starts while decoders are acquired.
+    const decoder = createPcmDecoder({
+      encoding: init.encoding,
+      sampleRate: init.sampleRate,
+      channels: init.channels,
+      targetRate: this.o.engine.capabilities.inputSampleRate,
+      outputChannels: init.multichannel ? 'keep' : 1,
+    });
+    decoder.on('error', (e) => this.onDecoderError(e));
+    this.decoder = decoder;
     const streams: SttStream[] = [];
     try {
       for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream));
@@ -305,12 +316,18 @@ export class SttSession {
     const stream = new ChannelFanout(streams);
     this.stream = stream;
     this.ueLastWordEnd = new Array<number | null>(nStreams).fill(null);
-    this.input = new AudioInput({
-      encoding: init.encoding,
-      sampleRate: init.sampleRate,
-      channels: init.channels,
-      targetRate: this.o.engine.capabilities.inputSampleRate,
-      keepChannels: init.multichannel,
+    decoder.on('format', ({ channels }) => {
+      if (nStreams > 1 && channels !== nStreams) {
+        this.onDecoderError(new VoxgateError('invalid_audio', `multichannel session was opened for ${nStreams} channels but the audio has ${channels}`));
+      }
+    });
+    decoder.on('pcm', (pcm) => {
+      if (this.st === 'closed') return;
+      stream.write(pcm);
+      if (!decoder.synchronous) {
+        this.applyBackpressure();
+        this.checkUtteranceEnd();
+      }
     });
     this.info = {
       sessionId: this.id,
@@ -354,19 +371,14 @@ export class SttSession {
 
   private feed(bytes: Uint8Array): void {
     this.sha.update(bytes);
-    let pcm: Int16Array;
     try {
-      const chunk = this.input!.push(bytes);
-      if (chunk.wavHeader && this.stream!.channels > 1 && chunk.wavHeader.channels !== this.stream!.channels) {
-        throw new VoxgateError('invalid_request', `multichannel session was opened for ${this.stream!.channels} channels but the WAV header declares ${chunk.wavHeader.channels}`);
-      }
-      pcm = chunk.pcm;
+      // Raw audio: PCM reaches the engine inside write(); compressed: via the decoder's `pcm` event.
+      this.decoder!.write(bytes);
     } catch (err) {
       const e = toVoxgateError(err);
       this.sendError(e.code, e.message);
       return;
     }
-    if (pcm.length > 0) this.stream!.write(pcm);
     this.applyBackpressure();
     this.checkUtteranceEnd();
   }
@@ -386,6 +398,26 @@ export class SttSession {
     });
   }
 
+  /** `finalize`: a compressed stream's decoder is flushed first, so the final covers the audio sent before it. */
+  private finalizeStream(): void {
+    const decoder = this.decoder!;
+    const stream = this.stream!;
+    if (decoder.synchronous) {
+      stream.finalize();
+      return;
+    }
+    void decoder.flush().then(() => {
+      if (this.st === 'streaming' || this.st === 'draining') stream.finalize();
+    });
+  }
+
+  /** The audio cannot be decoded (or ffmpeg cannot run): error frame, then close 1008 (1011 for internal). */
+  private onDecoderError(e: VoxgateError): void {
+    if (this.st === 'closed') return;
+    this.log.info({ code: e.code, backend: this.decoder?.backend }, `decoder failed: ${e.message}`);
+    this.fatal(e.closeCode ?? CloseCode.POLICY, e.code, e.code, e.message);
+  }
+
   /**
    * A client may send faster than the engine decodes. Past {@link BACKPRESSURE_HIGH_SECONDS} of
    * backlog the socket is paused (TCP flow control slows the client) until the backlog falls
@@ -393,12 +425,13 @@ export class SttSession {
    */
   private applyBackpressure(): void {
     const t = this.o.transport;
-    if (this.pausedTimer || !t.pause || !t.resume || this.stream!.backlogSeconds < BACKPRESSURE_HIGH_SECONDS) return;
+    if (this.pausedTimer || !t.pause || !t.resume || !this.stream) return;
+    if (this.stream.backlogSeconds < BACKPRESSURE_HIGH_SECONDS && !this.decoder?.needsDrain) return;
     t.pause();
     this.o.observer?.backpressure();
     this.log.debug({ backlog_s: this.stream!.backlogSeconds }, 'backpressure: paused reading');
     this.pausedTimer = setInterval(() => {
-      if (this.st === 'closed' || (this.stream?.backlogSeconds ?? 0) < BACKPRESSURE_LOW_SECONDS) this.resumeReading();
+      if (this.st === 'closed' || ((this.stream?.backlogSeconds ?? 0) < BACKPRESSURE_LOW_SECONDS && !this.decoder?.needsDrain)) this.resumeReading();
     }, 20);
   }
 
@@ -414,9 +447,13 @@ export class SttSession {
     if (this.st !== 'streaming') return;
     this.st = 'draining';
     this.clearIdle();
-    const tail = this.input!.flush();
-    if (tail.length > 0) this.stream!.write(tail);
     const stream = this.stream!;
+    try {
+      await this.decoder!.end(); // every sample of the audio received reaches the engine
+    } catch {
+      return; // the decoder's `error` event already ended the session
+    }
+    if (this.st !== 'draining') return;
     await stream.close();
     if (this.st !== 'draining') return;
     this.checkUtteranceEnd();
@@ -489,6 +526,7 @@ export class SttSession {
   private fatal(closeCode: number, reason: string, code: ErrorCode, message: string): void {
     this.sendError(code, message);
     this.stream?.abort();
+    this.decoder?.abort();
     this.terminate(closeCode, reason);
   }
 
@@ -501,6 +539,7 @@ export class SttSession {
 
   private finish(): void {
     this.st = 'closed';
+    this.decoder?.abort(); // idempotent: no ffmpeg child outlives its session
     this.resumeReading();
     this.clearIdle();
     if (this.maxTimer) clearTimeout(this.maxTimer);

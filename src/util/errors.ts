@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'auth_error'
   | 'config_error'
   | 'invalid_request'
+  /** Audio that cannot be decoded (corrupt, truncated, or not the declared codec/container). */
+  | 'invalid_audio'
   | 'payload_too_large'
   | 'rate_limit'
   | 'idle_timeout_exceeded'
@@ -50,6 +52,8 @@ export const ERRORS: Record<ErrorCode, ErrorSpec> = {
   auth_error: { http: 401, close: CloseCode.POLICY },
   config_error: { http: 400, close: CloseCode.POLICY },
   invalid_request: { http: 400, close: null },
+  // Deepgram /v1/listen maps this to close 1008 `DATA-0000` (protocols.md §2.5, §5).
+  invalid_audio: { http: 400, close: CloseCode.POLICY },
   payload_too_large: { http: 413, close: null },
   rate_limit: { http: 429, close: CloseCode.TRY_AGAIN_LATER },
   idle_timeout_exceeded: { http: 408, close: CloseCode.POLICY },

@@ -40,7 +40,8 @@ export const DEEPGRAM_IDLE_SECONDS = 10;
 export function listenInit(o: ListenOptions): SttInitRequest {
   return {
     language: o.language,
-    encoding: o.encoding,
+    // No `encoding`: containerised audio (§2.2), sniffed from the first bytes by the decoder.
+    encoding: o.encoding ?? 'auto',
     sampleRate: o.encoding ? o.sampleRate : undefined,
     channels: o.channels,
     multichannel: o.multichannel,

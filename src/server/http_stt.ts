@@ -1,0 +1,358 @@
+/**
+ * Pre-recorded (HTTP) speech-to-text routes (issue #3 "Pre-recorded (HTTP)"; shared/spec/protocols.md
+ * §1.7, §2.2):
+ *
+ * | route | body | response |
+ * |---|---|---|
+ * | `POST /v1/listen` (Deepgram) | raw audio (`audio/*`; `application/octet-stream` + `encoding`/`sample_rate` for headerless audio), or JSON `{"url": …}`; options in the query (§2.2) | Deepgram pre-recorded shape |
+ * | `POST /v1/stt/{model}` (SLNG direct) | multipart (`audio` file or base64 field, `url`, option fields), raw audio, or JSON `{"url", …options}` | Deepgram pre-recorded shape |
+ * | `POST /v1/bridges/unmute/stt/{model_variant}` (SLNG bridge) | multipart (`audio`/`url`, `language`, `sample_rate`, `encoding`, …), raw audio or JSON | `{"type":"transcription","is_final":true,"alternatives":[…],"channel":0,"language"}` |
+ *
+ * Everything is streamed — the body goes through the decoder into the engine as it arrives, paced
+ * by the engine (src/transcribe/pipeline.ts); files are never buffered whole (multipart is parsed
+ * in streaming mode; only an MP4 whose index follows its audio is spooled to a temp file).
+ *
+ * Errors are JSON with the code, a clear message and the request id: Deepgram's shape
+ * `{err_code, err_msg, request_id}` on `/v1/listen`, SLNG's `{error, message, statusCode}` on the
+ * SLNG routes (both also carry `metadata.request_id`). 401 missing/invalid key, 400 bad options or
+ * undecodable/truncated audio (`invalid_audio`), 404 unknown model, 413 over `http.maxBodyBytes`,
+ * 429 engine at capacity. Every response carries `dg-request-id`. A client that disconnects
+ * mid-upload or mid-transcription frees everything at once (ffmpeg killed, engine streams aborted).
+ */
+import fastifyMultipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { isRawEncoding, normalizeEncoding } from '../audio/decoder.js';
+import { STREAM_SAMPLE_RATES } from '../audio/input.js';
+import type { SttModelEntry, VoxgateConfig } from '../config/config.js';
+import type { SttEngine } from '../engines/stt/types.js';
+import { parseListenQuery, type ListenOptions } from '../protocol/deepgram/query.js';
+import type { KeyStore } from '../store/keys.js';
+import { openUrl } from '../transcribe/fetch_url.js';
+import { transcribeFile, type FileTranscription } from '../transcribe/pipeline.js';
+import { deepgramPrerecorded, unmuteTranscription, type PrerecordedOptions } from '../transcribe/responses.js';
+import { VoxgateError, toVoxgateError } from '../util/errors.js';
+import { presentedKey, redactUrl } from './auth.js';
+import { resolveListenModel } from './compat_routes.js';
+import { matchSttRoute } from './routes.js';
+
+/** Dependencies of {@link httpSttPlugin}. */
+export interface HttpSttDeps {
+  config: VoxgateConfig;
+  engines: Map<string, SttEngine & { version?: string }>;
+  keys: KeyStore;
+  log: Logger;
+}
+
+/** Largest base64 `audio` form field accepted (it is held in memory; upload a file part for more). */
+export const MAX_BASE64_FIELD_BYTES = 32 * 1024 * 1024;
+
+type Flavor = 'deepgram' | 'slng';
+
+/** Where the audio comes from and how it is declared. */
+interface AudioSource {
+  stream: Readable;
+  encoding: string;
+  sampleRate?: number;
+  channels?: number;
+  /** Release the source after the transcription (a fetched response not read to its end). */
+  dispose?: () => void;
+}
+
+/** Per-request state shared by the handlers. */
+interface Ctx {
+  requestId: string;
+  created: Date;
+  flavor: Flavor;
+  /** Aborted when the client goes away before the response is sent. */
+  abort: AbortController;
+}
+
+const truthy = (v: string | undefined): boolean => v !== undefined && /^(true|1|yes)$/i.test(v);
+
+/**
+ * Parse an RFC 2586-style raw PCM media type: `audio/l16;rate=16000;channels=1` → linear16;
+ * `audio/basic` → 8 kHz mu-law; `audio/pcmu`/`audio/pcma` (+ `rate`). Other types → null (sniffed).
+ */
+export function rawFormatFromContentType(ct: string | undefined): { encoding: string; sampleRate?: number; channels?: number } | null {
+  if (!ct) return null;
+  const [type, ...params] = ct.toLowerCase().split(';').map((s) => s.trim());
+  const p = Object.fromEntries(params.map((x) => x.split('=').map((s) => s.trim()) as [string, string]));
+  const rate = p.rate ? Number(p.rate) : undefined;
+  const channels = p.channels ? Number(p.channels) : undefined;
+  if (type === 'audio/l16') return { encoding: 'linear16', sampleRate: rate, channels };
+  if (type === 'audio/basic') return { encoding: 'mulaw', sampleRate: 8000, channels };
+  if (type === 'audio/pcmu') return { encoding: 'mulaw', sampleRate: rate ?? 8000, channels };
+  if (type === 'audio/pcma') return { encoding: 'alaw', sampleRate: rate ?? 8000, channels };
+  return null;
+}
+
+/**
+ * Fastify plugin with the three pre-recorded routes. Registered in its own encapsulated scope: the
+ * pass-through body parser and the multipart parser apply to these routes only.
+ */
+export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Promise<void> {
+  const { config, engines, keys, log } = deps;
+  const maxBytes = config.http.maxBodyBytes;
+
+  // Raw audio bodies are not parsed: the handler streams them. JSON keeps fastify's parser (1 MiB).
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  await app.register(fastifyMultipart, {
+    limits: { fileSize: maxBytes + 1, files: 1, fields: 64, fieldSize: MAX_BASE64_FIELD_BYTES, parts: 80 },
+  });
+
+  const start = (req: FastifyRequest, reply: FastifyReply, flavor: Flavor): Ctx => {
+    const ctx: Ctx = { requestId: randomUUID(), created: new Date(), flavor, abort: new AbortController() };
+    reply.header('dg-request-id', ctx.requestId);
+    // The connection closing before the response is complete = the client is gone: release everything.
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) ctx.abort.abort();
+    });
+    req.raw.on('error', () => {}); // a reset mid-upload is seen by the pipeline; never an uncaught error
+    return ctx;
+  };
+
+  const fail = (req: FastifyRequest, reply: FastifyReply, ctx: Ctx, err: unknown): FastifyReply => {
+    const e = toVoxgateError(err);
+    if (ctx.abort.signal.aborted) log.info({ request_id: ctx.requestId }, 'pre-recorded request abandoned by the client');
+    else if (e.code === 'internal_error') log.error({ err, request_id: ctx.requestId }, 'pre-recorded transcription failed');
+    else log.info({ request_id: ctx.requestId, code: e.code, url: redactUrl(new URL(req.url, 'http://x')) }, e.message);
+    // An unread request body must not be read by the next request on this connection.
+    if (!req.raw.complete) reply.header('connection', 'close');
+    const status = e.httpStatus;
+    const body =
+      ctx.flavor === 'deepgram'
+        ? { err_code: e.code, err_msg: e.message, request_id: ctx.requestId, metadata: { request_id: ctx.requestId } }
+        : { error: e.code, message: e.message, statusCode: status, request_id: ctx.requestId, metadata: { request_id: ctx.requestId } };
+    if (status === 401) reply.header('www-authenticate', ctx.flavor === 'deepgram' ? 'Token' : 'Bearer');
+    return reply.code(status).type('application/json').send(body);
+  };
+
+  const authenticate = (req: FastifyRequest): void => {
+    const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
+    if (!key || !keys.verify(key)) {
+      throw new VoxgateError('auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Token <key>" or "Authorization: Bearer <key>"');
+    }
+  };
+
+  /** Refuse a declared body over the limit before reading it. */
+  const checkLength = (req: FastifyRequest): void => {
+    const len = Number(req.headers['content-length']);
+    if (Number.isFinite(len) && len > maxBytes + 64 * 1024) {
+      throw new VoxgateError('payload_too_large', `the request body is ${len} bytes, over the ${maxBytes}-byte limit of this server (config http.maxBodyBytes)`);
+    }
+  };
+
+  const engineFor = (model: SttModelEntry): SttEngine & { version?: string } => engines.get(model.engine)!;
+
+  /** Validate a language against the engine; returns the ISO-639-1 code used. */
+  const languageFor = (engine: SttEngine, requested: string | undefined): string => {
+    const language = (requested || 'en').toLowerCase().split(/[-_]/)[0]!;
+    if (!engine.capabilities.languages.includes(language)) {
+      throw new VoxgateError('config_error', `unsupported language "${requested}"; this model supports: ${engine.capabilities.languages.join(', ')}`);
+    }
+    return language;
+  };
+
+  /**
+   * Validate a declared encoding (a WAV header, when present, overrides a raw declaration; without
+   * `sample_rate` raw linear16 is taken as 16 kHz and G.711 as 8 kHz).
+   */
+  const checkEncoding = (encoding: string, sampleRate: number | undefined): void => {
+    const e = normalizeEncoding(encoding);
+    if (!e) throw new VoxgateError('config_error', `unsupported encoding "${encoding}"; this server decodes linear16, mulaw, alaw, opus, ogg-opus, webm, mp3, flac, aac, mp4`);
+    if (isRawEncoding(e) && sampleRate !== undefined && !STREAM_SAMPLE_RATES.includes(sampleRate as (typeof STREAM_SAMPLE_RATES)[number])) {
+      throw new VoxgateError('config_error', `unsupported sample_rate ${sampleRate} for raw ${e}; supported: ${STREAM_SAMPLE_RATES.join(', ')}`);
+    }
+  };
+
+  /** The raw request body as an audio source. */
+  const rawBody = (req: FastifyRequest, declared: { encoding?: string; sampleRate?: number; channels?: number }): AudioSource => {
+    checkLength(req);
+    const stream = req.body instanceof Readable ? req.body : req.raw;
+    const fromType = declared.encoding ? null : rawFormatFromContentType(req.headers['content-type']);
+    const encoding = declared.encoding ?? fromType?.encoding ?? 'auto';
+    const sampleRate = declared.sampleRate ?? fromType?.sampleRate;
+    if (encoding !== 'auto') checkEncoding(encoding, sampleRate);
+    return { stream, encoding, sampleRate, channels: declared.channels ?? fromType?.channels };
+  };
+
+  /** A `{"url"}` body (or form field) as an audio source. */
+  const fromUrl = async (url: unknown, ctx: Ctx): Promise<AudioSource> => {
+    const { body } = await openUrl(url, config.http.fetch, maxBytes, ctx.abort.signal);
+    return { stream: body, encoding: 'auto', dispose: () => body.destroy() };
+  };
+
+  const transcribe = async (
+    src: AudioSource,
+    engine: SttEngine,
+    language: string,
+    multichannel: boolean,
+    ctx: Ctx,
+  ): Promise<FileTranscription> => {
+    try {
+      return await transcribeFile({
+        engine,
+        input: src.stream,
+        encoding: src.encoding,
+        sampleRate: src.sampleRate,
+        channels: src.channels,
+        multichannel,
+        language,
+        maxBytes,
+        parallel: config.http.parallelStreams,
+        signal: ctx.abort.signal,
+      });
+    } finally {
+      src.dispose?.();
+    }
+  };
+
+  const responseOptions = (o: ListenOptions): PrerecordedOptions => ({
+    punctuate: o.punctuate,
+    smartFormat: o.smartFormat,
+    numerals: o.numerals,
+    utterances: o.utterances,
+    paragraphs: o.paragraphs,
+    uttSplit: o.uttSplit,
+  });
+
+  /**
+   * Multipart: fields before the audio part configure the transcription. Fields after it may add
+   * response options (`punctuate`, `utterances` …); a later `language` or `multichannel` that would
+   * have changed the transcription is a 400 — never silently ignored. (`curl -F audio=@f -F language=en`
+   * puts the audio first, so a later field that agrees with what was used is fine.)
+   */
+  const multipart = async (
+    req: FastifyRequest,
+    ctx: Ctx,
+    params: URLSearchParams,
+    engine: SttEngine,
+    run: (src: AudioSource, params: URLSearchParams) => Promise<FileTranscription>,
+  ): Promise<FileTranscription> => {
+    let t: FileTranscription | null = null;
+    let used: URLSearchParams | null = null;
+    const num = (k: string): number | undefined => (params.get(k) ? Number(params.get(k)) : undefined);
+    for await (const part of req.parts()) {
+      const isAudio = part.fieldname === 'audio' || (part.fieldname === 'url' && part.type === 'field');
+      if (part.type === 'file' && part.fieldname !== 'audio') {
+        throw new VoxgateError('invalid_request', `unexpected file field "${part.fieldname}"; send the audio in the "audio" field`);
+      }
+      if (!isAudio) {
+        params.set(part.fieldname, String((part as { value?: unknown }).value ?? ''));
+        continue;
+      }
+      if (t) throw new VoxgateError('invalid_request', 'the form has more than one "audio"/"url" part');
+      used = new URLSearchParams(params);
+      const encoding = params.get('encoding') || 'auto';
+      if (encoding !== 'auto') checkEncoding(encoding, num('sample_rate'));
+      let src: AudioSource;
+      if (part.type === 'file') src = { stream: part.file, encoding, sampleRate: num('sample_rate'), channels: num('channels') };
+      else if (part.fieldname === 'url') src = await fromUrl(String(part.value ?? ''), ctx);
+      else src = { stream: Readable.from([Buffer.from(String(part.value ?? ''), 'base64')]), encoding, sampleRate: num('sample_rate'), channels: num('channels') };
+      t = await run(src, params);
+      if (part.type === 'file' && part.file.truncated) throw new VoxgateError('payload_too_large', `the audio exceeds the ${maxBytes}-byte limit of this server`);
+    }
+    if (!t || !used) throw new VoxgateError('invalid_request', 'the form has no "audio" (file or base64 text) or "url" field');
+    const before = parseListenQuery(used);
+    const after = parseListenQuery(params);
+    if (languageFor(engine, before.language) !== languageFor(engine, after.language) || before.multichannel !== after.multichannel) {
+      throw new VoxgateError('invalid_request', 'form fields "language" and "multichannel" must precede the "audio" part (they decide how it is transcribed)');
+    }
+    return t;
+  };
+
+  // Errors raised by fastify itself for these routes (malformed or oversized JSON, multipart limits)
+  // get the same JSON shape and request id as the handlers' own errors.
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const flavor: Flavor = req.url.startsWith('/v1/listen') ? 'deepgram' : 'slng';
+    const existing = reply.getHeader('dg-request-id');
+    const ctx: Ctx = { requestId: typeof existing === 'string' ? existing : randomUUID(), created: new Date(), flavor, abort: new AbortController() };
+    reply.header('dg-request-id', ctx.requestId);
+    const status = err.statusCode ?? 500;
+    const code = status === 413 ? 'payload_too_large' : status === 401 ? 'auth_error' : status >= 400 && status < 500 ? 'invalid_request' : 'internal_error';
+    return fail(req, reply, ctx, err instanceof VoxgateError ? err : new VoxgateError(code, err.message, { cause: err }));
+  });
+
+  const isJson = (req: FastifyRequest): boolean => /^application\/json\b/i.test(req.headers['content-type'] ?? '');
+
+  // ---- POST /v1/listen (Deepgram pre-recorded) ----
+  // JSON bodies carry a URL or base64 audio (bounded); raw and multipart bodies are streamed.
+  const routeOpts = { bodyLimit: Math.ceil((MAX_BASE64_FIELD_BYTES * 4) / 3) + 64 * 1024 };
+  app.post('/v1/listen', routeOpts, async (req, reply) => {
+    const ctx = start(req, reply, 'deepgram');
+    try {
+      authenticate(req);
+      const q = new URL(req.url, 'http://x').searchParams;
+      const opts = parseListenQuery(q);
+      const model = resolveListenModel(opts.model, config);
+      const engine = engineFor(model);
+      const language = languageFor(engine, opts.language);
+      const run = (src: AudioSource) => transcribe(src, engine, language, opts.multichannel, ctx);
+      let t: FileTranscription;
+      let fmt = opts;
+      if (isJson(req)) {
+        t = await run(await fromUrl((req.body as { url?: unknown } | null)?.url, ctx));
+      } else if (req.isMultipart()) {
+        t = await multipart(req, ctx, q, engine, (src) => run(src));
+        fmt = parseListenQuery(q);
+      } else {
+        t = await run(rawBody(req, { encoding: opts.encoding, sampleRate: opts.sampleRate, channels: opts.channels }));
+      }
+      return reply.send(deepgramPrerecorded(t, { requestId: ctx.requestId, created: ctx.created, model, engine: { id: engine.id, version: engine.version ?? 'unknown' }, language }, responseOptions(fmt)));
+    } catch (err) {
+      return fail(req, reply, ctx, err);
+    }
+  });
+
+  // ---- POST /v1/stt/{model} (SLNG direct, Deepgram pre-recorded shape) and the unmute bridge ----
+  const slngRoute = (prefix: '/v1/stt/' | '/v1/bridges/unmute/stt/') => async (req: FastifyRequest, reply: FastifyReply) => {
+    const bridge = prefix !== '/v1/stt/';
+    const ctx = start(req, reply, 'slng');
+    try {
+      authenticate(req);
+      const url = new URL(req.url, 'http://x');
+      const route = matchSttRoute(url.pathname, config.stt.models);
+      if (!route || 'notFound' in route) {
+        throw new VoxgateError('not_found', `unknown model "${route ? route.notFound : url.pathname.slice(prefix.length)}"; available: ${config.stt.models.map((m) => m.code).join(', ')}`);
+      }
+      const engine = engineFor(route.model);
+      const params = new URLSearchParams(url.searchParams);
+      const run = (src: AudioSource, p: URLSearchParams) => {
+        const o = parseListenQuery(p);
+        return transcribe(src, engine, languageFor(engine, o.language), o.multichannel && !bridge, ctx);
+      };
+      let t: FileTranscription;
+      if (isJson(req)) {
+        const body = (req.body ?? {}) as Record<string, unknown>;
+        if (typeof body !== 'object' || Array.isArray(body)) throw new VoxgateError('invalid_request', 'the JSON body must be an object with "url"');
+        for (const [k, v] of Object.entries(body)) if (k !== 'url' && k !== 'audio' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) params.set(k, String(v));
+        if (typeof body.audio === 'string') {
+          const buf = Buffer.from(body.audio, 'base64');
+          t = await run({ stream: Readable.from([buf]), encoding: params.get('encoding') || 'auto', sampleRate: params.get('sample_rate') ? Number(params.get('sample_rate')) : undefined }, params);
+        } else {
+          t = await run(await fromUrl(body.url, ctx), params);
+        }
+      } else if (req.isMultipart()) {
+        t = await multipart(req, ctx, params, engine, run);
+      } else {
+        const o = parseListenQuery(params);
+        t = await run(rawBody(req, { encoding: o.encoding, sampleRate: o.sampleRate, channels: o.channels }), params);
+      }
+      const o = parseListenQuery(params);
+      const language = languageFor(engine, o.language);
+      if (bridge) {
+        return reply.send(unmuteTranscription(t, language, { punctuate: o.punctuate || truthy(params.get('enable_punctuation') ?? undefined), smartFormat: o.smartFormat, numerals: o.numerals }));
+      }
+      return reply.send(
+        deepgramPrerecorded(t, { requestId: ctx.requestId, created: ctx.created, model: route.model, engine: { id: engine.id, version: engine.version ?? 'unknown' }, language }, responseOptions(o)),
+      );
+    } catch (err) {
+      return fail(req, reply, ctx, err);
+    }
+  };
+  app.post('/v1/stt/*', routeOpts, slngRoute('/v1/stt/'));
+  app.post('/v1/bridges/unmute/stt/*', routeOpts, slngRoute('/v1/bridges/unmute/stt/'));
+}
