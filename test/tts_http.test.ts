@@ -96,6 +96,10 @@ describe('TTS over HTTP', () => {
     }
     const accept = await post('/v1/tts/local/flite:en', { text: TEXT }, { accept: 'audio/mpeg' });
     assert.equal(accept.headers.get('content-type'), 'audio/mpeg', 'Accept picks the format when the body does not');
+    const soniox = await post('/v1/tts/local/flite:en', { text: TEXT, voice: 'rms', audio_format: 'pcm', sample_rate: 16000 });
+    assert.match(soniox.headers.get('content-type')!, /^audio\/pcm; rate=16000/, 'Soniox-style audio_format');
+    const sarvam = await post('/v1/tts/local/espeak-ng:multi', { text: 'नमस्ते', target_language_code: 'hi-IN' });
+    assert.equal(sarvam.headers.get('x-voice'), 'hi', 'Sarvam-style target_language_code picks the voice');
   });
 
   it('a text/plain body is the text; empty text gives empty audio, not an error', async () => {

@@ -12,8 +12,8 @@
  * HTTP:
  * - `POST /v1/tts/{model}` and `POST /v1/bridges/unmute/tts/{model_variant}` (§1.7): JSON
  *   `{text, voice?, language?, encoding?, sample_rate?, speed?, container?, stream?}` (also `model` or
- *   `speaker` as the voice name, `config{…}` like the WebSocket `init`, query parameters, or a
- *   `text/plain` body). Response: WAV by default (`container: "none"` for raw PCM/G.711; `mp3`;
+ *   `speaker` as the voice name, `target_language_code`, Soniox-style `audio_format`, `config{…}`
+ *   like the WebSocket `init`, query parameters, an `Accept` header, or a `text/plain` body). Response: WAV by default (`container: "none"` for raw PCM/G.711; `mp3`;
  *   `opus` in Ogg), `Content-Type`, `X-Duration` (seconds), `X-Sample-Rate`, `X-Voice`.
  *   Text longer than `tts.limits.httpStreamThresholdChars` (or `stream: true`) is streamed with
  *   chunked transfer as it is synthesised; `X-Duration` is then an HTTP trailer (announced in `Trailer`).
@@ -156,6 +156,8 @@ const httpBodySchema = z
     sample_rate: z.coerce.number().optional(),
     speed: z.coerce.number().optional(),
     container: z.enum(['wav', 'none', 'ogg']).optional(),
+    /** Soniox-style format name: `wav`, `pcm`, `mp3`, `opus`/`ogg`, `mulaw`, `alaw`. */
+    audio_format: z.enum(['wav', 'pcm', 'mp3', 'opus', 'ogg', 'mulaw', 'alaw']).optional(),
     stream: z.boolean().optional(),
     config: z
       .object({ sample_rate: z.coerce.number().optional(), encoding: z.string().optional(), language: z.string().optional(), speed: z.coerce.number().optional() })
@@ -163,6 +165,17 @@ const httpBodySchema = z
       .optional(),
   })
   .loose();
+
+/** `audio_format` names → encoding and container. */
+const AUDIO_FORMATS: Record<string, { encoding: TtsEncoding; container?: 'wav' | 'none' }> = {
+  wav: { encoding: 'linear16', container: 'wav' },
+  pcm: { encoding: 'linear16', container: 'none' },
+  mp3: { encoding: 'mp3' },
+  opus: { encoding: 'opus' },
+  ogg: { encoding: 'opus' },
+  mulaw: { encoding: 'mulaw', container: 'none' },
+  alaw: { encoding: 'alaw', container: 'none' },
+};
 
 /** Encoding implied by an `Accept` header when the request names none. */
 function encodingFromAccept(accept: string | undefined): { encoding?: TtsEncoding; container?: 'wav' | 'none' } {
@@ -391,8 +404,9 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
         model = route.model;
         const accept = encodingFromAccept(req.headers.accept);
         const c = body.config ?? {};
-        const container = body.container ?? (q.get('container') as 'wav' | 'none' | 'ogg' | null) ?? undefined;
-        const encoding = body.encoding ?? c.encoding ?? q.get('encoding') ?? undefined;
+        const fmt = body.audio_format ? AUDIO_FORMATS[body.audio_format] : undefined;
+        const container = body.container ?? fmt?.container ?? (q.get('container') as 'wav' | 'none' | 'ogg' | null) ?? undefined;
+        const encoding = body.encoding ?? c.encoding ?? fmt?.encoding ?? q.get('encoding') ?? undefined;
         opts = {
           voice: body.voice ?? body.speaker ?? q.get('voice') ?? (body.model && lookupVoice(model, engines.get(model.engine)!, body.model) ? body.model : undefined),
           language: body.language ?? body.target_language_code ?? c.language ?? q.get('language') ?? undefined,
