@@ -178,6 +178,20 @@ describe('PCM decoder', () => {
     await eventually(() => ffmpegChildren().length === 0, 5000, 'the eager ffmpeg to exit');
   });
 
+  it('high-bitrate input written faster than ffmpeg reads it is not mistaken for undecodable audio', async () => {
+    // 96 kHz / 32-bit stereo FLAC and 48 kHz float WAV, all written at once in 64 KB pieces: the
+    // no-output guard must count only the bytes ffmpeg was handed, not those queued in Node.
+    for (const format of ['flac-hires', 'wav-float'] as const) {
+      const bytes = fx.read(fx.encode([CLIP, CLIP, CLIP], format));
+      assert.ok(bytes.length > 1_000_000);
+      for (const mode of ['stream', 'file'] as const) {
+        const r = await decodeAll(bytes, { encoding: 'auto', mode }, 65536);
+        assert.equal(r.error, null, `${format} ${mode}: ${String(r.error)}`);
+        assert.ok(r.pcm.length > 3 * 5.8 * 16000, `${format} ${mode}: ${r.pcm.length / 16000} s`);
+      }
+    }
+  });
+
   it('auto: data with no known container → invalid_audio naming the accepted formats', async () => {
     const r = await decodeAll(Buffer.from('this is a text file, not audio at all'.repeat(20)), { encoding: 'auto', mode: 'file' });
     assert.equal(r.error?.code, 'invalid_audio');

@@ -24,6 +24,8 @@ export const ENCODE_ARGS = {
   m4a: ['-c:a', 'aac', '-b:a', '64k', '-f', 'ipod'],
   /** AAC in MP4 with the index first. */
   'm4a-faststart': ['-c:a', 'aac', '-b:a', '64k', '-movflags', '+faststart', '-f', 'ipod'],
+  /** 96 kHz, 32-bit, stereo FLAC (~650 KB/s): many bytes before ffmpeg's first output. */
+  'flac-hires': ['-c:a', 'flac', '-ar', '96000', '-ac', '2', '-sample_fmt', 's32', '-f', 'flac'],
   wav: ['-c:a', 'pcm_s16le', '-f', 'wav'],
   'wav-float': ['-c:a', 'pcm_f32le', '-f', 'wav'],
 } as const;

@@ -19,7 +19,7 @@
  *
  * Failure detection: ffmpeg exiting non-zero, or (in `strict` mode, for uploaded files) printing
  * any error at all (`-loglevel error`: truncated or corrupt input), or producing no PCM from
- * {@link NO_OUTPUT_LIMIT_BYTES} of input, is reported once as a {@link VoxgateError}
+ * {@link NO_OUTPUT_LIMIT_BYTES} of input ({@link NO_OUTPUT_LIMIT_FILE_BYTES} for files), is reported once as a {@link VoxgateError}
  * `invalid_audio` (HTTP 400, close 1008) with ffmpeg's own first message.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -30,8 +30,16 @@ import { RiffSniffer } from './wav.js';
 /** ffmpeg demuxer names (`-f`) the decoder uses. */
 export type FfmpegInputFormat = 'ogg' | 'webm' | 'mp3' | 'flac' | 'mov' | 'wav' | 'aac';
 
-/** Input bytes without a single decoded sample after which the input is declared undecodable. */
+/**
+ * Input bytes without a single decoded sample after which the input is declared undecodable (live
+ * streams). Default probing of a file may read more before its first output (hi-res FLAC, long MP3
+ * tags), so uploads use {@link NO_OUTPUT_LIMIT_FILE_BYTES}.
+ */
 export const NO_OUTPUT_LIMIT_BYTES = 512 * 1024;
+/** Linux pipe capacity: bytes ffmpeg may not have read yet even when Node's queue is empty. */
+const PIPE_BYTES = 64 * 1024;
+/** The same limit for uploaded files (`strict` decoders). */
+export const NO_OUTPUT_LIMIT_FILE_BYTES = 8 * 1024 * 1024;
 /** Quiet period (ms) after which {@link FfmpegDecoder.flush} considers ffmpeg caught up. */
 export const FLUSH_QUIET_MS = 30;
 /** Longest {@link FfmpegDecoder.flush} wait, ms (a container may hold back a partial page). */
@@ -108,7 +116,10 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
     });
     // EPIPE when ffmpeg exits early (bad input) — the exit handler reports it.
     this.proc.stdin.on('error', () => {});
-    this.proc.stdin.on('drain', () => this.emit('drain'));
+    this.proc.stdin.on('drain', () => {
+      this.checkStalled();
+      if (!this.failed) this.emit('drain');
+    });
     this.exitPromise = new Promise<void>((resolve) => {
       this.proc.on('error', (err: NodeJS.ErrnoException) => {
         this.exited = true;
@@ -161,11 +172,9 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
     if (this.failed || this.aborted || this.proc.stdin.writableEnded || bytes.length === 0) return true;
     this.bytesIn += bytes.length;
     this.lastWriteAt = Date.now();
-    if (this.samplesOut === 0 && this.bytesIn > NO_OUTPUT_LIMIT_BYTES && !this.o.inputFile) {
-      this.fail(new VoxgateError('invalid_audio', `no audio could be decoded from the first ${this.bytesIn} bytes (${this.o.format}); ${this.firstStderrLine() || 'the data is not valid audio'}`));
-      return true;
-    }
-    return this.proc.stdin.write(bytes);
+    const ok = this.proc.stdin.write(bytes);
+    this.checkStalled();
+    return ok;
   }
 
   /**
@@ -210,6 +219,16 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
   /** Resolves when the process has exited (for tests and shutdown). */
   whenExited(): Promise<void> {
     return this.exitPromise;
+  }
+
+  /** Fail when ffmpeg has been handed many bytes and produced no sample (checked on write and drain). */
+  private checkStalled(): void {
+    if (this.samplesOut > 0 || this.failed || this.aborted || this.o.inputFile) return;
+    // Bytes ffmpeg has been handed (not those still queued in Node), less what a pipe can hold unread.
+    const delivered = this.bytesIn - this.proc.stdin.writableLength - PIPE_BYTES;
+    if (delivered > (this.o.strict ? NO_OUTPUT_LIMIT_FILE_BYTES : NO_OUTPUT_LIMIT_BYTES)) {
+      this.fail(new VoxgateError('invalid_audio', `no audio could be decoded from the first ${delivered} bytes (${this.o.format}); ${this.firstStderrLine() || 'the data is not valid audio'}`));
+    }
   }
 
   private onStdout(d: Buffer): void {
