@@ -18,6 +18,8 @@ export const ENCODE_ARGS = {
   /** Ogg/Opus with ffmpeg's default 1 s pages (a file). */
   'ogg-opus-file': ['-c:a', 'libopus', '-b:a', '24k', '-f', 'ogg'],
   webm: ['-c:a', 'libopus', '-b:a', '24k', '-f', 'webm'],
+  /** FLAC in Ogg (a non-Opus Ogg stream). */
+  'ogg-flac': ['-c:a', 'flac', '-f', 'ogg'],
   mp3: ['-c:a', 'libmp3lame', '-b:a', '64k', '-ar', '44100', '-f', 'mp3'],
   flac: ['-c:a', 'flac', '-f', 'flac'],
   /** AAC in MP4 with the index at the end (ffmpeg's default): cannot be decoded from a pipe. */

@@ -25,6 +25,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { VoxgateError } from '../util/errors.js';
+import { OggOpusTracker } from './sniff.js';
 import { RiffSniffer } from './wav.js';
 
 /** ffmpeg demuxer names (`-f`) the decoder uses. */
@@ -106,9 +107,12 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
   private lastWriteAt = 0;
   private bytesIn = 0;
   private samplesOut = 0;
+  /** Ogg input: how much audio the complete pages written hold (makes `flush` exact for Ogg/Opus). */
+  private readonly ogg: OggOpusTracker | null;
 
   constructor(private readonly o: FfmpegDecoderOptions) {
     super();
+    this.ogg = o.format === 'ogg' && !o.inputFile ? new OggOpusTracker() : null;
     this.proc = spawn(o.binary ?? 'ffmpeg', ffmpegArgs(o), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', (d: Buffer) => this.onStdout(d));
     this.proc.stderr.on('data', (d: Buffer) => {
@@ -172,26 +176,35 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
     if (this.failed || this.aborted || this.proc.stdin.writableEnded || bytes.length === 0) return true;
     this.bytesIn += bytes.length;
     this.lastWriteAt = Date.now();
+    this.ogg?.push(bytes);
     const ok = this.proc.stdin.write(bytes);
     this.checkStalled();
     return ok;
   }
 
   /**
-   * Best-effort barrier for `finalize`: resolves once stdin is drained, ffmpeg has produced output
-   * for the stream (its start-up and probing are over), and it has then produced nothing for
-   * {@link FLUSH_QUIET_MS} — at most {@link FLUSH_MAX_MS} after the call. A pipe offers no exact
-   * flush; PCM of a container page still incomplete at the client stays behind (it follows later).
+   * Barrier for `finalize`. Ogg/Opus: exact — resolves once the PCM covers every complete Ogg page
+   * written (granule position − pre-skip; a page still incomplete at the client stays behind).
+   * Other containers: best effort — resolves once stdin is drained, ffmpeg has produced output for
+   * the stream (start-up and probing are over) and then nothing for {@link FLUSH_QUIET_MS}.
+   * Either way at most {@link FLUSH_MAX_MS} after the call.
    */
   flush(): Promise<void> {
     const t0 = Date.now();
+    const target = this.ogg?.completeSeconds ?? null;
     return new Promise((resolve) => {
       const check = (): void => {
         const now = Date.now();
-        const starting = this.bytesIn > 0 && this.samplesOut === 0;
-        const busy = starting || this.proc.stdin.writableLength > 0 || now - Math.max(this.lastOutputAt, this.lastWriteAt) < FLUSH_QUIET_MS;
+        let busy: boolean;
+        if (target !== null) {
+          // 20 ms of slack for the resampler's look-ahead.
+          busy = this.samplesOut / Math.max(1, this.outChannels) / this.o.targetRate < target - 0.02;
+        } else {
+          const starting = this.bytesIn > 0 && this.samplesOut === 0;
+          busy = starting || this.proc.stdin.writableLength > 0 || now - Math.max(this.lastOutputAt, this.lastWriteAt) < FLUSH_QUIET_MS;
+        }
         if (!busy || this.exited || this.failed || this.aborted || now - t0 >= FLUSH_MAX_MS) resolve();
-        else setTimeout(check, 5);
+        else setTimeout(check, 2);
       };
       check();
     });
