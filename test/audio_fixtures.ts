@@ -18,12 +18,16 @@ export const ENCODE_ARGS = {
   /** Ogg/Opus with ffmpeg's default 1 s pages (a file). */
   'ogg-opus-file': ['-c:a', 'libopus', '-b:a', '24k', '-f', 'ogg'],
   webm: ['-c:a', 'libopus', '-b:a', '24k', '-f', 'webm'],
+  /** FLAC in Ogg (a non-Opus Ogg stream). */
+  'ogg-flac': ['-c:a', 'flac', '-f', 'ogg'],
   mp3: ['-c:a', 'libmp3lame', '-b:a', '64k', '-ar', '44100', '-f', 'mp3'],
   flac: ['-c:a', 'flac', '-f', 'flac'],
   /** AAC in MP4 with the index at the end (ffmpeg's default): cannot be decoded from a pipe. */
   m4a: ['-c:a', 'aac', '-b:a', '64k', '-f', 'ipod'],
   /** AAC in MP4 with the index first. */
   'm4a-faststart': ['-c:a', 'aac', '-b:a', '64k', '-movflags', '+faststart', '-f', 'ipod'],
+  /** 96 kHz, 32-bit, stereo FLAC (~650 KB/s): many bytes before ffmpeg's first output. */
+  'flac-hires': ['-c:a', 'flac', '-ar', '96000', '-ac', '2', '-sample_fmt', 's32', '-f', 'flac'],
   wav: ['-c:a', 'pcm_s16le', '-f', 'wav'],
   'wav-float': ['-c:a', 'pcm_f32le', '-f', 'wav'],
 } as const;

@@ -19,19 +19,28 @@
  *
  * Failure detection: ffmpeg exiting non-zero, or (in `strict` mode, for uploaded files) printing
  * any error at all (`-loglevel error`: truncated or corrupt input), or producing no PCM from
- * {@link NO_OUTPUT_LIMIT_BYTES} of input, is reported once as a {@link VoxgateError}
+ * {@link NO_OUTPUT_LIMIT_BYTES} of input ({@link NO_OUTPUT_LIMIT_FILE_BYTES} for files), is reported once as a {@link VoxgateError}
  * `invalid_audio` (HTTP 400, close 1008) with ffmpeg's own first message.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { VoxgateError } from '../util/errors.js';
+import { OggOpusTracker } from './sniff.js';
 import { RiffSniffer } from './wav.js';
 
 /** ffmpeg demuxer names (`-f`) the decoder uses. */
 export type FfmpegInputFormat = 'ogg' | 'webm' | 'mp3' | 'flac' | 'mov' | 'wav' | 'aac';
 
-/** Input bytes without a single decoded sample after which the input is declared undecodable. */
+/**
+ * Input bytes without a single decoded sample after which the input is declared undecodable (live
+ * streams). Default probing of a file may read more before its first output (hi-res FLAC, long MP3
+ * tags), so uploads use {@link NO_OUTPUT_LIMIT_FILE_BYTES}.
+ */
 export const NO_OUTPUT_LIMIT_BYTES = 512 * 1024;
+/** Linux pipe capacity: bytes ffmpeg may not have read yet even when Node's queue is empty. */
+const PIPE_BYTES = 64 * 1024;
+/** The same limit for uploaded files (`strict` decoders). */
+export const NO_OUTPUT_LIMIT_FILE_BYTES = 8 * 1024 * 1024;
 /** Quiet period (ms) after which {@link FfmpegDecoder.flush} considers ffmpeg caught up. */
 export const FLUSH_QUIET_MS = 30;
 /** Longest {@link FfmpegDecoder.flush} wait, ms (a container may hold back a partial page). */
@@ -98,9 +107,12 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
   private lastWriteAt = 0;
   private bytesIn = 0;
   private samplesOut = 0;
+  /** Ogg input: how much audio the complete pages written hold (makes `flush` exact for Ogg/Opus). */
+  private readonly ogg: OggOpusTracker | null;
 
   constructor(private readonly o: FfmpegDecoderOptions) {
     super();
+    this.ogg = o.format === 'ogg' && !o.inputFile ? new OggOpusTracker() : null;
     this.proc = spawn(o.binary ?? 'ffmpeg', ffmpegArgs(o), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', (d: Buffer) => this.onStdout(d));
     this.proc.stderr.on('data', (d: Buffer) => {
@@ -108,7 +120,10 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
     });
     // EPIPE when ffmpeg exits early (bad input) — the exit handler reports it.
     this.proc.stdin.on('error', () => {});
-    this.proc.stdin.on('drain', () => this.emit('drain'));
+    this.proc.stdin.on('drain', () => {
+      this.checkStalled();
+      if (!this.failed) this.emit('drain');
+    });
     this.exitPromise = new Promise<void>((resolve) => {
       this.proc.on('error', (err: NodeJS.ErrnoException) => {
         this.exited = true;
@@ -161,28 +176,35 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
     if (this.failed || this.aborted || this.proc.stdin.writableEnded || bytes.length === 0) return true;
     this.bytesIn += bytes.length;
     this.lastWriteAt = Date.now();
-    if (this.samplesOut === 0 && this.bytesIn > NO_OUTPUT_LIMIT_BYTES && !this.o.inputFile) {
-      this.fail(new VoxgateError('invalid_audio', `no audio could be decoded from the first ${this.bytesIn} bytes (${this.o.format}); ${this.firstStderrLine() || 'the data is not valid audio'}`));
-      return true;
-    }
-    return this.proc.stdin.write(bytes);
+    this.ogg?.push(bytes);
+    const ok = this.proc.stdin.write(bytes);
+    this.checkStalled();
+    return ok;
   }
 
   /**
-   * Best-effort barrier for `finalize`: resolves once stdin is drained, ffmpeg has produced output
-   * for the stream (its start-up and probing are over), and it has then produced nothing for
-   * {@link FLUSH_QUIET_MS} — at most {@link FLUSH_MAX_MS} after the call. A pipe offers no exact
-   * flush; PCM of a container page still incomplete at the client stays behind (it follows later).
+   * Barrier for `finalize`. Ogg/Opus: exact — resolves once the PCM covers every complete Ogg page
+   * written (granule position − pre-skip; a page still incomplete at the client stays behind).
+   * Other containers: best effort — resolves once stdin is drained, ffmpeg has produced output for
+   * the stream (start-up and probing are over) and then nothing for {@link FLUSH_QUIET_MS}.
+   * Either way at most {@link FLUSH_MAX_MS} after the call.
    */
   flush(): Promise<void> {
     const t0 = Date.now();
+    const target = this.ogg?.completeSeconds ?? null;
     return new Promise((resolve) => {
       const check = (): void => {
         const now = Date.now();
-        const starting = this.bytesIn > 0 && this.samplesOut === 0;
-        const busy = starting || this.proc.stdin.writableLength > 0 || now - Math.max(this.lastOutputAt, this.lastWriteAt) < FLUSH_QUIET_MS;
+        let busy: boolean;
+        if (target !== null) {
+          // 20 ms of slack for the resampler's look-ahead.
+          busy = this.samplesOut / Math.max(1, this.outChannels) / this.o.targetRate < target - 0.02;
+        } else {
+          const starting = this.bytesIn > 0 && this.samplesOut === 0;
+          busy = starting || this.proc.stdin.writableLength > 0 || now - Math.max(this.lastOutputAt, this.lastWriteAt) < FLUSH_QUIET_MS;
+        }
         if (!busy || this.exited || this.failed || this.aborted || now - t0 >= FLUSH_MAX_MS) resolve();
-        else setTimeout(check, 5);
+        else setTimeout(check, 2);
       };
       check();
     });
@@ -210,6 +232,16 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
   /** Resolves when the process has exited (for tests and shutdown). */
   whenExited(): Promise<void> {
     return this.exitPromise;
+  }
+
+  /** Fail when ffmpeg has been handed many bytes and produced no sample (checked on write and drain). */
+  private checkStalled(): void {
+    if (this.samplesOut > 0 || this.failed || this.aborted || this.o.inputFile) return;
+    // Bytes ffmpeg has been handed (not those still queued in Node), less what a pipe can hold unread.
+    const delivered = this.bytesIn - this.proc.stdin.writableLength - PIPE_BYTES;
+    if (delivered > (this.o.strict ? NO_OUTPUT_LIMIT_FILE_BYTES : NO_OUTPUT_LIMIT_BYTES)) {
+      this.fail(new VoxgateError('invalid_audio', `no audio could be decoded from the first ${delivered} bytes (${this.o.format}); ${this.firstStderrLine() || 'the data is not valid audio'}`));
+    }
   }
 
   private onStdout(d: Buffer): void {

@@ -102,3 +102,80 @@ export function mp4Layout(head: Uint8Array): Mp4Layout {
     at += size;
   }
 }
+
+/**
+ * Follows the Ogg pages of an Ogg/Opus byte stream as it is written (RFC 3533 page headers,
+ * RFC 7845 `OpusHead`) and reports how much audio the complete pages hold — so a flush can wait for
+ * exactly that much PCM instead of guessing. Non-Opus Ogg streams (FLAC, Vorbis) report null.
+ */
+export class OggOpusTracker {
+  /** Bytes of a page header (and, for the first page, the start of its body) not yet complete. */
+  private buf: Uint8Array = new Uint8Array(0);
+  /** Body bytes of the current page still to come. */
+  private skip = 0;
+  /** Granule position of the page whose body is still coming. */
+  private pendingGranule = -1;
+  private preSkip: number | null = null;
+  private granule = -1;
+  private broken = false;
+
+  /** Feed the next bytes of the stream (any split). Never throws; malformed data stops tracking. */
+  push(chunk: Uint8Array): void {
+    let data = chunk;
+    while (data.length > 0 && !this.broken) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, data.length);
+        this.skip -= n;
+        data = data.subarray(n);
+        if (this.skip === 0 && this.pendingGranule >= 0) this.granule = this.pendingGranule;
+        continue;
+      }
+      const all = new Uint8Array(this.buf.length + data.length);
+      all.set(this.buf);
+      all.set(data, this.buf.length);
+      data = new Uint8Array(0);
+      this.buf = this.parse(all);
+    }
+  }
+
+  /** Parse complete pages from `all`; returns the incomplete rest (or sets `skip` for a body in flight). */
+  private parse(all: Uint8Array): Uint8Array {
+    let at = 0;
+    while (all.length - at >= 27) {
+      if (all[at] !== 0x4f || all[at + 1] !== 0x67 || all[at + 2] !== 0x67 || all[at + 3] !== 0x53) {
+        this.broken = true;
+        return new Uint8Array(0);
+      }
+      const nseg = all[at + 26]!;
+      if (all.length - at < 27 + nseg) break;
+      let body = 0;
+      for (let i = 0; i < nseg; i++) body += all[at + 27 + i]!;
+      const granule = Number(new DataView(all.buffer, all.byteOffset + at + 6, 8).getBigInt64(0, true));
+      const bodyAt = at + 27 + nseg;
+      if (this.preSkip === null) {
+        // The first page carries OpusHead; its pre-skip is the LE16 at body offset 10.
+        if (all.length - bodyAt < Math.min(12, body)) break;
+        if (body < 12 || String.fromCharCode(...all.subarray(bodyAt, bodyAt + 8)) !== 'OpusHead') {
+          this.broken = true;
+          return new Uint8Array(0);
+        }
+        this.preSkip = all[bodyAt + 10]! | (all[bodyAt + 11]! << 8);
+      }
+      const available = all.length - bodyAt;
+      if (available < body) {
+        this.skip = body - available;
+        this.pendingGranule = granule;
+        return new Uint8Array(0);
+      }
+      if (granule >= 0) this.granule = granule;
+      at = bodyAt + body;
+    }
+    return all.slice(at);
+  }
+
+  /** Seconds of audio in the complete pages so far (granule − pre-skip, at 48 kHz), or null when unknown. */
+  get completeSeconds(): number | null {
+    if (this.broken || this.preSkip === null || this.granule < 0) return null;
+    return Math.max(0, this.granule - this.preSkip) / 48000;
+  }
+}
