@@ -43,7 +43,7 @@ program
         `\nAdmin API key (shown once; saved for the local CLI in ${v.adminKeyFile}):\n\n  ${v.createdAdminKey}\n\n`,
       );
     }
-    process.stdout.write(`voxgate listening on ${v.url}  (models: ${v.config.stt.models.map((m) => m.code).join(', ')})\n`);
+    process.stdout.write(`voxgate listening on ${v.url}  (models: ${v.config.stt.models.map((m) => m.code).join(', ')}; TTS: ${v.config.tts.models.map((m) => m.code).join(', ')})\n`);
     const stop = async (sig: string) => {
       v.log.info({ signal: sig }, 'shutting down');
       await v.stop();

@@ -23,6 +23,7 @@ export const TTS_AUDIO_FRAMINGS = ['binary', 'base64'] as const;
 /** `binary`: raw binary frames; `base64`: `{"type":"audio_chunk","data":…,"sequence":n}`. */
 export type TtsAudioFraming = (typeof TTS_AUDIO_FRAMINGS)[number];
 
+/** zod schema of one TTS catalogue entry (config file `tts.models[]`). */
 export const ttsModelSchema = z.object({
   /** Catalogue code, e.g. `local/flite:en`. */
   code: z.string().regex(MODEL_CODE_RE, 'model code must match [slng/]<provider>/<model>[:<variant>]'),
@@ -42,6 +43,7 @@ export const ttsModelSchema = z.object({
 /** One TTS model entry of the catalogue. */
 export type TtsModelEntry = z.infer<typeof ttsModelSchema>;
 
+/** zod schema of `tts.limits` (every field has a default). Units are in the field names' docs. */
 export const ttsLimitsSchema = z.object({
   /** Concurrent engine processes per engine; more jobs queue (FIFO). */
   maxConcurrentJobs: z.number().int().positive().default(8),
