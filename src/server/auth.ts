@@ -30,6 +30,16 @@ export function redactUrl(url: URL): string {
 }
 
 /**
+ * `ws` `handleProtocols` for the browser auth form `Sec-WebSocket-Protocol: token, <key>` (§2.1):
+ * select the scheme (`token`/`bearer`) so browsers accept the handshake — never echo the key itself.
+ * @returns the subprotocol to answer, or false to answer none.
+ */
+export function selectAuthSubprotocol(protocols: Set<string>): string | false {
+  for (const p of protocols) if (/^(token|bearer)$/i.test(p)) return p;
+  return false;
+}
+
+/**
  * The key carried in `Sec-WebSocket-Protocol: token, <key>` / `bearer, <key>` (Deepgram browser auth,
  * protocols.md §2.1, D3), with the scheme the server must echo back as the accepted subprotocol.
  * @returns null when the header is absent or does not start with a `token`/`bearer` pair.

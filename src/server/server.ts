@@ -25,7 +25,7 @@ import { CloseCode } from '../util/errors.js';
 import { randomUUID } from 'node:crypto';
 import type { SttDialect, SttInitRequest } from '../protocol/events.js';
 import { VoxgateError } from '../util/errors.js';
-import { presentedKey, redactUrl } from './auth.js';
+import { presentedKey, redactUrl, selectAuthSubprotocol } from './auth.js';
 import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
@@ -92,12 +92,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // session (which survives); larger ones are refused by ws with close 1009.
     maxPayload: config.limits.maxFrameBytes * 2,
     perMessageDeflate: false,
-    // Browser auth `Sec-WebSocket-Protocol: token, <key>` (Deepgram §2.1): the server must select
-    // `token` (or `bearer`) or browsers fail the handshake. Never echo the key itself.
-    handleProtocols: (protocols) => {
-      for (const p of protocols) if (/^(token|bearer)$/i.test(p)) return p;
-      return false;
-    },
+    handleProtocols: selectAuthSubprotocol,
   });
   // Deepgram clients read `dg-request-id` from the handshake response (§2.1).
   wss.on('headers', (headers, req) => {

@@ -47,7 +47,7 @@ import { synthesizeText } from '../session/tts_render.js';
 import { TtsSession } from '../session/tts_session.js';
 import type { KeyStore } from '../store/keys.js';
 import { CloseCode, toVoxgateError, VoxgateError, type ErrorCode } from '../util/errors.js';
-import { presentedKey, redactUrl } from './auth.js';
+import { presentedKey, redactUrl, selectAuthSubprotocol } from './auth.js';
 
 /** Dependencies of the TTS routes. */
 export interface TtsGatewayDeps {
@@ -208,11 +208,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     noServer: true,
     maxPayload: config.limits.maxFrameBytes * 2,
     perMessageDeflate: false,
-    // Browser auth `Sec-WebSocket-Protocol: token, <key>`: select the scheme, never echo the key (as server.ts).
-    handleProtocols: (protocols) => {
-      for (const p of protocols) if (/^(token|bearer)$/i.test(p)) return p;
-      return false;
-    },
+    handleProtocols: selectAuthSubprotocol,
   });
 
   const reg = deps.registry ? [deps.registry] : [];
