@@ -24,7 +24,7 @@ import type { KeyStore } from '../store/keys.js';
 import { CloseCode } from '../util/errors.js';
 import { randomUUID } from 'node:crypto';
 import type { SttDialect, SttInitRequest } from '../protocol/events.js';
-import { VoxgateError } from '../util/errors.js';
+import { VoxgateError, slngErrorCode } from '../util/errors.js';
 import { presentedKey, redactUrl, selectAuthSubprotocol } from './auth.js';
 import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_routes.js';
 import { GatewayMetrics } from './metrics.js';
@@ -154,7 +154,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log.info({ url: redactUrl(url) }, 'upgrade for unknown route');
       metrics.rejectedUpgrades.inc({ status: '404' });
       rejectUpgrade(socket, 404, {
-        error: 'not_found',
+        error: slngErrorCode('not_found'),
         message: route ? `unknown model "${route.notFound}"` : `no streaming route at ${url.pathname}`,
         models: config.stt.models.map((m) => ({ code: m.code, path: `/v1/stt/${m.code}`, dialect: m.dialect })),
       });
