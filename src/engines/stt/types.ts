@@ -75,6 +75,11 @@ export interface SttPartial {
   duration: number;
   /** Confidence in [0, 1] when the engine provides one. */
   confidence?: number;
+  /**
+   * The hypothesis' words when the engine provides them (times in seconds from stream start, like
+   * {@link SttFinal.words}). Absent: dialects derive word entries from `transcript` (src/protocol/interim.ts).
+   */
+  words?: SttWord[];
 }
 
 /** A final result: the time range [start, start+duration) will never be revised. */
