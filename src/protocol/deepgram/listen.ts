@@ -12,7 +12,7 @@
  * | 10 s without audio or a text message               | 1011  | `NET-0001`    |
  * | session longer than the configured maximum         | 1011  | `NET-0003`    |
  * | engine failure                                     | 1011  | `NET-0000`    |
- * | over capacity                                      | 1013  | `NET-0000`    |
+ * | over capacity (a race past the handshake's 429)    | 1013  | `NET-0000`    |
  *
  * Formatting (`punctuate`, `smart_format`, `numerals`) is applied to finals here, with
  * `src/text/format.ts`; `punctuated_word` appears only when one of them is on (as in Deepgram).
