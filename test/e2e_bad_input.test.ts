@@ -49,7 +49,7 @@ describe('bad input', () => {
     const err = (await openSocket(`${s.wsUrl}/v1/stt/acme/nothing:1`, { Authorization: `Bearer ${s.key}` }).catch((e: unknown) => e)) as { statusCode: number; body: string };
     assert.equal(err.statusCode, 404);
     const body = JSON.parse(err.body) as { error: string; models: { code: string }[] };
-    assert.equal(body.error, 'not_found');
+    assert.equal(body.error, 'invalid_request'); // SLNG code list (issue 9 §3); HTTP status stays 404
     assert.ok(body.models.some((m) => m.code === UNIFIED));
   });
 

@@ -79,34 +79,34 @@ describe('compressed audio on streaming routes', () => {
     assert.equal((await c.closed).code, 1000);
   });
 
-  it('random bytes declared as opus → invalid_audio error frame, close 1008, no ffmpeg left', async () => {
+  it('random bytes declared as opus → undecodable-audio error frame (SLNG code invalid_request), close 1008, no ffmpeg left', async () => {
     const c = await openSession(s, UNIFIED, { encoding: 'opus' });
     c.ws.send(randomBytes(4000));
     const err = await c.waitType('error');
-    assert.equal(err.code, 'invalid_audio');
+    assert.equal(err.code, 'invalid_request'); // SLNG code list (issue 9 §3); the detail is in the message
     assert.match(err.message as string, /opus/);
     const closed = await c.closed;
     assert.equal(closed.code, 1008);
     await eventually(() => ffmpegChildren().length === 0, 5000, 'ffmpeg children to exit');
   });
 
-  it('an MP3 declared as opus → invalid_audio naming what was received', async () => {
+  it('an MP3 declared as opus → undecodable-audio error naming what was received', async () => {
     const bytes = fx.read(fx.encode([CLIP], 'mp3'));
     const c = await openSession(s, UNIFIED, { encoding: 'opus' });
     c.ws.send(bytes.subarray(0, 4096));
     const err = await c.waitType('error');
-    assert.equal(err.code, 'invalid_audio');
+    assert.equal(err.code, 'invalid_request'); // SLNG code list (issue 9 §3); the detail is in the message
     assert.match(err.message as string, /MP3/);
     assert.equal((await c.closed).code, 1008);
   });
 
-  it('an Ogg header followed by garbage → invalid_audio, close 1008', async () => {
+  it('an Ogg header followed by garbage → undecodable-audio error, close 1008', async () => {
     const bytes = fx.read(fx.encode([CLIP], 'ogg-opus'));
     const c = await openSession(s, UNIFIED, { encoding: 'ogg-opus' });
     // A valid first page (OpusHead), then noise: ffmpeg finds no further page.
     c.ws.send(Buffer.concat([bytes.subarray(0, 200), randomBytes(600 * 1024)]));
     const err = await c.waitType('error', 20000);
-    assert.equal(err.code, 'invalid_audio');
+    assert.equal(err.code, 'invalid_request'); // SLNG code list (issue 9 §3); the detail is in the message
     assert.equal((await c.closed).code, 1008);
   });
 

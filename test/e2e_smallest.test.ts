@@ -1,7 +1,7 @@
 /**
  * smallest.ai Lightning and Pulse STT (shared/spec/protocols.md §4.1–4.2) end to end, with a plain `ws`
  * client written from the spec: query-string configuration, `session_id`/`transcript`/`is_final`/
- * `is_last`, `full_transcript`, `words`, the `{"type":"end"}` flow, Pulse `finalize`/`close_stream` and
+ * `is_last`, `full_transcript` (every frame), `word_timestamps`, the `{"type":"end"}` flow, Pulse `finalize`/`close_stream` and
  * VAD events, and errors in the `{"status":"error","error":{…}}` shape.
  */
 import { after, before, describe, it } from 'node:test';
@@ -17,8 +17,8 @@ const transcriptSchema = z
     is_final: z.boolean(),
     is_last: z.boolean(),
     language: z.string().optional(),
-    full_transcript: z.string().optional(),
-    words: z.array(word).optional(),
+    full_transcript: z.string(),
+    word_timestamps: z.array(word).optional(),
     from_finalize: z.boolean().optional(),
   })
   .strict();
@@ -55,7 +55,7 @@ describe('smallest.ai Lightning / Pulse get_text', () => {
     assert.ok(msgs.some((m) => !m.is_final && m.transcript), 'interim transcripts');
     const finals = msgs.filter((m) => m.is_final && !m.is_last);
     assert.ok(finals.length >= 1);
-    assert.ok(finals.every((m) => m.language === 'en' && Array.isArray(m.words) && m.full_transcript !== undefined));
+    assert.ok(finals.every((m) => m.language === 'en' && Array.isArray(m.word_timestamps)));
     const last = msgs.at(-1)!;
     assert.equal(last.is_last, true, 'the last message has is_last');
     assert.equal(msgs.filter((m) => m.is_last).length, 1);
@@ -63,14 +63,14 @@ describe('smallest.ai Lightning / Pulse get_text', () => {
     assert.equal(new Set(msgs.map((m) => m.session_id)).size, 1);
   });
 
-  it('Lightning: format=true (default) punctuates; word_timestamps=false omits words', async () => {
+  it('Lightning: format=true (default) punctuates; word_timestamps=false omits the word array', async () => {
     const clip = await loadClip('asr_en/en_cmu_goforward.wav');
     const c = await open('/waves/v1/lightning/get_text', 'sample_rate=16000&word_timestamps=false');
     await c.sendBinary(Buffer.concat([clip.bytes, silence(1000)]), 4096);
     c.sendJson({ type: 'finalize' }); // Lightning: finalize = end of audio
     await c.closed;
     const f = (c.messages as z.infer<typeof transcriptSchema>[]).find((m) => m.is_final && m.transcript)!;
-    assert.equal(f.words, undefined);
+    assert.equal(f.word_timestamps, undefined);
     assert.match(f.transcript, /^[A-Z0-9].*[.?]$/);
   });
 

@@ -76,6 +76,26 @@ describe('DecoderPool', () => {
     await pool.shutdown(); // idempotent
   });
 
+  test('available() is the number of acquires that would succeed now (the 429 check at the upgrade)', async () => {
+    const pool = new DecoderPool(model, { minIdle: 1, maxDecoders: 2 });
+    await pool.warm();
+    assert.equal(pool.available(), 2);
+    const a = await pool.acquire();
+    assert.equal(pool.available(), 1, 'while the replacement is being created too');
+    await settle(pool);
+    assert.equal(pool.available(), 1);
+    const b = await pool.acquire();
+    await settle(pool);
+    assert.equal(pool.available(), 0);
+    await assert.rejects(pool.acquire(), (err: Error & { code?: string }) => err.code === 'rate_limit');
+    pool.release(a);
+    assert.equal(pool.available(), 1);
+    pool.release(b);
+    assert.equal(pool.available(), 2);
+    await pool.shutdown();
+    assert.equal(pool.available(), 0);
+  });
+
   test('excess idle decoders are freed on release', async () => {
     const pool = new DecoderPool(model, { minIdle: 0, maxDecoders: 3 });
     const ds = [await pool.acquire(), await pool.acquire(), await pool.acquire()];

@@ -121,7 +121,7 @@ describe('smallest.ai Lightning / Pulse (§4.1–4.2)', () => {
     const o = parseSmallestQuery(new URLSearchParams(''));
     assert.deepEqual([o.language, o.encoding, o.sampleRate, o.wordTimestamps, o.fullTranscript, o.eouTimeoutMs], ['en', 'linear16', 16000, true, false, 800]);
     assert.equal(smallestInit(parseSmallestQuery(new URLSearchParams('encoding=ogg_opus'))).encoding, 'ogg-opus');
-    for (const q of ['sample_rate=7', 'encoding=mp3', 'eou_timeout_ms=50', 'numerals=sometimes', 'full_transcript=yes']) {
+    for (const q of ['sample_rate=7', 'encoding=mp3', 'eou_timeout_ms=50', 'numerals=sometimes', 'word_timestamps=yes']) {
       assert.throws(() => parseSmallestQuery(new URLSearchParams(q)), (e: unknown) => e instanceof VoxgateError && e.code === 'config_error', q);
     }
   });
@@ -148,7 +148,7 @@ describe('smallest.ai Lightning / Pulse (§4.1–4.2)', () => {
       .flatMap((e) => d.encode(e as SessionEvent))
       .map((f) => JSON.parse(f) as Record<string, unknown>);
     assert.equal(frames[0]!.type, 'speech_started');
-    assert.deepEqual(frames[1], { session_id: 'sess_x', transcript: 'go', is_final: false, is_last: false });
+    assert.deepEqual(frames[1], { session_id: 'sess_x', transcript: 'go', is_final: false, is_last: false, full_transcript: 'go' });
     assert.equal(frames[2]!.full_transcript, 'go forward');
     assert.equal(frames[3]!.type, 'speech_ended');
     assert.equal(frames[4]!.full_transcript, 'go forward ten meters');

@@ -33,7 +33,7 @@ import type { KeyStore } from '../store/keys.js';
 import { openUrl } from '../transcribe/fetch_url.js';
 import { transcribeFile, type FileTranscription } from '../transcribe/pipeline.js';
 import { deepgramPrerecorded, unmuteTranscription, type PrerecordedOptions } from '../transcribe/responses.js';
-import { VoxgateError, toVoxgateError } from '../util/errors.js';
+import { VoxgateError, slngErrorCode, toVoxgateError } from '../util/errors.js';
 import { presentedKey, redactUrl } from './auth.js';
 import { resolveListenModel } from './compat_routes.js';
 import { matchSttRoute } from './routes.js';
@@ -125,7 +125,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     const body =
       ctx.flavor === 'deepgram'
         ? { err_code: e.code, err_msg: e.message, request_id: ctx.requestId, metadata: { request_id: ctx.requestId } }
-        : { error: e.code, message: e.message, statusCode: status, request_id: ctx.requestId, metadata: { request_id: ctx.requestId } };
+        : { error: slngErrorCode(e.code), message: e.message, statusCode: status, request_id: ctx.requestId, metadata: { request_id: ctx.requestId } };
     if (status === 401) reply.header('www-authenticate', ctx.flavor === 'deepgram' ? 'Token' : 'Bearer');
     return reply.code(status).type('application/json').send(body);
   };

@@ -5,7 +5,8 @@
  * Upgrade pipeline, in this order, before any session or engine resource exists:
  *   1. route → 404 JSON listing the available models when the model is unknown;
  *   2. auth  → 401 JSON when the key is missing, malformed, unknown or revoked;
- *   3. upgrade → an {@link SttSession} drives the socket.
+ *   3. capacity → 429 JSON (+ `Retry-After`) when the engine has no free stream (issue 9 §3);
+ *   4. upgrade → an {@link SttSession} drives the socket.
  *
  * HTTP routes: `GET /v1/models` (catalogue with capabilities), `GET /healthz`, `GET /v1/status`
  * (authenticated; sessions and decoder-pool counters).
@@ -24,7 +25,7 @@ import type { KeyStore } from '../store/keys.js';
 import { CloseCode } from '../util/errors.js';
 import { randomUUID } from 'node:crypto';
 import type { SttDialect, SttInitRequest } from '../protocol/events.js';
-import { VoxgateError } from '../util/errors.js';
+import { VoxgateError, slngErrorCode } from '../util/errors.js';
 import { presentedKey, redactUrl, selectAuthSubprotocol } from './auth.js';
 import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_routes.js';
 import { GatewayMetrics } from './metrics.js';
@@ -85,6 +86,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     bodyLimit: 1024 * 1024,
   });
   const sessions = new Set<SttSession>();
+  /** The engine each open session runs on (for the capacity check at the upgrade). */
+  const sessionEngines = new Map<SttSession, SttEngine>();
   const metrics = new GatewayMetrics(engines, () => sessions.size);
   const wss = new WebSocketServer({
     noServer: true,
@@ -154,7 +157,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log.info({ url: redactUrl(url) }, 'upgrade for unknown route');
       metrics.rejectedUpgrades.inc({ status: '404' });
       rejectUpgrade(socket, 404, {
-        error: 'not_found',
+        error: slngErrorCode('not_found'),
         message: route ? `unknown model "${route.notFound}"` : `no streaming route at ${url.pathname}`,
         models: config.stt.models.map((m) => ({ code: m.code, path: `/v1/stt/${m.code}`, dialect: m.dialect })),
       });
@@ -174,8 +177,33 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     const engine = engines.get(route.model.engine)!;
+    const busy = capacityRefusal(engine, 1);
+    if (busy) {
+      log.info({ url: redactUrl(url) }, `upgrade rejected: ${busy}`);
+      metrics.rejectedUpgrades.inc({ status: '429' });
+      rejectUpgrade(socket, 429, { error: 'rate_limit', message: busy }, { 'Retry-After': '1' });
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], engine, keyInfo.id));
   });
+
+  /**
+   * Over capacity, refuse before the upgrade (issue 9 §3; protocols.md §2.5, §5: HTTP 429 at the
+   * handshake, so clients' retry-on-429 logic fires) instead of accepting and closing 1013.
+   * Capacity is the engine's free streams ({@link SttEngine.freeStreams}) minus the sessions already
+   * upgraded on that engine that have not started their stream yet (awaiting `init`).
+   * A race past this check is still refused by the engine, with the dialect's in-session error.
+   * @param streams engine streams the session will open (channels when multichannel, else 1).
+   * @returns the refusal message, or null when the session fits (or the engine reports no capacity).
+   */
+  function capacityRefusal(engine: SttEngine, streams: number): string | null {
+    const free = engine.freeStreams?.();
+    if (free === undefined) return null;
+    let reserved = 0;
+    for (const [s, e] of sessionEngines) if (e === engine && s.state === 'awaiting_init') reserved++;
+    if (free - reserved >= streams) return null;
+    return `over capacity: all speech decoders of engine "${engine.id}" are busy; retry later`;
+  }
 
   /**
    * Deepgram `/v1/listen` and smallest.ai routes (compat_routes.ts): auth first (401 JSON), then the
@@ -210,8 +238,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
       reject(e.httpStatus, e.code, e.message);
       return;
     }
-    (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId = requestId;
     const engine = engines.get(route.model.engine)!;
+    const busy = capacityRefusal(engine, route.init.multichannel ? (route.init.channels ?? 1) : 1);
+    if (busy) {
+      log.info({ url: redactUrl(url) }, `upgrade rejected: ${busy}`);
+      reject(429, 'rate_limit', busy, { 'Retry-After': '1' });
+      return;
+    }
+    (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId = requestId;
     wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, engine, keyInfo.id, route.init, requestId));
   }
 
@@ -236,6 +270,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       },
       onClosed: (s) => {
         sessions.delete(s);
+        sessionEngines.delete(s);
         metrics.sessionsTotal.inc({ model: model.code, close_code: String(s.closeCode ?? 'client') });
         metrics.audioSeconds.inc({ model: model.code }, s.audioSeconds);
         metrics.sessionSeconds.observe((Date.now() - s.createdAt.getTime()) / 1000);
@@ -247,6 +282,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       },
     });
     sessions.add(session);
+    sessionEngines.set(session, engine);
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       if (isBinary) session.handleBinary(buf);

@@ -94,3 +94,43 @@ export function toVoxgateError(err: unknown): VoxgateError {
   }
   return new VoxgateError('internal_error', err instanceof Error ? err.message : String(err), { cause: err });
 }
+
+/**
+ * Error codes of the SLNG dialects (shared/spec/protocols.md §1.3 "Error codes" table: seed 003's
+ * `auth_error`, `config_error`, `rate_limit`, `provider_error`, `backend_connection_failed` from
+ * seeds 001/004, and the codes LiveKit's plugin maps). SLNG clients (PipeCat, LiveKit) branch on these.
+ */
+export type SlngErrorCode =
+  | 'auth_error'
+  | 'config_error'
+  | 'rate_limit'
+  | 'provider_error'
+  | 'backend_connection_failed'
+  | 'invalid_request'
+  | 'payload_too_large'
+  | 'idle_timeout_exceeded'
+  | 'max_connection_duration_exceeded'
+  | 'backpressure';
+
+/**
+ * The code an SLNG-dialect client sees for a voxgate error (unified and Deepgram-style routes, WebSocket
+ * `error`/`Error` frames and SLNG HTTP bodies). voxgate codes outside the SLNG list map to the closest
+ * listed one; the detail stays in the message:
+ * - `invalid_audio` (undecodable audio) → `invalid_request` (what the client sent is malformed);
+ * - `not_found` (unknown model or route) → `invalid_request`;
+ * - `internal_error` (the speech engine failed) → `provider_error` (the model behind the route failed).
+ * Every other code is already an SLNG code and is returned unchanged.
+ * @param code a voxgate {@link ErrorCode}.
+ * @returns a code from {@link SlngErrorCode}.
+ */
+export function slngErrorCode(code: ErrorCode): SlngErrorCode {
+  switch (code) {
+    case 'invalid_audio':
+    case 'not_found':
+      return 'invalid_request';
+    case 'internal_error':
+      return 'provider_error';
+    default:
+      return code;
+  }
+}

@@ -75,6 +75,11 @@ export interface SttPartial {
   duration: number;
   /** Confidence in [0, 1] when the engine provides one. */
   confidence?: number;
+  /**
+   * The hypothesis' words when the engine provides them (times in seconds from stream start, like
+   * {@link SttFinal.words}). Absent: dialects derive word entries from `transcript` (src/protocol/interim.ts).
+   */
+  words?: SttWord[];
 }
 
 /** A final result: the time range [start, start+duration) will never be revised. */
@@ -154,6 +159,12 @@ export interface SttEngine {
    */
   start(config: SttStreamConfig): Promise<SttStream>;
   stats(): SttEngineStats;
+  /**
+   * Streams that `start` could open right now without rejecting with `rate_limit` (warm decoders plus
+   * room under the engine's cap). Optional: engines without a known cap omit it and are never refused
+   * before the WebSocket upgrade. Used for the HTTP 429 at the handshake (issue 9 §3).
+   */
+  freeStreams?(): number;
   /** Release all resources; pending streams are aborted. */
   shutdown(): Promise<void>;
 }

@@ -13,6 +13,9 @@ import type { SessionEvent, SessionInfo, SttDialect } from '../events.js';
 import { parseSlngClientFrame } from '../unified/client.js';
 import { formatText, formatUtterance } from '../../text/format.js';
 import type { DeepgramStyleServerMessage } from './schema.js';
+import { interimWords } from '../interim.js';
+import type { SttWord } from '../../engines/stt/types.js';
+import { slngErrorCode } from '../../util/errors.js';
 
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
@@ -46,13 +49,40 @@ function resultsMetadata(info: SessionInfo) {
   };
 }
 
-/** Encode one event as Deepgram-style frames (pure). */
+/**
+ * One `Results` alternative for interims and finals alike. `punctuated_word` is required in this
+ * dialect: the word itself unless init asked for formatting (§1.4 `smart_format`).
+ * @param words times in seconds from stream start; rounded to ms here.
+ */
+function alternative(info: SessionInfo, text: string, words: readonly SttWord[], confidence: number) {
+  const fmt = info.format ?? { punctuate: false, numerals: false, smartFormat: false };
+  const f = formatUtterance([...words], fmt);
+  const formatting = fmt.punctuate || fmt.numerals || fmt.smartFormat;
+  const transcript = !formatting ? text : words.length > 0 ? f.transcript : formatText(text, fmt);
+  return {
+    transcript,
+    confidence: round(confidence),
+    words: f.words.map((w) => ({
+      word: w.word,
+      start: round(w.start),
+      end: round(w.end),
+      confidence: round(w.confidence),
+      punctuated_word: w.punctuated_word,
+    })),
+  };
+}
+
+/**
+ * Encode one event as Deepgram-style frames (pure). Interim `Results` carry words and a confidence
+ * (src/protocol/interim.ts); `Error` codes are SLNG's (see {@link slngErrorCode}).
+ */
 export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessage[] {
   switch (ev.kind) {
     case 'ready':
       return [metadata(ev.info, 0, 'incomplete')];
-    case 'partial':
+    case 'partial': {
       if (!ev.result.transcript) return [];
+      const interim = interimWords(ev.result);
       return [
         {
           type: 'Results',
@@ -62,19 +92,13 @@ export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessag
           is_final: false,
           speech_final: false,
           from_finalize: false,
-          channel: {
-            alternatives: [{ transcript: ev.result.transcript, confidence: round(ev.result.confidence ?? 0), words: [] }],
-          },
+          channel: { alternatives: [alternative(ev.info, ev.result.transcript, interim.words, interim.confidence)] },
           metadata: resultsMetadata(ev.info),
         },
       ];
+    }
     case 'final': {
       const r = ev.result;
-      // `punctuated_word` is required in this dialect: the word itself unless init asked for formatting (§1.4 `smart_format`).
-      const fmt = ev.info.format ?? { punctuate: false, numerals: false, smartFormat: false };
-      const f = formatUtterance(r.words ?? [], fmt);
-      const formatting = fmt.punctuate || fmt.numerals || fmt.smartFormat;
-      const transcript = !formatting ? r.transcript : (r.words ?? []).length > 0 ? f.transcript : formatText(r.transcript, fmt);
       return [
         {
           type: 'Results',
@@ -84,21 +108,7 @@ export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessag
           is_final: true,
           speech_final: r.speechFinal,
           from_finalize: r.fromFinalize,
-          channel: {
-            alternatives: [
-              {
-                transcript,
-                confidence: round(r.confidence),
-                words: f.words.map((w) => ({
-                  word: w.word,
-                  start: round(w.start),
-                  end: round(w.end),
-                  confidence: round(w.confidence),
-                  punctuated_word: w.punctuated_word,
-                })),
-              },
-            ],
-          },
+          channel: { alternatives: [alternative(ev.info, r.transcript, r.words ?? [], r.confidence)] },
           metadata: resultsMetadata(ev.info),
         },
       ];
@@ -108,7 +118,7 @@ export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessag
     case 'utterance_end':
       return [{ type: 'UtteranceEnd', channel: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1], last_word_end: round(ev.lastWordEnd) }];
     case 'error':
-      return [{ type: 'Error', code: ev.code, message: ev.message }];
+      return [{ type: 'Error', code: slngErrorCode(ev.code), message: ev.message }];
     case 'ended':
       return [metadata(ev.info, ev.audioSeconds, ev.sha256)];
   }

@@ -12,7 +12,7 @@
  * | 10 s without audio or a text message               | 1011  | `NET-0001`    |
  * | session longer than the configured maximum         | 1011  | `NET-0003`    |
  * | engine failure                                     | 1011  | `NET-0000`    |
- * | over capacity                                      | 1013  | `NET-0000`    |
+ * | over capacity (a race past the handshake's 429)    | 1013  | `NET-0000`    |
  *
  * Formatting (`punctuate`, `smart_format`, `numerals`) is applied to finals here, with
  * `src/text/format.ts`; `punctuated_word` appears only when one of them is on (as in Deepgram).
@@ -22,6 +22,8 @@ import type { ErrorCode } from '../../util/errors.js';
 import { formatText, formatUtterance, type FormatOptions } from '../../text/format.js';
 import type { ClientCommand, DialectClose, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../events.js';
 import { nameUuid } from '../deepgram-style/index.js';
+import { interimWords } from '../interim.js';
+import type { SttWord } from '../../engines/stt/types.js';
 import type { ListenOptions } from './query.js';
 import { listenClientMessageSchema, type ListenServerMessage } from './schema.js';
 
@@ -127,12 +129,37 @@ function resultsMetadata(info: SessionInfo) {
   };
 }
 
+/** A word of a `Results` alternative (§2.4). */
+type ListenWord = { word: string; start: number; end: number; confidence: number; punctuated_word?: string };
+
 /**
- * Encode one session event as `/v1/listen` frames (pure).
+ * One `Results` alternative (§2.4) for interims and finals alike: the transcript (formatted when
+ * `fmt` asks), its confidence and its words, times rounded to ms; `punctuated_word` only when formatting.
+ * @param words times in seconds from stream start.
+ */
+function listenAlternative(text: string, words: readonly SttWord[], confidence: number, fmt: FormatOptions): { transcript: string; confidence: number; words: ListenWord[] } {
+  const formatting = fmt.punctuate || fmt.smartFormat || fmt.numerals;
+  const raw = words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence }));
+  let transcript = text;
+  let out: ListenWord[] = raw;
+  if (formatting) {
+    const f = raw.length > 0 ? formatUtterance(raw, fmt) : { words: [], transcript: formatText(text, fmt) };
+    transcript = f.transcript;
+    out = f.words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuated_word }));
+  }
+  return {
+    transcript,
+    confidence: round(confidence),
+    words: out.map((w) => ({ ...w, start: round(w.start), end: round(w.end), confidence: round(w.confidence) })),
+  };
+}
+
+/**
+ * Encode one session event as `/v1/listen` frames (pure). Interim `Results` carry words and a
+ * confidence too (src/protocol/interim.ts).
  * @param fmt the session's formatting options (from `punctuate`/`smart_format`/`numerals`).
  */
 export function encodeListen(ev: SessionEvent, fmt: FormatOptions): ListenServerMessage[] {
-  const formatting = fmt.punctuate || fmt.smartFormat || fmt.numerals;
   switch (ev.kind) {
     case 'ready':
     case 'error':
@@ -141,6 +168,7 @@ export function encodeListen(ev: SessionEvent, fmt: FormatOptions): ListenServer
     case 'partial': {
       if (!ev.result.transcript) return [];
       const total = ev.info.transcriptChannels ?? 1;
+      const interim = interimWords(ev.result);
       return [
         {
           type: 'Results',
@@ -150,29 +178,13 @@ export function encodeListen(ev: SessionEvent, fmt: FormatOptions): ListenServer
           is_final: false,
           speech_final: false,
           from_finalize: false,
-          channel: {
-            alternatives: [
-              {
-                transcript: formatting ? formatText(ev.result.transcript, fmt) : ev.result.transcript,
-                confidence: round(ev.result.confidence ?? 0),
-                words: [],
-              },
-            ],
-          },
+          channel: { alternatives: [listenAlternative(ev.result.transcript, interim.words, interim.confidence, fmt)] },
           metadata: resultsMetadata(ev.info),
         },
       ];
     }
     case 'final': {
       const r = ev.result;
-      const raw = (r.words ?? []).map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence }));
-      let transcript = r.transcript;
-      let words: { word: string; start: number; end: number; confidence: number; punctuated_word?: string }[] = raw;
-      if (formatting) {
-        const f = raw.length > 0 ? formatUtterance(raw, fmt) : { words: [], transcript: formatText(r.transcript, fmt) };
-        transcript = f.transcript;
-        words = f.words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuated_word }));
-      }
       return [
         {
           type: 'Results',
@@ -182,15 +194,7 @@ export function encodeListen(ev: SessionEvent, fmt: FormatOptions): ListenServer
           is_final: true,
           speech_final: r.speechFinal,
           from_finalize: r.fromFinalize,
-          channel: {
-            alternatives: [
-              {
-                transcript,
-                confidence: round(r.confidence),
-                words: words.map((w) => ({ ...w, start: round(w.start), end: round(w.end), confidence: round(w.confidence) })),
-              },
-            ],
-          },
+          channel: { alternatives: [listenAlternative(r.transcript, r.words ?? [], r.confidence, fmt)] },
           metadata: resultsMetadata(ev.info),
         },
       ];

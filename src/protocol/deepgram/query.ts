@@ -5,7 +5,8 @@
  *
  * Rules:
  * - All values arrive as strings. Booleans accept `true`/`false` (any case); anything else is a
- *   `config_error` naming the parameter.
+ *   `config_error` naming the parameter — for honoured parameters. Documented no-ops are read
+ *   leniently (an unparseable value means the default), so clients that send e.g. `diarize=undefined` work.
  * - Repeatable parameters (`keyterm`, `keywords`, `tag`, `redact`, `search`, `replace`, `extra`) keep
  *   every occurrence in order.
  * - Unknown parameters are ignored (Deepgram ignores them too), so clients that send newer options work.
@@ -115,12 +116,20 @@ export const LISTEN_PARAMETER_SUPPORT: Record<string, 'honoured' | 'no-op'> = {
   version: 'no-op',
 };
 
+/**
+ * A boolean parameter. Honoured parameters are strict: anything but `true`/`false` is a
+ * `config_error`. Documented no-ops ({@link LISTEN_PARAMETER_SUPPORT}) are read leniently: an
+ * unparseable value (Mastra's Deepgram voice sends `diarize=undefined`) means the default, since it
+ * could not change the output anyway (issue 9 §3).
+ * @throws VoxgateError `config_error` for a malformed honoured parameter.
+ */
 function bool(q: URLSearchParams, name: string, dflt = false): boolean {
   const v = q.get(name);
   if (v === null || v === '') return dflt;
   const s = v.toLowerCase();
   if (s === 'true') return true;
   if (s === 'false') return false;
+  if (LISTEN_PARAMETER_SUPPORT[name] === 'no-op') return dflt;
   throw new VoxgateError('config_error', `invalid value for ${name}: "${v}" (expected true or false)`);
 }
 

@@ -8,9 +8,11 @@
  *   last message `is_last: true`, then the server closes 1000). Pulse `{"type":"finalize"}` = force a
  *   final and keep the session; `{"type":"close_stream"}` (or `end`) = flush, final `is_last`, close.
  *   `{"type":"keepalive"}` is accepted silently on both.
- * - Server: `{session_id, transcript, is_final, is_last, language?, full_transcript?, words?, from_finalize?}`;
- *   Pulse adds `speech_started`/`speech_ended` `{type, session_id, timestamp}` with `vad_events=true`
- *   (alias `vad`). `language` appears on finals only; `full_transcript` only on finals when asked.
+ * - Server: `{session_id, transcript, is_final, is_last, language?, full_transcript, word_timestamps?, from_finalize?}`
+ *   (issue 9 §3, seed 002 "Handling Responses": `full_transcript` in every transcript frame — the
+ *   browser examples read it — and the word array named `word_timestamps`, on finals when
+ *   `word_timestamps=true`); Pulse adds `speech_started`/`speech_ended` `{type, session_id, timestamp}`
+ *   with `vad_events=true` (alias `vad`). `language` appears on finals only.
  * - Errors: `{"status":"error","error":{"message","code"}}` (§4.1). Errors that end the session
  *   (bad config, undecodable audio, timeouts) are followed by a close (1008, or 1011 for engine failures).
  */
@@ -36,6 +38,7 @@ export interface SmallestOptions {
   /** Hz. */
   sampleRate: number;
   wordTimestamps: boolean;
+  /** Accepted for compatibility; `full_transcript` is sent in every transcript frame regardless. */
   fullTranscript: boolean;
   /** Punctuation and casing (`format`, default true). */
   format: boolean;
@@ -53,6 +56,15 @@ function bool(q: URLSearchParams, name: string, dflt: boolean): boolean {
   if (/^true$/i.test(v)) return true;
   if (/^false$/i.test(v)) return false;
   throw new VoxgateError('config_error', `invalid value for ${name}: "${v}" (expected true or false)`);
+}
+
+/** A boolean that changes nothing here: an unparseable value means the default (never a 400). */
+function lenientBool(q: URLSearchParams, name: string, dflt: boolean): boolean {
+  try {
+    return bool(q, name, dflt);
+  } catch {
+    return dflt;
+  }
 }
 
 /**
@@ -88,7 +100,8 @@ export function parseSmallestQuery(q: URLSearchParams): SmallestOptions {
     encoding,
     sampleRate,
     wordTimestamps: bool(q, 'word_timestamps', true),
-    fullTranscript: bool(q, 'full_transcript', false),
+    // Documented no-op now that every frame carries `full_transcript`: read leniently.
+    fullTranscript: lenientBool(q, 'full_transcript', false),
     format: bool(q, 'format', true),
     numerals: numRaw === 'true',
     eouTimeoutMs,
@@ -142,15 +155,28 @@ export function parseSmallestText(text: string, variant: SmallestVariant): Clien
   }
 }
 
-/** A transcript frame (§4.1 server message). */
+/** A word of `word_timestamps` (seconds from stream start). */
+export interface SmallestWord {
+  word: string;
+  start: number;
+  end: number;
+  confidence: number;
+}
+
+/**
+ * A transcript frame (§4.1 server message; issue 9 §3, seed 002 "Handling Responses"): `full_transcript`
+ * is in every transcript frame, and the word array is `word_timestamps` (finals only, when the query's
+ * `word_timestamps` is true).
+ */
 export interface SmallestTranscript {
   session_id: string;
   transcript: string;
   is_final: boolean;
   is_last: boolean;
   language?: string;
-  full_transcript?: string;
-  words?: { word: string; start: number; end: number; confidence: number }[];
+  /** Everything transcribed so far in the session, up to and including this frame's `transcript`. */
+  full_transcript: string;
+  word_timestamps?: SmallestWord[];
   from_finalize?: boolean;
 }
 
@@ -161,25 +187,55 @@ export type SmallestServerMessage =
   | { status: 'error'; error: { message: string; code: string } };
 
 /**
- * Create the dialect for one session. Stateful: it keeps the running `full_transcript`.
+ * Create the dialect for one session. Stateful: it keeps the running `full_transcript` and, on Pulse
+ * with `vad_events`, whether a `speech_started` still awaits its `speech_ended`.
+ *
+ * Pulse VAD events (§4.2): every `speech_started` is answered by exactly one `speech_ended` — at the
+ * final that closes the utterance, whether endpointing (`speech_final`) or a client `finalize` closed
+ * it, or at the end of the session. Its `timestamp` is when speech ended, not when the end-of-utterance
+ * wait expired: the last word's end, or without words the final's end minus the `eou_timeout_ms` wait
+ * (endpointed) / the final's end (finalize, end of stream; the audio's end when no final covered the
+ * speech); never before the `speech_started`.
  * @param variant `lightning` or `pulse` (control messages and VAD events differ, see module docs).
  */
 export function createSmallestDialect(opts: SmallestOptions, variant: SmallestVariant): SttDialect {
   const fmt: FormatOptions = { punctuate: opts.format, smartFormat: false, numerals: opts.numerals };
   const formatting = fmt.punctuate || fmt.numerals;
+  const vadEvents = opts.vadEvents && variant === 'pulse';
   const finals: string[] = [];
+  /** Timestamp (s) of the `speech_started` not yet answered by a `speech_ended`; null when none is open. */
+  let openSpeech: number | null = null;
+  /** Speech end (s) of the latest final that did not close the utterance (stream end drains with such a final). */
+  let lastSpeechEnd: number | null = null;
+  const full = (current: string): string => [...finals, current].filter(Boolean).join(' ');
+  const speechEnded = (sessionId: string, at: number): SmallestServerMessage[] => {
+    if (openSpeech === null) return [];
+    const timestamp = round(Math.max(openSpeech, at));
+    openSpeech = null;
+    return [{ type: 'speech_ended', session_id: sessionId, timestamp }];
+  };
+  /** When speech ended in the utterance of final `r` (seconds; see the function docs). */
+  const speechEnd = (r: Extract<SessionEvent, { kind: 'final' }>['result']): number => {
+    const last = r.words?.at(-1);
+    if (last) return last.end;
+    const end = r.start + r.duration;
+    return r.speechFinal ? Math.max(r.start, end - opts.eouTimeoutMs / 1000) : end;
+  };
   const encode = (ev: SessionEvent): SmallestServerMessage[] => {
     switch (ev.kind) {
       case 'ready':
         return [];
-      case 'partial':
+      case 'partial': {
         if (!ev.result.transcript) return [];
-        return [{ session_id: ev.info.sessionId, transcript: formatting ? formatText(ev.result.transcript, fmt) : ev.result.transcript, is_final: false, is_last: false }];
+        const transcript = formatting ? formatText(ev.result.transcript, fmt) : ev.result.transcript;
+        return [{ session_id: ev.info.sessionId, transcript, is_final: false, is_last: false, full_transcript: full(transcript) }];
+      }
       case 'final': {
         const r = ev.result;
-        if (!r.transcript && !r.fromFinalize) {
-          return r.speechFinal && opts.vadEvents && variant === 'pulse' ? [{ type: 'speech_ended', session_id: ev.info.sessionId, timestamp: round(r.start + r.duration) }] : [];
-        }
+        const closesUtterance = r.speechFinal || r.fromFinalize;
+        const ended = vadEvents && closesUtterance ? speechEnded(ev.info.sessionId, speechEnd(r)) : [];
+        lastSpeechEnd = closesUtterance ? null : speechEnd(r);
+        if (!r.transcript && !r.fromFinalize) return ended;
         let transcript = r.transcript;
         let words = r.words?.map((w) => ({ word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence) }));
         if (formatting) {
@@ -192,32 +248,35 @@ export function createSmallestDialect(opts: SmallestOptions, variant: SmallestVa
           }
         }
         if (transcript) finals.push(transcript);
-        const m: SmallestTranscript = { session_id: ev.info.sessionId, transcript, is_final: true, is_last: false, language: r.language };
-        if (opts.fullTranscript) m.full_transcript = finals.join(' ');
-        if (opts.wordTimestamps) m.words = words ?? [];
+        const m: SmallestTranscript = { session_id: ev.info.sessionId, transcript, is_final: true, is_last: false, language: r.language, full_transcript: full('') };
+        if (opts.wordTimestamps) m.word_timestamps = words ?? [];
         if (variant === 'pulse') m.from_finalize = r.fromFinalize;
-        const out: SmallestServerMessage[] = [m];
-        if (r.speechFinal && opts.vadEvents && variant === 'pulse') out.push({ type: 'speech_ended', session_id: ev.info.sessionId, timestamp: round(r.start + r.duration) });
-        return out;
+        return [m, ...ended];
       }
-      case 'speech_started':
-        return opts.vadEvents && variant === 'pulse' ? [{ type: 'speech_started', session_id: ev.info.sessionId, timestamp: round(ev.timestamp) }] : [];
+      case 'speech_started': {
+        if (!vadEvents) return [];
+        // A new utterance while one is open (cannot happen with the segmented engines): close it first.
+        const out = speechEnded(ev.info.sessionId, ev.timestamp);
+        openSpeech = ev.timestamp;
+        return [...out, { type: 'speech_started', session_id: ev.info.sessionId, timestamp: round(ev.timestamp) }];
+      }
       case 'utterance_end':
         return [];
       case 'error':
         return [{ status: 'error', error: { message: ev.message, code: ev.code } }];
       case 'ended': {
-        const m: SmallestTranscript = { session_id: ev.info.sessionId, transcript: '', is_final: true, is_last: true, language: opts.language };
-        if (opts.fullTranscript) m.full_transcript = finals.join(' ');
-        if (opts.wordTimestamps) m.words = [];
+        const ended = speechEnded(ev.info.sessionId, lastSpeechEnd ?? ev.audioSeconds);
+        const m: SmallestTranscript = { session_id: ev.info.sessionId, transcript: '', is_final: true, is_last: true, language: opts.language, full_transcript: full('') };
+        if (opts.wordTimestamps) m.word_timestamps = [];
         if (variant === 'pulse') m.from_finalize = false;
-        return [m];
+        return [...ended, m];
       }
     }
   };
   return {
     name: variant === 'pulse' ? 'smallest-pulse' : 'smallest-lightning',
-    alwaysWords: false,
+    // Pulse VAD events need the last word's end for `speech_ended` (the words are sent only when asked).
+    alwaysWords: vadEvents,
     parseText: (text) => parseSmallestText(text, variant),
     encode: (ev) => encode(ev).map((m) => JSON.stringify(m)),
   };

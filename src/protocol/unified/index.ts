@@ -4,12 +4,14 @@
  *
  * Server frames: `ready`, `partial_transcript` (only when partials are enabled — the session does not
  * produce them otherwise), `final_transcript`, `error`. Empty finals are not sent unless they answer a
- * `finalize` (so a client waiting for `from_finalize: true` never hangs).
+ * `finalize` (so a client waiting for `from_finalize: true` never hangs). Error codes are SLNG's
+ * ({@link slngErrorCode}: e.g. undecodable audio is `invalid_request`, an engine failure `provider_error`).
  */
 import type { SessionEvent, SttDialect } from '../events.js';
 import type { UnifiedServerMessage } from './schema.js';
 import { parseSlngClientFrame } from './client.js';
 import { formatText } from '../../text/format.js';
+import { slngErrorCode } from '../../util/errors.js';
 
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
@@ -44,7 +46,7 @@ export function encodeUnified(ev: SessionEvent): UnifiedServerMessage[] {
       return [m];
     }
     case 'error':
-      return [{ type: 'error', code: ev.code, message: ev.message }];
+      return [{ type: 'error', code: slngErrorCode(ev.code), message: ev.message }];
     case 'speech_started':
     case 'utterance_end':
     case 'ended':

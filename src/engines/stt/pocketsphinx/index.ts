@@ -93,6 +93,11 @@ export class PocketSphinxEngine implements SttEngine {
     return { activeStreams: this.streams.size, idleDecoders: p?.idle ?? 0, busyDecoders: p?.busy ?? 0 };
   }
 
+  /** Streams that could start now (the decoder pool's free capacity; 0 before `init`). */
+  freeStreams(): number {
+    return this.pool?.available() ?? 0;
+  }
+
   /** Pool details for `/v1/status`. */
   poolStats(): ReturnType<DecoderPool['stats']> | null {
     return this.pool?.stats() ?? null;

@@ -105,6 +105,16 @@ export class DecoderPool {
     else d.free();
   }
 
+  /**
+   * How many {@link acquire} calls would succeed now without a `rate_limit` rejection: idle decoders,
+   * creations no acquire has claimed yet, and room to create more under `maxDecoders`. 0 once shut down.
+   */
+  available(): number {
+    if (this.closed) return 0;
+    const room = this.opts.maxDecoders - this.busy.size - this.idle.length - this.inFlight.size;
+    return this.idle.length + Math.max(0, this.unclaimed()) + Math.max(0, room);
+  }
+
   /** Counts for `/v1/status` and metrics, plus whether decoders share one language model. */
   stats(): { idle: number; busy: number; creating: number; sharedLm: boolean } {
     return { idle: this.idle.length, busy: this.busy.size, creating: this.inFlight.size, sharedLm: this.model.sharedLm };
