@@ -122,7 +122,7 @@ describe('interim Results carry words and a confidence (issue 9 §3, §2.4)', ()
 });
 
 describe('smallest.ai transcript shape (issue 9 §3, seed 002 "Handling Responses")', () => {
-  it('the word array is word_timestamps (never words), full_transcript is in every transcript frame', () => {
+  it('the word array is word_timestamps (repeated as §4.1 words), full_transcript is in every transcript frame', () => {
     const d = createSmallestDialect(parseSmallestQuery(new URLSearchParams('format=false')), 'lightning');
     const frames = encode(d, [
       partial({ transcript: 'go', start: 0.3, duration: 0.3 }),
@@ -135,7 +135,7 @@ describe('smallest.ai transcript shape (issue 9 §3, seed 002 "Handling Response
       frames.map((f) => f.full_transcript),
       ['go', 'go forward', 'go forward ten', 'go forward ten meters', 'go forward ten meters'],
     );
-    for (const f of frames) assert.equal('words' in f, false, JSON.stringify(f));
+    for (const f of frames) assert.deepEqual(f.words, f.word_timestamps, JSON.stringify(f));
     assert.deepEqual(frames[1]!.word_timestamps, [
       { word: 'go', start: 0.312, end: 0.5, confidence: 0.9 },
       { word: 'forward', start: 0.5, end: 0.9, confidence: 0.8 },

@@ -166,7 +166,7 @@ export interface SmallestWord {
 /**
  * A transcript frame (§4.1 server message; issue 9 §3, seed 002 "Handling Responses"): `full_transcript`
  * is in every transcript frame, and the word array is `word_timestamps` (finals only, when the query's
- * `word_timestamps` is true).
+ * `word_timestamps` is true), repeated as `words` for clients written to §4.1.
  */
 export interface SmallestTranscript {
   session_id: string;
@@ -177,6 +177,11 @@ export interface SmallestTranscript {
   /** Everything transcribed so far in the session, up to and including this frame's `transcript`. */
   full_transcript: string;
   word_timestamps?: SmallestWord[];
+  /**
+   * The same array as `word_timestamps`, under the name protocols.md §4.1 and smallest.ai's own
+   * response-format page give it; both are sent so clients written to either read their words.
+   */
+  words?: SmallestWord[];
   from_finalize?: boolean;
 }
 
@@ -249,7 +254,7 @@ export function createSmallestDialect(opts: SmallestOptions, variant: SmallestVa
         }
         if (transcript) finals.push(transcript);
         const m: SmallestTranscript = { session_id: ev.info.sessionId, transcript, is_final: true, is_last: false, language: r.language, full_transcript: full('') };
-        if (opts.wordTimestamps) m.word_timestamps = words ?? [];
+        if (opts.wordTimestamps) m.word_timestamps = m.words = words ?? [];
         if (variant === 'pulse') m.from_finalize = r.fromFinalize;
         return [m, ...ended];
       }
@@ -267,7 +272,7 @@ export function createSmallestDialect(opts: SmallestOptions, variant: SmallestVa
       case 'ended': {
         const ended = speechEnded(ev.info.sessionId, lastSpeechEnd ?? ev.audioSeconds);
         const m: SmallestTranscript = { session_id: ev.info.sessionId, transcript: '', is_final: true, is_last: true, language: opts.language, full_transcript: full('') };
-        if (opts.wordTimestamps) m.word_timestamps = [];
+        if (opts.wordTimestamps) m.word_timestamps = m.words = [];
         if (variant === 'pulse') m.from_finalize = false;
         return [...ended, m];
       }
