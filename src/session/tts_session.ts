@@ -8,9 +8,10 @@
  *
  * Pipeline: `text` → {@link TextSegmenter} (sentence/clause boundaries) → queue → one engine job
  * at a time → encoder (resample + encode) → audio frames. Per segment: `segment_start`, audio,
- * `segment_end`; per `flush`: the rest of the buffered text is synthesised, then `audio_end`
- * {duration} (when the utterance had audio) and `flushed`. For mp3/opus the encoder's delay makes
- * audio trail the segment markers; `audio_end`/`flushed` always follow all of it.
+ * `segment_end` — the encoder is flushed at the end of each segment (`AudioEncoder.endSegment`:
+ * resampler tail; for mp3/opus the segment's ffmpeg stream is finished), so `segment_end` follows
+ * the segment's last audio byte in every encoding. Per `flush`: the rest of the buffered text is
+ * synthesised, then `audio_end` {duration} (when the utterance had audio) and `flushed`.
  *
  * Barge-in (`clear`, and `cancel`): synchronously, the session bumps its *epoch*, kills the engine
  * job (SIGKILL) and the ffmpeg encoder, empties the queue and the segmenter, then sends
@@ -351,6 +352,7 @@ export class TtsSession {
     const ctl = new AbortController();
     this.jobAbort = ctl;
     const encoder = this.currentEncoder(epoch);
+    encoder.prepare(); // mp3/opus: this segment's ffmpeg starts while the engine works
     this.encoderHasAudio = true;
     try {
       await renderSegment(resolved, text, encoder, ctl.signal, (seconds) => this.pace(seconds, epoch));
@@ -364,6 +366,9 @@ export class TtsSession {
     } finally {
       if (this.jobAbort === ctl) this.jobAbort = null;
     }
+    if (epoch !== this.epoch) return;
+    // Every byte of this segment (resampler tail, the ffmpeg stream's last frames) goes out first.
+    await encoder.endSegment();
     if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId });
   }
 
