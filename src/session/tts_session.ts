@@ -2,7 +2,7 @@
  * The streaming TTS session state machine (issue #4; shared/spec/protocols.md §1.5 "Ordering /
  * lifecycle", §3, §5, §6.7–6.8):
  *
- *   awaiting_init ──init──▶ streaming ──close──▶ draining ──▶ closed
+ *   awaiting_init ──init──▶ streaming ──close──▶ closed
  *        │  (Deepgram: starts in streaming, configured from the URL; `Metadata` = ready)
  *        └─ text/flush before init → error frame, message ignored; bad init → config_error, close
  *
@@ -12,6 +12,12 @@
  * resampler tail; for mp3/opus the segment's ffmpeg stream is finished), so `segment_end` follows
  * the segment's last audio byte in every encoding. Per `flush`: the rest of the buffered text is
  * synthesised, then `audio_end` {duration} (when the utterance had audio) and `flushed`.
+ *
+ * Hang-up (`close`/`Close`, protocols.md §1.5 S1 "close session and stop further audio", §3 Deepgram
+ * "Close will close the websocket connection immediately"): synchronously, the session stops all
+ * work exactly as a vanished client does — engine job killed (SIGKILL), ffmpeg killed, queue and
+ * segmenter emptied, pacing stopped — and closes the socket with 1000 and no final message. To
+ * drain instead, a client sends `flush` and waits for `flushed` (or `audio_end`) before `close`.
  *
  * Barge-in (`clear`, and `cancel`): synchronously, the session bumps its *epoch*, kills the engine
  * job (SIGKILL) and the ffmpeg encoder, empties the queue and the segmenter, then sends
@@ -30,7 +36,7 @@
  *
  * Timers: `initTimeoutSeconds` for `init`; `idleTimeoutSeconds` without any client frame
  * (`keepalive` and WebSocket pings count) *while idle* — never while audio is being produced;
- * `maxSessionSeconds` overall. `close` drains: everything sent so far is spoken, then close 1000.
+ * `maxSessionSeconds` overall.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -56,7 +62,7 @@ export interface TtsTransport {
 }
 
 /** Lifecycle states (see module docs). */
-export type TtsSessionState = 'awaiting_init' | 'streaming' | 'draining' | 'closed';
+export type TtsSessionState = 'awaiting_init' | 'streaming' | 'closed';
 
 /** Observes session activity (metrics). Calls must be cheap and must not throw. */
 export interface TtsSessionObserver {
@@ -83,7 +89,7 @@ export interface TtsSessionOptions {
   observer?: TtsSessionObserver;
 }
 
-type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' } | { kind: 'end' };
+type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' };
 
 /** One client connection on a TTS WebSocket route. Drive it with the `handle*` methods. */
 export class TtsSession {
@@ -202,18 +208,15 @@ export class TtsSession {
         this.init(cmd.init);
         return;
       case 'close':
-        if (this.st === 'awaiting_init') this.terminate({ code: CloseCode.NORMAL, reason: 'closed before init' });
-        else if (this.st === 'streaming') this.startDrain();
+        // Hang-up: no audio and no message follow; everything in progress is killed (see module docs).
+        this.log.debug({ state: this.st, queued: this.queue.length, running: this.running }, 'close: stopping at once');
+        this.terminate({ code: CloseCode.NORMAL, reason: this.st === 'awaiting_init' ? 'closed before init' : 'session closed' });
         return;
       default:
         break;
     }
     if (this.st === 'awaiting_init') {
       this.sendError('invalid_request', `"${cmd.kind}" before "init" was ignored; send {"type":"init",...} first`);
-      return;
-    }
-    if (this.st === 'draining') {
-      this.sendError('invalid_request', `"${cmd.kind}" after "close" was ignored; the session is draining`);
       return;
     }
     switch (cmd.kind) {
@@ -282,13 +285,6 @@ export class TtsSession {
     this.enqueue({ kind: 'flush' });
   }
 
-  private startDrain(): void {
-    this.st = 'draining';
-    const last = this.segmenter.flush();
-    if (last) this.enqueue({ kind: 'segment', text: last });
-    this.enqueue({ kind: 'end' });
-  }
-
   /** Barge-in: drop all text and audio not yet sent, stop engine work, acknowledge. Synchronous. */
   private clear(): void {
     this.epoch++;
@@ -328,7 +324,7 @@ export class TtsSession {
           this.queuedChars -= item.text.length;
           await this.runSegment(item.text, epoch);
         } else {
-          await this.endUtterance(item.kind, epoch);
+          await this.endUtterance(epoch);
         }
       }
     } catch (err) {
@@ -372,7 +368,8 @@ export class TtsSession {
     if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId });
   }
 
-  private async endUtterance(kind: 'flush' | 'end', epoch: number): Promise<void> {
+  /** A `flush` reached the head of the queue: end the utterance (`audio_end` when it had audio), then `flushed`. */
+  private async endUtterance(epoch: number): Promise<void> {
     const encoder = this.encoder;
     const hadAudio = this.encoderHasAudio && encoder !== null;
     if (hadAudio) {
@@ -383,14 +380,8 @@ export class TtsSession {
       this.totalSeconds += encoder.seconds;
       this.emit({ kind: 'audio_end', duration: encoder.seconds });
     }
-    if (kind === 'flush') {
-      this.emit({ kind: 'flushed', sequenceId: this.flushCount++ });
-      if (hadAudio) this.prewarm();
-      return;
-    }
-    this.encoder?.abort();
-    this.encoder = null;
-    this.terminate({ code: CloseCode.NORMAL, reason: 'session closed' });
+    this.emit({ kind: 'flushed', sequenceId: this.flushCount++ });
+    if (hadAudio) this.prewarm();
   }
 
   /** The encoder of the current utterance, created on first use; its output is tied to `epoch`. */
@@ -493,7 +484,7 @@ export class TtsSession {
 
   private armIdle(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.st === 'closed' || this.st === 'draining') return;
+    if (this.st === 'closed') return;
     const seconds = this.st === 'awaiting_init' ? this.o.limits.initTimeoutSeconds : this.o.limits.idleTimeoutSeconds;
     this.idleTimer = setTimeout(() => {
       if (this.running || this.queue.length > 0) {
