@@ -225,8 +225,12 @@ export class TtsSession {
         if (cmd.flush) this.flush();
         return;
       case 'flush':
-        if (cmd.warning) this.emit({ kind: 'warning', ...cmd.warning });
         this.flush();
+        return;
+      case 'warning':
+        // The dialect refused the frame (Deepgram: Flush over its rate limit); say so, change nothing.
+        this.log.info({ code: cmd.code }, cmd.description);
+        this.emit({ kind: 'warning', code: cmd.code, description: cmd.description });
         return;
       case 'clear':
       case 'cancel':
