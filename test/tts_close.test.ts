@@ -12,11 +12,16 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { sharedSpawnHost, type HostedChild } from '../src/util/spawn_host.js';
 import { eventually, type TestServer } from './helpers.js';
 import { openTts, openTtsSession, startTtsServer, TtsRecorder } from './tts_helpers.js';
 
-/** Five sentences of flite kal16 speech, ≈ 25 s in all. */
-const ANSWER = Array.from({ length: 5 }, (_, i) => `This is part number ${i + 1} of a long spoken answer, and it keeps going for quite a while before it stops.`).join(' ');
+/**
+ * Five sentences of flite kal16 speech, ≈ 25 s in all. No commas: each segment is a whole ≈ 5 s
+ * sentence, longer than the 3 s pacing lead, so a hang-up after the first audio lands while the
+ * first segment is still being rendered (engine output and ffmpeg encoder live).
+ */
+const ANSWER = Array.from({ length: 5 }, (_, i) => `This is part number ${i + 1} of a long spoken answer that keeps going for quite a while before it finally stops.`).join(' ');
 /** Seconds of audio the answer is at least (measured ≈ 25 s; generous floor). */
 const ANSWER_MIN_SECONDS = 18;
 
@@ -48,7 +53,7 @@ describe('TTS close means close', () => {
   };
 
   for (const encoding of ['linear16', 'mp3'] as const) {
-    it(`unified (${encoding}): close mid-answer → no more audio, no audio_end/flushed, close 1000, engine idle`, async () => {
+    it(`unified (${encoding}): close mid-answer → no more audio, no audio_end/flushed, close 1000, engine idle`, async (t) => {
       // Reference: the whole answer's length, without pacing.
       const ref = await openTtsSession(s, 'local/flite:en', { voice: 'kal16', config: { sample_rate: 16000, pacing: false } });
       ref.send({ type: 'text', text: ANSWER, flush: true });
@@ -57,6 +62,20 @@ describe('TTS close means close', () => {
       assert.ok(total >= ANSWER_MIN_SECONDS, `the answer is ${total} s`);
       ref.ws.close();
 
+      // Record the ffmpeg encoders started from here on (mp3): every one must be gone after close.
+      const host = sharedSpawnHost();
+      const spawn = host.spawn.bind(host);
+      const encoders: { child: HostedChild; exited: boolean }[] = [];
+      host.spawn = (cmd: string, args: string[]) => {
+        const child = spawn(cmd, args);
+        if (cmd === 'ffmpeg') {
+          const e = { child, exited: false };
+          void child.exit.then(() => (e.exited = true));
+          encoders.push(e);
+        }
+        return child;
+      };
+      t.after(() => (host.spawn = spawn));
       const c = await openTtsSession(s, 'local/flite:en', { voice: 'kal16', config: { sample_rate: 16000, encoding } });
       c.send({ type: 'text', text: ANSWER, flush: true });
       await c.waitIndex(TtsRecorder.isAudio);
@@ -72,6 +91,10 @@ describe('TTS close means close', () => {
         assert.ok(heard < total / 2, `${heard.toFixed(2)} s of a ${total.toFixed(2)} s answer were sent: audio went on after close`);
       }
       await eventually(idle, 3000, 'engine jobs killed');
+      if (encoding === 'mp3') {
+        assert.ok(encoders.length > 0, 'the session started an ffmpeg encoder');
+        await eventually(() => encoders.every((e) => e.exited), 3000, 'every ffmpeg encoder of the session exited');
+      }
       await eventually(() => s.gateway.sessionCount() === 0, 3000, 'sessions gone');
       console.log(`# unified ${encoding}: close → close frame in ${ms.toFixed(1)} ms`);
     });
