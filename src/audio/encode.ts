@@ -7,8 +7,9 @@
  *                                                          → mp3 | opus               (ffmpeg child)
  *
  * An {@link AudioEncoder} encodes one *stream*: an utterance on a WebSocket (between flushes, cut
- * into segments by `endSegment`) or a whole HTTP response. Byte counts are exact for the PCM encodings: linear16 = 2 bytes per
- * sample, mulaw/alaw = 1, so `bytes = duration × sample_rate × bytesPerSample` always holds.
+ * into segments by `endSegment`) or a whole HTTP response. Byte counts are exact for the PCM
+ * encodings: linear16 = 2 bytes per sample, mulaw/alaw = 1, so
+ * `bytes = duration × sample_rate × bytesPerSample` always holds.
  */
 import { encodeAlaw, encodeMulaw } from './g711.js';
 import { FfmpegEncoder, OPUS_SAMPLE_RATES, type ByteSink, type CompressedEncoding } from './ffmpeg_encode.js';
