@@ -137,13 +137,23 @@ describe('Deepgram /v1/speak dialect (§3)', () => {
     assert.deepEqual(d.closeFor('provider_error'), { code: 1011, reason: 'NET-0000' });
   });
 
-  it('warns after 20 Flush messages in 60 s and forgets old ones', () => {
+  it('refuses the 21st Flush in 60 s with a warning (not a flush) and accepts flushes again as the window slides', () => {
     let now = 0;
     const d = createDeepgramSpeakDialect(() => now);
-    for (let i = 0; i < 20; i++) assert.deepEqual(d.parseText('{"type":"Flush"}'), { kind: 'flush' });
+    for (let i = 0; i < 20; i++) {
+      now = i * 1000;
+      assert.deepEqual(d.parseText('{"type":"Flush"}'), { kind: 'flush' });
+    }
+    now = 30_000;
     const w = d.parseText('{"type":"Flush"}');
-    assert.equal(w.kind, 'flush');
-    assert.equal(w.kind === 'flush' && w.warning?.code, 'FLUSH_LIMIT_EXCEEDED');
+    assert.equal(w.kind, 'warning');
+    assert.equal(w.kind === 'warning' && w.code, 'FLUSH_LIMIT_EXCEEDED');
+    assert.match(w.kind === 'warning' ? w.description : '', /not processed.*30 s/);
+    now = 59_999;
+    assert.equal(d.parseText('{"type":"Flush"}').kind, 'warning', 'refused flushes do not count, the first one still holds the window');
+    now = 60_000; // the flush at 0 s has left the window
+    assert.deepEqual(d.parseText('{"type":"Flush"}'), { kind: 'flush' });
+    assert.equal(d.parseText('{"type":"Flush"}').kind, 'warning');
     now = 61_000;
     assert.deepEqual(d.parseText('{"type":"Flush"}'), { kind: 'flush' });
   });

@@ -6,9 +6,10 @@
  *   PCM (native rate) → Resampler (polyphase, resample.ts) → linear16 | mulaw | alaw   (in process)
  *                                                          → mp3 | opus               (ffmpeg child)
  *
- * An {@link AudioEncoder} encodes one *stream*: an utterance on a WebSocket (between flushes) or
- * a whole HTTP response. Byte counts are exact for the PCM encodings: linear16 = 2 bytes per
- * sample, mulaw/alaw = 1, so `bytes = duration × sample_rate × bytesPerSample` always holds.
+ * An {@link AudioEncoder} encodes one *stream*: an utterance on a WebSocket (between flushes, cut
+ * into segments by `endSegment`) or a whole HTTP response. Byte counts are exact for the PCM
+ * encodings: linear16 = 2 bytes per sample, mulaw/alaw = 1, so
+ * `bytes = duration × sample_rate × bytesPerSample` always holds.
  */
 import { encodeAlaw, encodeMulaw } from './g711.js';
 import { FfmpegEncoder, OPUS_SAMPLE_RATES, type ByteSink, type CompressedEncoding } from './ffmpeg_encode.js';
@@ -101,23 +102,40 @@ export interface EncoderOptions {
 }
 
 /**
- * Encoder of one stream. `write` as PCM arrives, `end` once; after `end`/`abort` the instance is spent.
- * Not thread-shared.
+ * Encoder of one stream. `write` as PCM arrives, `endSegment` after each segment when the caller
+ * marks segments, `end` once; after `end`/`abort` the instance is spent. Not thread-shared.
+ *
+ * Segments (protocols.md §1.5 `segment_start` → audio → `segment_end`): {@link endSegment} hands
+ * every byte for the PCM written so far to the sink before it resolves, so a segment marker sent
+ * afterwards follows the segment's last audio byte. PCM encodings flush the resampler's look-ahead
+ * (a few ms); mp3/opus finish the current ffmpeg stream (neither libmp3lame nor libopus can flush
+ * mid-stream), and the next segment is a new stream: concatenated mp3 streams and chained Ogg
+ * streams (each with its own serial number) decode as one.
  */
 export interface AudioEncoder {
   readonly encoding: TtsEncoding;
   /** Output rate, Hz. */
   readonly sampleRate: number;
-  /** Seconds of audio (at the output rate) written so far, including the resampler tail after `end`. */
+  /** Seconds of audio (at the output rate) written so far, including resampler tails emitted by `endSegment`/`end`. */
   readonly seconds: number;
   /**
    * Encode PCM at the input rate.
    * @returns a promise when the sink or encoder asked to wait (await it before writing more).
    */
   write(pcm: Int16Array): void | Promise<void>;
+  /**
+   * Start any encoder process the next segment needs now (mp3/opus: spawn ffmpeg), so its start-up
+   * overlaps with synthesis. No-op for PCM encodings and when one is already running.
+   */
+  prepare(): void;
+  /**
+   * End of a segment: emit every byte for the PCM written so far; resolves once all of it was handed
+   * to the sink. The stream goes on with the next `write`. @throws VoxgateError `provider_error` (ffmpeg).
+   */
+  endSegment(): Promise<void>;
   /** Emit everything pending (resampler tail, encoder delay) and finish. @throws VoxgateError `provider_error` (ffmpeg). */
   end(): Promise<void>;
-  /** Drop everything now (barge-in); kills an ffmpeg child. Idempotent. */
+  /** Drop everything now (barge-in, hang-up); kills an ffmpeg child. Idempotent. */
   abort(): void;
 }
 
@@ -148,9 +166,15 @@ class PcmStreamEncoder implements AudioEncoder {
     return this.emit(this.resampler.process(pcm));
   }
 
-  async end(): Promise<void> {
+  prepare(): void {}
+
+  async endSegment(): Promise<void> {
     if (this.aborted) return;
-    await this.emit(this.resampler.flush());
+    await this.emit(this.resampler.flush()); // the look-ahead tail; the resampler starts afresh
+  }
+
+  async end(): Promise<void> {
+    await this.endSegment();
     this.aborted = true; // spent
   }
 
@@ -177,42 +201,94 @@ class PcmStreamEncoder implements AudioEncoder {
   }
 }
 
-/** mp3 / opus through ffmpeg, fed by our resampler. */
+/**
+ * mp3 / opus through ffmpeg, fed by our resampler: one ffmpeg stream per segment (see
+ * {@link AudioEncoder}). The first is spawned at construction (warm start); after a segment, the
+ * next is spawned by `prepare()` or the first `write()`.
+ */
 class CompressedStreamEncoder implements AudioEncoder {
   private readonly resampler: Resampler;
-  private readonly ff: FfmpegEncoder;
+  /** The current segment's ffmpeg, or null between segments. */
+  private ff: FfmpegEncoder | null;
+  /** Has PCM been written to `ff`? An idle ffmpeg is killed at `end()`, never finished (it would emit empty-stream headers). */
+  private ffUsed = false;
   private samples = 0;
+  private spent = false;
 
   constructor(
     readonly encoding: CompressedEncoding,
     readonly sampleRate: number,
     inputRate: number,
-    sink: ByteSink,
+    private readonly sink: ByteSink,
   ) {
     this.resampler = new Resampler(inputRate, sampleRate);
-    this.ff = new FfmpegEncoder(encoding, sampleRate, sink);
+    this.ff = this.spawn();
   }
 
   get seconds(): number {
     return this.samples / this.sampleRate;
   }
 
+  private spawn(): FfmpegEncoder {
+    return new FfmpegEncoder(this.encoding, this.sampleRate, this.sink, undefined, nextOggSerial());
+  }
+
+  prepare(): void {
+    if (!this.spent && !this.ff) this.ff = this.spawn();
+  }
+
   write(pcm: Int16Array): void | Promise<void> {
+    if (this.spent) return;
     const out = this.resampler.process(pcm);
+    return this.feed(out);
+  }
+
+  private feed(out: Int16Array): void | Promise<void> {
+    if (out.length === 0) return;
     this.samples += out.length;
+    this.ff ??= this.spawn();
+    this.ffUsed = true;
     return this.ff.write(out);
   }
 
+  async endSegment(): Promise<void> {
+    if (this.spent) return;
+    await this.feed(this.resampler.flush());
+    const ff = this.ff;
+    if (!ff || !this.ffUsed) return;
+    try {
+      await ff.end(); // every encoded byte of this segment is with the sink
+    } finally {
+      if (this.ff === ff) {
+        this.ff = null;
+        this.ffUsed = false;
+      }
+    }
+  }
+
   async end(): Promise<void> {
-    const tail = this.resampler.flush();
-    this.samples += tail.length;
-    await this.ff.write(tail);
-    await this.ff.end();
+    await this.endSegment();
+    this.spent = true;
+    this.ff?.abort(); // a warm ffmpeg that got no audio
+    this.ff = null;
   }
 
   abort(): void {
-    this.ff.abort();
+    this.spent = true;
+    this.ff?.abort();
+    this.ff = null;
   }
+}
+
+/**
+ * Ogg serial numbers for successive streams: each segment is its own Ogg stream and RFC 3533 wants
+ * the chained streams of one physical stream to have distinct serials. A process-wide counter keeps
+ * them distinct (and output deterministic for a given order of streams).
+ */
+let oggSerial = 0;
+function nextOggSerial(): number {
+  oggSerial = (oggSerial + 1) & 0x3fffffff;
+  return oggSerial;
 }
 
 /**

@@ -3,7 +3,7 @@
  * (shared/spec/engines.md §6–7: "can encode TTS output (`-c:a libopus -f ogg`, `-c:a libmp3lame`)";
  * protocols.md §1.5 `config.encoding` `mp3`/`opus`, §1.7 HTTP audio).
  *
- * One process per encoded stream (an utterance on a WebSocket, a whole HTTP response). Input is
+ * One process per encoded stream (a segment on a WebSocket — see encode.ts —, a whole HTTP response). Input is
  * raw s16le mono PCM already at the output rate (our own resampler runs first, so ffmpeg never
  * resamples); output is written to the sink as ffmpeg produces it. Latency settings: Ogg pages
  * of 20 ms (`-page_duration 20000`, default is 1 s), packets flushed as muxed
@@ -24,15 +24,19 @@ export const OPUS_SAMPLE_RATES = [8000, 12000, 16000, 24000, 48000] as const;
 /** Receives encoded bytes; may return a promise to make the producer wait (backpressure). */
 export type ByteSink = (bytes: Buffer) => void | Promise<void>;
 
-/** ffmpeg arguments for one encoder (exported for tests and docs). */
-export function ffmpegEncodeArgs(encoding: CompressedEncoding, sampleRate: number): string[] {
+/**
+ * ffmpeg arguments for one encoder (exported for tests and docs).
+ * @param oggSerial opus only: the Ogg stream's serial number (`-serial_offset`; with `+bitexact` it
+ *   is the serial itself). Successive streams on one connection need distinct serials (RFC 3533).
+ */
+export function ffmpegEncodeArgs(encoding: CompressedEncoding, sampleRate: number, oggSerial = 0): string[] {
   const input = ['-hide_banner', '-loglevel', 'error', '-f', 's16le', '-ar', String(sampleRate), '-ac', '1', '-i', 'pipe:0', '-map_metadata', '-1', '-fflags', '+bitexact'];
   if (encoding === 'mp3') {
     const kbps = sampleRate <= 16000 ? 32 : sampleRate <= 24000 ? 48 : 64;
     return [...input, '-c:a', 'libmp3lame', '-b:a', `${kbps}k`, '-write_xing', '0', '-id3v2_version', '0', '-flush_packets', '1', '-f', 'mp3', 'pipe:1'];
   }
   const kbps = sampleRate <= 8000 ? 16 : sampleRate <= 16000 ? 24 : 32;
-  return [...input, '-c:a', 'libopus', '-b:a', `${kbps}k`, '-frame_duration', '20', '-page_duration', '20000', '-flush_packets', '1', '-f', 'ogg', 'pipe:1'];
+  return [...input, '-c:a', 'libopus', '-b:a', `${kbps}k`, '-frame_duration', '20', '-page_duration', '20000', '-serial_offset', String(oggSerial), '-flush_packets', '1', '-f', 'ogg', 'pipe:1'];
 }
 
 /**
@@ -50,14 +54,16 @@ export class FfmpegEncoder {
    * @param sampleRate Hz of the PCM that will be written (and of the output); for opus one of {@link OPUS_SAMPLE_RATES}.
    * @param sink receives encoded bytes in order.
    * @param binary ffmpeg executable.
+   * @param oggSerial opus: serial number of the Ogg stream (see {@link ffmpegEncodeArgs}).
    */
   constructor(
     readonly encoding: CompressedEncoding,
     readonly sampleRate: number,
     private readonly sink: ByteSink,
     binary = 'ffmpeg',
+    oggSerial = 0,
   ) {
-    this.child = sharedSpawnHost().spawn(binary, ffmpegEncodeArgs(encoding, sampleRate));
+    this.child = sharedSpawnHost().spawn(binary, ffmpegEncodeArgs(encoding, sampleRate, oggSerial));
     const stdout = this.child.stdout;
     this.outputDone = new Promise<void>((resolve) => {
       stdout.on('data', (buf: Buffer) => {

@@ -38,8 +38,12 @@ export type TtsCommand =
   | { kind: 'init'; init: TtsInitRequest }
   /** Text to speak; `flush` = flush right after it. Empty text is a no-op (and a flush still flushes). */
   | { kind: 'text'; text: string; flush: boolean }
-  /** `warning`: the dialect accepted the flush but wants the client told something (Deepgram Flush rate). */
-  | { kind: 'flush'; warning?: { code: string; description: string } }
+  | { kind: 'flush' }
+  /**
+   * The dialect refuses a valid frame without an error: the client gets a `warning` event and the
+   * session changes nothing (Deepgram: a `Flush` over 20 per 60 s is not processed, protocols.md §3).
+   */
+  | { kind: 'warning'; code: string; description: string }
   | { kind: 'clear' }
   | { kind: 'cancel' }
   | { kind: 'close' }

@@ -19,6 +19,8 @@
  *   chunked transfer as it is synthesised; `X-Duration` is then an HTTP trailer (announced in `Trailer`).
  * - `POST /v1/speak?model=…&encoding=…&sample_rate=…&container=…` with `{"text": …}` (Deepgram REST):
  *   same pipeline, Deepgram defaults (linear16 in WAV at 24 kHz) and `dg-*` headers.
+ *   Deepgram's limits apply there: `speed` 0.7–1.5 (also on the WebSocket upgrade), ≤ 2000
+ *   characters (413), and empty or blank text is a 400 `Bad Request` "Input text contains no characters.".
  * Errors: SLNG routes `{"error": code, "message", "status"}` (§1.7); Deepgram routes
  * `{"err_code", "err_msg", "request_id"}` with a `dg-error` header.
  *
@@ -38,7 +40,7 @@ import type { VoxgateConfig } from '../config/config.js';
 import type { TtsModelEntry } from '../config/tts_config.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import { createDeepgramSpeakDialect, nameUuid } from '../protocol/deepgram-speak/index.js';
-import { parseSpeakQuery } from '../protocol/deepgram-speak/query.js';
+import { checkSpeakSpeed, parseSpeakQuery } from '../protocol/deepgram-speak/query.js';
 import { SPEAK_MAX_CHARS } from '../protocol/deepgram-speak/schema.js';
 import { createUnifiedTtsDialect } from '../protocol/tts-unified/index.js';
 import type { TtsDialect } from '../protocol/tts_events.js';
@@ -135,10 +137,21 @@ function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unkn
   else socket.destroy();
 }
 
-/** Deepgram error body (`err_code`, `err_msg`, `request_id`) and its `dg-error` header. */
-function deepgramError(status: number, message: string, requestId: string): { body: Record<string, unknown>; headers: Record<string, string> } {
-  const errCode = status === 401 ? 'INVALID_AUTH' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INVALID_QUERY_PARAMETER';
-  return { body: { err_code: errCode, err_msg: message, request_id: requestId }, headers: { 'dg-error': message.replace(/[\r\n]/g, ' ').slice(0, 200), 'dg-request-id': requestId } };
+/** `text` as a valid HTTP header value: printable ASCII only (dashes kept as `-`; Node refuses the rest). */
+function headerSafe(text: string): string {
+  return text.replace(/[\u2010-\u2015]/g, '-').replace(/[^\x20-\x7e]/g, ' ');
+}
+
+/** Deepgram's `err_code` for a request whose body cannot be spoken (e.g. "Input text contains no characters."). */
+const DG_BAD_REQUEST = 'Bad Request';
+
+/**
+ * Deepgram error body (`err_code`, `err_msg`, `request_id`) and its `dg-error` header.
+ * @param errCode Deepgram's `err_code`; by default derived from `status` (400 → `INVALID_QUERY_PARAMETER`).
+ */
+function deepgramError(status: number, message: string, requestId: string, errCode?: string): { body: Record<string, unknown>; headers: Record<string, string> } {
+  errCode ??= status === 401 ? 'INVALID_AUTH' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INVALID_QUERY_PARAMETER';
+  return { body: { err_code: errCode, err_msg: message, request_id: requestId }, headers: { 'dg-error': headerSafe(message).slice(0, 200), 'dg-request-id': requestId } };
 }
 
 /** HTTP/JSON request body of the TTS HTTP routes (§1.7), tolerant of provider-specific field names. */
@@ -351,7 +364,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     const fail = (status: number, code: ErrorCode | string, message: string, extra: Record<string, unknown> = {}) => {
       m.http.inc({ route: family, status: String(status) });
       if (family === 'speak') {
-        const e = deepgramError(status, message, requestId);
+        const e = deepgramError(status, message, requestId, code === DG_BAD_REQUEST ? DG_BAD_REQUEST : undefined);
         return reply.code(status).headers(e.headers).send(e.body);
       }
       return reply.code(status).header('x-request-id', requestId).send({ error: code, message, status, ...extra });
@@ -389,9 +402,12 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
         if (!found) throw new VoxgateError('config_error', `unknown voice model "${name}"; available: ${allVoiceIds().join(', ')}, or any aura-*-<lang> name`);
         model = found.model;
         opts = { voice: found.voice, encoding: body.encoding ?? sq.encoding, sampleRate: body.sample_rate ?? sq.sampleRate, speed: body.speed ?? sq.speed, container: body.container ?? sq.container, stream: body.stream };
+        checkSpeakSpeed(opts.speed); // Deepgram's 0.7–1.5, for a body `speed` too
         if ([...text].length > SPEAK_MAX_CHARS) {
           return fail(413, 'payload_too_large', `Input text exceeds maximum character limit of ${SPEAK_MAX_CHARS}.`);
         }
+        // Deepgram answers 400 ("Input Text Contained No Characters"), not 200 with an empty WAV.
+        if (text.trim() === '') return fail(400, DG_BAD_REQUEST, 'Input text contains no characters.');
       } else {
         const route = matchTtsRoute((family === 'bridge' ? BRIDGE : DIRECT) + (req.params as { '*': string })['*'], models);
         if (!route || route.kind !== 'model') {

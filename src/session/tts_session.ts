@@ -2,15 +2,22 @@
  * The streaming TTS session state machine (issue #4; shared/spec/protocols.md §1.5 "Ordering /
  * lifecycle", §3, §5, §6.7–6.8):
  *
- *   awaiting_init ──init──▶ streaming ──close──▶ draining ──▶ closed
+ *   awaiting_init ──init──▶ streaming ──close──▶ closed
  *        │  (Deepgram: starts in streaming, configured from the URL; `Metadata` = ready)
  *        └─ text/flush before init → error frame, message ignored; bad init → config_error, close
  *
  * Pipeline: `text` → {@link TextSegmenter} (sentence/clause boundaries) → queue → one engine job
  * at a time → encoder (resample + encode) → audio frames. Per segment: `segment_start`, audio,
- * `segment_end`; per `flush`: the rest of the buffered text is synthesised, then `audio_end`
- * {duration} (when the utterance had audio) and `flushed`. For mp3/opus the encoder's delay makes
- * audio trail the segment markers; `audio_end`/`flushed` always follow all of it.
+ * `segment_end` — the encoder is flushed at the end of each segment (`AudioEncoder.endSegment`:
+ * resampler tail; for mp3/opus the segment's ffmpeg stream is finished), so `segment_end` follows
+ * the segment's last audio byte in every encoding. Per `flush`: the rest of the buffered text is
+ * synthesised, then `audio_end` {duration} (when the utterance had audio) and `flushed`.
+ *
+ * Hang-up (`close`/`Close`, protocols.md §1.5 S1 "close session and stop further audio", §3 Deepgram
+ * "Close will close the websocket connection immediately"): synchronously, the session stops all
+ * work exactly as a vanished client does — engine job killed (SIGKILL), ffmpeg killed, queue and
+ * segmenter emptied, pacing stopped — and closes the socket with 1000 and no final message. To
+ * drain instead, a client sends `flush` and waits for `flushed` (or `audio_end`) before `close`.
  *
  * Barge-in (`clear`, and `cancel`): synchronously, the session bumps its *epoch*, kills the engine
  * job (SIGKILL) and the ffmpeg encoder, empties the queue and the segmenter, then sends
@@ -29,7 +36,7 @@
  *
  * Timers: `initTimeoutSeconds` for `init`; `idleTimeoutSeconds` without any client frame
  * (`keepalive` and WebSocket pings count) *while idle* — never while audio is being produced;
- * `maxSessionSeconds` overall. `close` drains: everything sent so far is spoken, then close 1000.
+ * `maxSessionSeconds` overall.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -55,7 +62,7 @@ export interface TtsTransport {
 }
 
 /** Lifecycle states (see module docs). */
-export type TtsSessionState = 'awaiting_init' | 'streaming' | 'draining' | 'closed';
+export type TtsSessionState = 'awaiting_init' | 'streaming' | 'closed';
 
 /** Observes session activity (metrics). Calls must be cheap and must not throw. */
 export interface TtsSessionObserver {
@@ -82,7 +89,7 @@ export interface TtsSessionOptions {
   observer?: TtsSessionObserver;
 }
 
-type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' } | { kind: 'end' };
+type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' };
 
 /** One client connection on a TTS WebSocket route. Drive it with the `handle*` methods. */
 export class TtsSession {
@@ -201,8 +208,9 @@ export class TtsSession {
         this.init(cmd.init);
         return;
       case 'close':
-        if (this.st === 'awaiting_init') this.terminate({ code: CloseCode.NORMAL, reason: 'closed before init' });
-        else if (this.st === 'streaming') this.startDrain();
+        // Hang-up: no audio and no message follow; everything in progress is killed (see module docs).
+        this.log.debug({ state: this.st, queued: this.queue.length, running: this.running }, 'close: stopping at once');
+        this.terminate({ code: CloseCode.NORMAL, reason: this.st === 'awaiting_init' ? 'closed before init' : 'session closed' });
         return;
       default:
         break;
@@ -211,18 +219,18 @@ export class TtsSession {
       this.sendError('invalid_request', `"${cmd.kind}" before "init" was ignored; send {"type":"init",...} first`);
       return;
     }
-    if (this.st === 'draining') {
-      this.sendError('invalid_request', `"${cmd.kind}" after "close" was ignored; the session is draining`);
-      return;
-    }
     switch (cmd.kind) {
       case 'text':
         this.addText(cmd.text);
         if (cmd.flush) this.flush();
         return;
       case 'flush':
-        if (cmd.warning) this.emit({ kind: 'warning', ...cmd.warning });
         this.flush();
+        return;
+      case 'warning':
+        // The dialect refused the frame (Deepgram: Flush over its rate limit); say so, change nothing.
+        this.log.info({ code: cmd.code }, cmd.description);
+        this.emit({ kind: 'warning', code: cmd.code, description: cmd.description });
         return;
       case 'clear':
       case 'cancel':
@@ -281,13 +289,6 @@ export class TtsSession {
     this.enqueue({ kind: 'flush' });
   }
 
-  private startDrain(): void {
-    this.st = 'draining';
-    const last = this.segmenter.flush();
-    if (last) this.enqueue({ kind: 'segment', text: last });
-    this.enqueue({ kind: 'end' });
-  }
-
   /** Barge-in: drop all text and audio not yet sent, stop engine work, acknowledge. Synchronous. */
   private clear(): void {
     this.epoch++;
@@ -327,7 +328,7 @@ export class TtsSession {
           this.queuedChars -= item.text.length;
           await this.runSegment(item.text, epoch);
         } else {
-          await this.endUtterance(item.kind, epoch);
+          await this.endUtterance(epoch);
         }
       }
     } catch (err) {
@@ -351,6 +352,7 @@ export class TtsSession {
     const ctl = new AbortController();
     this.jobAbort = ctl;
     const encoder = this.currentEncoder(epoch);
+    encoder.prepare(); // mp3/opus: this segment's ffmpeg starts while the engine works
     this.encoderHasAudio = true;
     try {
       await renderSegment(resolved, text, encoder, ctl.signal, (seconds) => this.pace(seconds, epoch));
@@ -364,10 +366,14 @@ export class TtsSession {
     } finally {
       if (this.jobAbort === ctl) this.jobAbort = null;
     }
+    if (epoch !== this.epoch) return;
+    // Every byte of this segment (resampler tail, the ffmpeg stream's last frames) goes out first.
+    await encoder.endSegment();
     if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId });
   }
 
-  private async endUtterance(kind: 'flush' | 'end', epoch: number): Promise<void> {
+  /** A `flush` reached the head of the queue: end the utterance (`audio_end` when it had audio), then `flushed`. */
+  private async endUtterance(epoch: number): Promise<void> {
     const encoder = this.encoder;
     const hadAudio = this.encoderHasAudio && encoder !== null;
     if (hadAudio) {
@@ -378,14 +384,8 @@ export class TtsSession {
       this.totalSeconds += encoder.seconds;
       this.emit({ kind: 'audio_end', duration: encoder.seconds });
     }
-    if (kind === 'flush') {
-      this.emit({ kind: 'flushed', sequenceId: this.flushCount++ });
-      if (hadAudio) this.prewarm();
-      return;
-    }
-    this.encoder?.abort();
-    this.encoder = null;
-    this.terminate({ code: CloseCode.NORMAL, reason: 'session closed' });
+    this.emit({ kind: 'flushed', sequenceId: this.flushCount++ });
+    if (hadAudio) this.prewarm();
   }
 
   /** The encoder of the current utterance, created on first use; its output is tied to `epoch`. */
@@ -488,7 +488,7 @@ export class TtsSession {
 
   private armIdle(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.st === 'closed' || this.st === 'draining') return;
+    if (this.st === 'closed') return;
     const seconds = this.st === 'awaiting_init' ? this.o.limits.initTimeoutSeconds : this.o.limits.idleTimeoutSeconds;
     this.idleTimer = setTimeout(() => {
       if (this.running || this.queue.length > 0) {

@@ -12,8 +12,10 @@
  * `Speak` text over 2000 characters → 1009 `BIG-0001`; engine failure → 1011 `NET-0000`;
  * idle → 1011 `NET-0001`; unread audio piling up (backpressure) → 1011 `NET-0002`; session time
  * limit → 1011 `NET-0003`.
- * More than 20 `Flush` per 60 s → `Warning`; unlike Deepgram, the flush is still performed. Errors
- * that keep the session (a segment the engine could not speak, rejected text) are `Warning`s too.
+ * More than 20 `Flush` per 60 s → `Warning` and, as on Deepgram ("we cannot process any more flush
+ * messages until the 60-second time window has passed"), the flush is not performed: no `Flushed`
+ * answers it and buffered text stays buffered. Errors that keep the session (a segment the engine
+ * could not speak, rejected text) are `Warning`s too.
  */
 import { z } from 'zod';
 import { CloseCode, type ErrorCode } from '../../util/errors.js';
@@ -39,7 +41,10 @@ export function nameUuid(name: string): string {
   return `${s.slice(0, 8)}-${s.slice(8, 12)}-5${s.slice(13, 16)}-8${s.slice(17, 20)}-${s.slice(20, 32)}`;
 }
 
-/** Parse one `/v1/speak` client text frame (pure apart from the Flush-rate counter `flushTimes`). */
+/**
+ * Parse one `/v1/speak` client text frame (pure apart from the Flush-rate window `flushTimes`: the
+ * times, ms, of the flushes processed in the last 60 s).
+ */
 export function parseSpeakFrame(text: string, flushTimes: number[], now: number): TtsCommand {
   let json: unknown;
   try {
@@ -61,14 +66,17 @@ export function parseSpeakFrame(text: string, flushTimes: number[], now: number)
       }
       return { kind: 'text', text: m.text, flush: false };
     case 'Flush': {
+      // Sliding window over the *processed* flushes: a refused one does not extend the wait.
       while (flushTimes.length && now - flushTimes[0]! >= FLUSH_WINDOW_MS) flushTimes.shift();
-      flushTimes.push(now);
-      if (flushTimes.length > FLUSH_LIMIT) {
+      if (flushTimes.length >= FLUSH_LIMIT) {
+        const wait = Math.ceil((FLUSH_WINDOW_MS - (now - flushTimes[0]!)) / 1000);
         return {
-          kind: 'flush',
-          warning: { code: 'FLUSH_LIMIT_EXCEEDED', description: `More than ${FLUSH_LIMIT} Flush messages in ${FLUSH_WINDOW_MS / 1000} seconds (Deepgram's limit); this server still performed the flush.` },
+          kind: 'warning',
+          code: 'FLUSH_LIMIT_EXCEEDED',
+          description: `Flush not processed: at most ${FLUSH_LIMIT} Flush messages per ${FLUSH_WINDOW_MS / 1000} seconds; no more can be processed for ${wait} s.`,
         };
       }
+      flushTimes.push(now);
       return { kind: 'flush' };
     }
     case 'Clear':
