@@ -30,6 +30,14 @@
  * Timers: `initTimeoutSeconds` for `init`; `idleTimeoutSeconds` without any client frame
  * (`keepalive` and WebSocket pings count) *while idle* — never while audio is being produced;
  * `maxSessionSeconds` overall. `close` drains: everything sent so far is spoken, then close 1000.
+ *
+ * Server shutdown ({@link TtsSession.drain}, issue #14 item 4). The spec defines no going-away
+ * message for TTS (protocols.md §1.5, §3), so voxgate treats a shutdown like the client's own
+ * `close`: text already received is spoken to its end — sent as fast as it is synthesised
+ * (real-time pacing off) — followed by `audio_end`, then close **1001** `server shutting down`.
+ * New `text`/`flush` is refused with an error frame naming the shutdown; `clear`/`cancel` stops the
+ * audio at once (`cleared`) and closes 1001. A session not closed by the deadline is closed 1001
+ * (the audio not yet sent is lost; the reason says so). A session waiting for `init` closes 1001 at once.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -106,7 +114,7 @@ export class TtsSession {
   private clearCount = 0;
   private totalSeconds = 0;
   private inflight = 0;
-  private drain: { promise: Promise<void>; resolve: () => void } | null = null;
+  private socketDrain: { promise: Promise<void>; resolve: () => void } | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private maxTimer: NodeJS.Timeout | null = null;
@@ -119,6 +127,13 @@ export class TtsSession {
   private playEnd = 0;
   private paceWait: { timer: NodeJS.Timeout; resolve: () => void } | null = null;
   private readonly log: Logger;
+  /** Close sent when the queued `end` is reached: the client's `close` (1000) or a shutdown (1001). */
+  private endClose: CloseSpec = { code: CloseCode.NORMAL, reason: 'session closed' };
+  /** Shutdown drain ({@link drain}) deadline timer; null when no drain was asked. */
+  private shutdownTimer: NodeJS.Timeout | null = null;
+  private resolveClosed!: () => void;
+  /** Resolves once the session reaches `closed` (any way). Never rejects. */
+  readonly closed: Promise<void> = new Promise<void>((r) => (this.resolveClosed = r));
 
   constructor(private readonly o: TtsSessionOptions) {
     this.log = o.log.child({ session_id: this.id, model: o.model.code });
@@ -171,6 +186,33 @@ export class TtsSession {
     if (this.st !== 'closed') this.touch();
   }
 
+  /**
+   * Graceful shutdown (see the module docs): speak the text already received, then close 1001;
+   * a session waiting for `init` closes 1001 at once; one already draining after the client's
+   * `close` finishes with 1000. At `deadlineMs` the session is closed 1001 regardless.
+   * Idempotent (the first deadline stands).
+   * @param deadlineMs milliseconds until the session is closed regardless (≥ 0).
+   * @returns a promise resolved when the session is closed; never rejects.
+   */
+  drain(deadlineMs: number): Promise<void> {
+    if (this.st === 'closed' || this.shutdownTimer) return this.closed;
+    this.shutdownTimer = setTimeout(() => {
+      if (this.st === 'closed') return;
+      this.log.warn({ state: this.st }, 'shutdown deadline reached: closing before all audio was sent');
+      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down: drain deadline reached, audio not yet sent is lost' });
+    }, Math.max(0, deadlineMs));
+    this.log.info({ state: this.st, deadline_ms: deadlineMs }, 'draining for shutdown');
+    if (this.st === 'awaiting_init') {
+      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+    } else if (this.st === 'streaming') {
+      this.endClose = { code: CloseCode.GOING_AWAY, reason: 'server shutting down' };
+      this.pacing = false; // finish quickly: the client buffers what it has not played yet
+      this.stopPacing();
+      this.startDrain();
+    }
+    return this.closed;
+  }
+
   /** The client vanished: stop all work now. */
   handleTransportClose(): void {
     if (this.st === 'closed') return;
@@ -211,8 +253,14 @@ export class TtsSession {
       this.sendError('invalid_request', `"${cmd.kind}" before "init" was ignored; send {"type":"init",...} first`);
       return;
     }
+    if (this.st === 'draining' && this.shutdownTimer && (cmd.kind === 'clear' || cmd.kind === 'cancel')) {
+      this.clear(); // barge-in still works while shutting down: stop the audio, then go
+      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+      return;
+    }
     if (this.st === 'draining') {
-      this.sendError('invalid_request', `"${cmd.kind}" after "close" was ignored; the session is draining`);
+      const why = this.endClose.code === CloseCode.GOING_AWAY ? 'the server is shutting down: text already received is being spoken, then the session closes' : 'the session is draining';
+      this.sendError('invalid_request', `"${cmd.kind}" after "close" was ignored; ${why}`);
       return;
     }
     switch (cmd.kind) {
@@ -385,7 +433,7 @@ export class TtsSession {
     }
     this.encoder?.abort();
     this.encoder = null;
-    this.terminate({ code: CloseCode.NORMAL, reason: 'session closed' });
+    this.terminate(this.endClose);
   }
 
   /** The encoder of the current utterance, created on first use; its output is tied to `epoch`. */
@@ -454,7 +502,7 @@ export class TtsSession {
       if (done) return;
       done = true;
       this.inflight -= n;
-      if (this.drain && this.inflight <= this.o.ttsLimits.maxBufferedBytes / 2) this.wakeDrain();
+      if (this.socketDrain && this.inflight <= this.o.ttsLimits.maxBufferedBytes / 2) this.wakeDrain();
     });
     if (this.inflight > this.o.ttsLimits.maxBufferedBytes * 4 && this.st !== 'closed' && !this.ending) {
       this.fatal('backpressure', `the client is not reading: ${this.inflight} bytes of audio are waiting to be sent`);
@@ -462,21 +510,21 @@ export class TtsSession {
   }
 
   private waitDrain(): Promise<void> {
-    if (!this.drain) {
+    if (!this.socketDrain) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
-      this.drain = { promise, resolve };
+      this.socketDrain = { promise, resolve };
       const s = this.o.ttsLimits.backpressureTimeoutSeconds;
       this.stallTimer = setTimeout(() => this.fatal('backpressure', `the client read no audio for ${s} s while ${this.inflight} bytes were waiting`), s * 1000);
     }
-    return this.drain.promise;
+    return this.socketDrain.promise;
   }
 
   private wakeDrain(): void {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = null;
-    const d = this.drain;
-    this.drain = null;
+    const d = this.socketDrain;
+    this.socketDrain = null;
     d?.resolve();
   }
 
@@ -542,7 +590,9 @@ export class TtsSession {
     this.stopPacing();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.maxTimer) clearTimeout(this.maxTimer);
+    if (this.shutdownTimer) clearTimeout(this.shutdownTimer);
     this.idleTimer = this.maxTimer = null;
     this.o.onClosed?.(this);
+    this.resolveClosed();
   }
 }
