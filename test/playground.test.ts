@@ -245,7 +245,8 @@ test('file transcription streams a local file and captions it', { timeout: 120_0
     // The file ends, `close` drains the last final, the page goes idle.
     await page.waitForSelector('body[data-stt="idle"]', { timeout: 30_000 });
     const finals = ((await page.locator('#captions .finals').textContent()) ?? '').toLowerCase();
-    for (const w of ['days', 'forever']) assert.ok(finals.includes(w), `"${w}" not in captions "${finals}"`);
+    const state = `status "${await page.locator('#stt-status').textContent()}", error "${await page.locator('#stt-error').textContent()}"`;
+    for (const w of ['days', 'forever']) assert.ok(finals.includes(w), `"${w}" not in captions "${finals}" (${state})`);
     await page.screenshot({ path: path.join(ARTIFACTS, '5-file.png'), fullPage: true });
     assert.deepEqual(problems, []);
   } finally {
