@@ -144,7 +144,7 @@ function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unkn
 
 /** Deepgram error body (`err_code`, `err_msg`, `request_id`) and its `dg-error` header. */
 function deepgramError(status: number, message: string, requestId: string): { body: Record<string, unknown>; headers: Record<string, string> } {
-  const errCode = status === 401 ? 'INVALID_AUTH' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INVALID_QUERY_PARAMETER';
+  const errCode = status === 401 ? 'INVALID_AUTH' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status === 503 ? 'SERVICE_UNAVAILABLE' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INVALID_QUERY_PARAMETER';
   return { body: { err_code: errCode, err_msg: message, request_id: requestId }, headers: { 'dg-error': message.replace(/[\r\n]/g, ' ').slice(0, 200), 'dg-request-id': requestId } };
 }
 
