@@ -184,7 +184,13 @@ export class SttSession {
   /** Audio bytes that arrived after a server-initiated ending began (not transcribed). */
   private lateAudioBytes = 0;
   /** Shutdown drain state ({@link drain}); null when no drain was asked. */
-  private shutdown: { cutTimer: NodeJS.Timeout; deadlineTimer: NodeJS.Timeout; cutDue: boolean } | null = null;
+  private shutdown: {
+    cutTimer: NodeJS.Timeout;
+    deadlineTimer: NodeJS.Timeout;
+    cutDue: boolean;
+    /** Per channel: onset (s) of the utterance in progress when the drain began streaming, or null; set by windDown(). */
+    awaiting: (number | null)[] | null;
+  } | null = null;
   /** Per transcript channel: `speech_started` timestamp (s) and end of the last final (s), to see an utterance in progress. */
   private speechStartAt: number[] = [];
   private finalEndAt: number[] = [];
@@ -275,7 +281,7 @@ export class SttSession {
       this.cutForShutdown();
     }, Math.max(0, deadlineMs / 2));
     const deadlineTimer = setTimeout(() => this.forceShutdown(), Math.max(0, deadlineMs));
-    this.shutdown = { cutTimer, deadlineTimer, cutDue: false };
+    this.shutdown = { cutTimer, deadlineTimer, cutDue: false, awaiting: null };
     this.log.info({ state: this.st, deadline_ms: deadlineMs }, 'draining for shutdown');
     if (this.st === 'awaiting_init') this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
     else if (this.st === 'streaming') this.windDown();
@@ -283,21 +289,32 @@ export class SttSession {
     return this.closed;
   }
 
-  /** True while the VAD heard speech on some channel that no final covers yet. */
-  private utteranceInProgress(): boolean {
-    return this.speechStartAt.some((t, ch) => t >= (this.finalEndAt[ch] ?? 0));
-  }
-
-  /** Shutdown: stop now unless an utterance is in progress whose endpoint will come. */
+  /**
+   * Shutdown: stop now unless an utterance is in progress (the VAD heard speech that no final
+   * covers yet) whose endpoint will come. Only the utterances in progress *now* are waited for: one
+   * the user begins later does not hold the shutdown (its start is in the flush, the rest is late).
+   */
   private windDown(): void {
     if (!this.shutdown || this.st !== 'streaming') return;
     const stream = this.resolvedStream;
     const endpointing = stream !== null && stream.vad && stream.endpointingMs !== null;
-    if (endpointing && !this.shutdown.cutDue && this.utteranceInProgress()) {
+    this.shutdown.awaiting ??= this.speechStartAt.map((t, ch) => (t >= (this.finalEndAt[ch] ?? 0) ? t : null));
+    if (endpointing && !this.shutdown.cutDue && !this.awaitedUtterancesEnded()) {
       this.log.debug('shutdown: waiting for the utterance in progress to end');
-      return; // the next endpoint final (see the `final` handler) or the cut timer calls cutForShutdown
+      return; // the final that covers it (see the `final` handler) or the cut timer calls cutForShutdown
     }
     this.cutForShutdown();
+  }
+
+  /**
+   * Every utterance that was in progress when the shutdown drain began has ended: its final arrived,
+   * or the VAD already heard the *next* utterance begin (speech starts are seen as audio is written,
+   * finals only once it is decoded: under load, waiting for the final would keep taking audio of the
+   * following sentence and grow the backlog the drain must decode).
+   */
+  private awaitedUtterancesEnded(): boolean {
+    const awaiting = this.shutdown?.awaiting ?? [];
+    return awaiting.every((onset, ch) => onset === null || (this.finalEndAt[ch] ?? 0) > onset || (this.speechStartAt[ch] ?? -1) > onset);
   }
 
   /** Shutdown: take no more audio, deliver every final, the closing messages, then close 1001. */
@@ -453,7 +470,7 @@ export class SttSession {
       this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
       this.emit({ kind: 'final', info, channel, result });
       this.finalEndAt[channel] = Math.max(this.finalEndAt[channel] ?? 0, result.start + result.duration);
-      if (this.shutdown && this.st === 'streaming' && !this.utteranceInProgress()) this.cutForShutdown();
+      if (this.shutdown?.awaiting && this.st === 'streaming' && this.awaitedUtterancesEnded()) queueMicrotask(() => this.cutForShutdown());
       if (this.ueMs !== null && result.transcript) {
         const ends = (result.words ?? []).map((w) => w.end);
         this.ueLastWordEnd[channel] = ends.length > 0 ? Math.max(...ends) : result.start + result.duration;
@@ -463,6 +480,8 @@ export class SttSession {
     stream.on('speech_started', ({ timestamp }, channel) => {
       this.speechStartAt[channel] = timestamp;
       this.emit({ kind: 'speech_started', info, channel, timestamp });
+      // Deferred: this runs inside the engine's write(), which the cut's decoder.end() must not re-enter.
+      if (this.shutdown?.awaiting && this.st === 'streaming' && this.awaitedUtterancesEnded()) queueMicrotask(() => this.cutForShutdown());
     });
     stream.on('error', (err) => {
       this.log.error({ err }, 'engine stream failed');
