@@ -336,6 +336,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         // In-flight HTTP requests finish; the listener closes (fastify answers 503 to requests on kept-alive connections).
         wss.close();
         const closing = app.close();
+        // A kept-alive connection goes idle once its in-flight response ends: close it then, not at the deadline.
+        const idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
         const left = Math.max(0, deadlineMs - (performance.now() - t0));
         let deadlineReached = sessionsMs >= deadlineMs;
         const done = await Promise.race([closing.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), left).unref())]);
@@ -347,6 +349,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           tts.close();
           await Promise.race([closing, new Promise((r) => setTimeout(r, 1000).unref())]);
         }
+        clearInterval(idleSweep);
         const report: DrainReport = { sessions: live, sessionsMs: Math.round(sessionsMs), totalMs: Math.round(performance.now() - t0), deadlineReached };
         log.info(report, 'drained');
         return report;

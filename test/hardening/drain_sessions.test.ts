@@ -83,6 +83,27 @@ describe('gateway drain (issue #14 item 4)', { timeout: 120_000 }, () => {
     }
   });
 
+  it('an in-flight HTTP request finishes during the drain; the drain then ends before its deadline', async () => {
+    const s = await startTtsServer();
+    try {
+      const text = 'This answer is long enough to be streamed while the server drains. '.repeat(6);
+      const res = await fetch(`${s.url}/v1/tts/local/flite:en`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${s.key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ text, stream: true, encoding: 'linear16', sample_rate: 16000, container: 'none' }),
+      });
+      assert.equal(res.status, 200); // headers received: the request is in flight on the server
+      const drained = s.drain(30_000);
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.ok(body.length > 16000 * 2 * 5, `the whole answer arrived: ${body.length} bytes`);
+      const report = await drained;
+      assert.equal(report.deadlineReached, false, JSON.stringify(report));
+      assert.ok(report.totalMs < 30_000);
+    } finally {
+      await s.cleanup();
+    }
+  });
+
   it('a client silent mid-utterance: cut at half the deadline, its final delivered, 1001', async () => {
     const s = await startTtsServer();
     try {
