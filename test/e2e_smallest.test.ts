@@ -19,6 +19,7 @@ const transcriptSchema = z
     language: z.string().optional(),
     full_transcript: z.string(),
     word_timestamps: z.array(word).optional(),
+    words: z.array(word).optional(), // §4.1's name for the same array
     from_finalize: z.boolean().optional(),
   })
   .strict();

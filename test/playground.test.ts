@@ -242,10 +242,13 @@ test('file transcription streams a local file and captions it', { timeout: 120_0
     await page.locator('#file-input').setInputFiles({ name: 'forever.wav', mimeType: 'audio/wav', buffer: readFileSync(sharedData('asr_en/en_cmu_forever.wav')) });
     await page.getByRole('button', { name: 'Transcribe file' }).click();
     await page.waitForSelector('body[data-stt="file"]');
-    // The file ends, `close` drains the last final, the page goes idle.
+    // The file ends, `close` drains the last final, the page goes idle. The page turns idle before
+    // the drain completes ("Waiting for the last finals…"): wait for the session's end, not for idle.
     await page.waitForSelector('body[data-stt="idle"]', { timeout: 30_000 });
+    await page.waitForFunction(() => /ended/.test(document.querySelector('#stt-status')?.textContent ?? ''), null, { timeout: 30_000 });
     const finals = ((await page.locator('#captions .finals').textContent()) ?? '').toLowerCase();
-    for (const w of ['days', 'forever']) assert.ok(finals.includes(w), `"${w}" not in captions "${finals}"`);
+    const state = `status "${await page.locator('#stt-status').textContent()}", error "${await page.locator('#stt-error').textContent()}"`;
+    for (const w of ['days', 'forever']) assert.ok(finals.includes(w), `"${w}" not in captions "${finals}" (${state})`);
     await page.screenshot({ path: path.join(ARTIFACTS, '5-file.png'), fullPage: true });
     assert.deepEqual(problems, []);
   } finally {

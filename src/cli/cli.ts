@@ -1,7 +1,7 @@
 /**
  * The `voxgate` command (issue #2 "What a user does"):
  *
- *   voxgate serve [--port 8080] [--host 127.0.0.1] [--data-dir DIR] [--config FILE]
+ *   voxgate serve [--port 8080] [--host 127.0.0.1] [--data-dir DIR] [--config FILE] [--drain-timeout MS]
  *   voxgate transcribe FILE [--url URL] [--model CODE] [--key KEY] [--fast] [--json]
  *                           [--encoding linear16|mulaw|alaw] [--sample-rate HZ] [--channels N]
  *   voxgate keys create --name NAME | keys list | keys revoke ID
@@ -9,11 +9,15 @@
  *   voxgate voices [--model CODE] [--language L] [--json] [--url URL]
  *
  * Environment: VOXGATE_PORT, VOXGATE_HOST, VOXGATE_DATA_DIR, VOXGATE_URL, VOXGATE_API_KEY,
- * VOXGATE_LOG_LEVEL.
+ * VOXGATE_LOG_LEVEL, VOXGATE_DRAIN_TIMEOUT_MS.
+ *
+ * `serve` drains on SIGTERM/SIGINT (issue #14 item 4): new connections get 503, live sessions deliver
+ * their pending finals and close 1001, in-flight HTTP requests finish, exit 0 — within
+ * `--drain-timeout` ms (default `shutdown.drainTimeoutMs`, 10 000). A second signal exits at once (143).
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { KeyStore, readSavedAdminKey, resolveDataDir } from '../store/keys.js';
-import { startVoxgate } from '../server/bootstrap.js';
+import { installShutdownHandlers, startVoxgate } from '../server/bootstrap.js';
 import { transcribeFile } from './transcribe.js';
 import { registerTtsCommands } from './tts_commands.js'; // TTS: `speak`, `voices` (issue #4)
 
@@ -36,7 +40,8 @@ program
   .option('--data-dir <dir>', 'where keys are stored (env VOXGATE_DATA_DIR)')
   .option('--config <file>', 'JSON config file with the model catalogue and limits')
   .option('--log-level <level>', 'pino log level (env VOXGATE_LOG_LEVEL)', process.env.VOXGATE_LOG_LEVEL ?? 'info')
-  .action(async (o: { port: number; host: string; dataDir?: string; config?: string; logLevel: string }) => {
+  .option('--drain-timeout <ms>', 'on SIGTERM/SIGINT, ms live sessions get to deliver their last results before being closed (env VOXGATE_DRAIN_TIMEOUT_MS; default: config shutdown.drainTimeoutMs, 10000)', intArg('--drain-timeout'), process.env.VOXGATE_DRAIN_TIMEOUT_MS ? intArg('VOXGATE_DRAIN_TIMEOUT_MS')(process.env.VOXGATE_DRAIN_TIMEOUT_MS) : undefined)
+  .action(async (o: { port: number; host: string; dataDir?: string; config?: string; logLevel: string; drainTimeout?: number }) => {
     const v = await startVoxgate({ port: o.port, host: o.host, dataDir: o.dataDir, configFile: o.config, logLevel: o.logLevel });
     if (v.createdAdminKey) {
       process.stdout.write(
@@ -44,13 +49,7 @@ program
       );
     }
     process.stdout.write(`voxgate listening on ${v.url}  (models: ${v.config.stt.models.map((m) => m.code).join(', ')}; TTS: ${v.config.tts.models.map((m) => m.code).join(', ')})\n`);
-    const stop = async (sig: string) => {
-      v.log.info({ signal: sig }, 'shutting down');
-      await v.stop();
-      process.exit(0);
-    };
-    process.once('SIGINT', () => void stop('SIGINT'));
-    process.once('SIGTERM', () => void stop('SIGTERM'));
+    installShutdownHandlers(v, { deadlineMs: o.drainTimeout });
   });
 
 program

@@ -11,6 +11,7 @@
  */
 import type { UnifiedServerMessage } from '../protocol/unified/schema.js';
 import type { DeepgramStyleServerMessage } from '../protocol/deepgram-style/schema.js';
+import { ERRORS, type ErrorCode } from '../util/errors.js';
 import { TypedEmitter } from './emitter.js';
 import { SocketTransport, bytesToBase64, ReadyState, type AuthMode, type SocketError, type WebSocketConstructor } from './transport.js';
 
@@ -33,6 +34,13 @@ export interface SttClientInit {
   [key: string]: unknown;
 }
 
+/**
+ * Error codes after which the server ends the session (those with a close code in
+ * src/util/errors.ts, e.g. `idle_timeout_exceeded`, `max_connection_duration_exceeded`,
+ * `config_error`). Others (`invalid_request`, `payload_too_large`, `backpressure`) leave it open.
+ */
+export const SESSION_ENDING_CODES: ReadonlySet<string> = new Set((Object.keys(ERRORS) as ErrorCode[]).filter((c) => ERRORS[c].close !== null));
+
 /** Any server frame the client may receive. */
 export type SttServerMessage = UnifiedServerMessage | DeepgramStyleServerMessage;
 
@@ -46,6 +54,12 @@ export interface SttClientEvents {
   close: [code: number, reason: string];
   /** Transport-level failure (including a refused upgrade: `statusCode` set under Node). */
   error: [SocketError];
+  /**
+   * The server ended, or began ending, the session: a session-ending error frame
+   * ({@link SESSION_ENDING_CODES}) or the close. Emitted once, before `close`. From now on
+   * {@link SttClient.sendAudio} sends nothing (the server would not transcribe it).
+   */
+  ending: [reason: string];
 }
 
 /** Connection options. */
@@ -82,6 +96,7 @@ export function modelPath(model: string): string {
 export class SttClient extends TypedEmitter<SttClientEvents> {
   private opened = false;
   private closeCode: number | null = null;
+  private endingReason: string | null = null;
 
   private constructor(readonly transport: SocketTransport) {
     super();
@@ -123,26 +138,51 @@ export class SttClient extends TypedEmitter<SttClientEvents> {
           c.emit('open');
         }
         c.emit('message', msg);
+        if ((msg.type === 'error' || msg.type === 'Error') && SESSION_ENDING_CODES.has(msg.code)) c.markEnding(`${msg.code}: ${msg.message}`);
         if (!c.opened && (msg.type === 'error' || msg.type === 'Error')) {
           fail(Object.assign(new Error(`init rejected: ${msg.code}: ${msg.message}`), { code: msg.code }));
         }
       });
       transport.on('close', (code, reason) => {
         c.closeCode = code;
+        c.markEnding(`closed ${code}${reason ? ` ${reason}` : ''}`);
         if (!settled) fail(new Error(`connection closed before ready: ${code} ${reason}`.trim()));
         c.emit('close', code, reason);
       });
     });
   }
 
-  /** Send raw audio bytes (declared `encoding`/`sample_rate`) as one binary frame. */
-  sendAudio(bytes: Uint8Array): void {
-    this.transport.sendBinary(bytes);
+  private markEnding(reason: string): void {
+    if (this.endingReason !== null) return;
+    this.endingReason = reason;
+    this.emit('ending', reason);
   }
 
-  /** Send audio as `{"type":"audio","data":"<base64>"}`. */
-  sendAudioBase64(bytes: Uint8Array): void {
+  /**
+   * Why the server ended (or is ending) the session — `"<code>: <message>"` of the session-ending
+   * error frame, or `"closed <code> <reason>"` — or null while the session is live.
+   */
+  get ending(): string | null {
+    return this.endingReason;
+  }
+
+  /**
+   * Send raw audio bytes (declared `encoding`/`sample_rate`) as one binary frame.
+   * @returns false, sending nothing, once the server has ended or begun ending the session
+   *   ({@link ending}; e.g. after `max_connection_duration_exceeded`) or the socket is not open:
+   *   audio sent then would not be transcribed. True when the frame was queued.
+   */
+  sendAudio(bytes: Uint8Array): boolean {
+    if (this.endingReason !== null || !this.transport.isOpen) return false;
+    this.transport.sendBinary(bytes);
+    return true;
+  }
+
+  /** Send audio as `{"type":"audio","data":"<base64>"}`. Returns false, sending nothing, as {@link sendAudio}. */
+  sendAudioBase64(bytes: Uint8Array): boolean {
+    if (this.endingReason !== null || !this.transport.isOpen) return false;
     this.transport.sendText(JSON.stringify({ type: 'audio', data: bytesToBase64(bytes) }));
+    return true;
   }
 
   /** Flush the utterance in progress; a final with `from_finalize: true` follows. */

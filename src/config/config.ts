@@ -95,6 +95,23 @@ const httpSchema = z
 /** The `http` section, defaults filled in. */
 export type HttpConfig = z.infer<typeof httpSchema>;
 
+/**
+ * Graceful shutdown (issue #14 item 4): on SIGTERM/SIGINT the gateway stops accepting, lets live
+ * sessions deliver their pending finals and closing messages, then closes them 1001.
+ */
+const shutdownSchema = z
+  .object({
+    /**
+     * Milliseconds a drain may take before the remaining sessions are closed 1001 without their
+     * pending results and in-flight HTTP requests are cut. Default 10 000. Also `voxgate serve
+     * --drain-timeout <ms>` and env `VOXGATE_DRAIN_TIMEOUT_MS` (the CLI wins over the file).
+     */
+    drainTimeoutMs: z.number().int().min(0).default(10_000),
+  })
+  .strict();
+/** The `shutdown` section, defaults filled in. */
+export type ShutdownConfig = z.infer<typeof shutdownSchema>;
+
 /** The whole configuration file shape. Unknown keys are rejected to catch typos. */
 export const configSchema = z
   .object({
@@ -105,6 +122,8 @@ export const configSchema = z
     engines: z.record(z.string(), engineSchema.partial()).optional(),
     compat: compatSchema.optional(),
     http: httpSchema.partial().optional(),
+    /** Graceful shutdown (issue #14). */
+    shutdown: shutdownSchema.partial().optional(),
   })
   .strict();
 
@@ -117,6 +136,8 @@ export interface VoxgateConfig {
   engines: Record<string, z.infer<typeof engineSchema>>;
   compat: z.infer<typeof compatSchema>;
   http: HttpConfig;
+  /** Graceful shutdown (issue #14); absent in hand-built configs = defaults. */
+  shutdown?: ShutdownConfig;
 }
 
 /** The built-in catalogue: the embedded English engine in both STT dialects. */
@@ -179,8 +200,11 @@ export function loadConfig(file?: string): VoxgateConfig {
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}) };
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}) };
 }
+
+/** Default drain deadline, ms (`shutdown.drainTimeoutMs`). */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
 /** Engine settings for `id`, defaults filled in. */
 export function engineSettings(cfg: VoxgateConfig, id: string): z.infer<typeof engineSchema> {

@@ -4,13 +4,13 @@
  * same wiring.
  */
 import pino, { type Logger } from 'pino';
-import { loadConfig, type VoxgateConfig } from '../config/config.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, loadConfig, type VoxgateConfig } from '../config/config.js';
 import { createSttEngines } from '../engines/stt/registry.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { createTtsEngines } from '../engines/tts/registry.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import { KeyStore, adminKeyPath, resolveDataDir } from '../store/keys.js';
-import { createGateway, type Gateway } from './server.js';
+import { createGateway, type DrainReport, type Gateway } from './server.js';
 
 /** Options of {@link startVoxgate}. */
 export interface StartOptions {
@@ -44,6 +44,57 @@ export interface RunningVoxgate {
   adminKeyFile: string;
   /** Close sessions, the listener, engines and the store. */
   stop(): Promise<void>;
+  /**
+   * Graceful shutdown (issue #14 item 4): {@link Gateway.drain} (sessions deliver their pending
+   * finals and closing messages, then close 1001; in-flight HTTP requests finish), then engines and
+   * the store are shut down. Idempotent.
+   * @param deadlineMs default: `config.shutdown.drainTimeoutMs` (10 000 ms).
+   */
+  drain(deadlineMs?: number): Promise<DrainReport>;
+}
+
+/** Options of {@link installShutdownHandlers}. */
+export interface ShutdownHandlerOptions {
+  /** Drain deadline, ms; default `config.shutdown.drainTimeoutMs`. */
+  deadlineMs?: number;
+  /** Exit the process (default `process.exit`). */
+  exit?: (code: number) => void;
+}
+
+/** Exit code of a second SIGTERM/SIGINT during a drain: 128 + SIGTERM's number (15), as a killed process. */
+export const FORCED_EXIT_CODE = 143;
+
+/**
+ * Wire SIGTERM and SIGINT to a graceful drain (issue #14 item 4): the first signal starts
+ * `v.drain()` and exits 0 once it is done (1 if the drain itself threw); a second signal while
+ * draining exits at once with {@link FORCED_EXIT_CODE} (143), dropping whatever was still draining.
+ * @returns a function removing the handlers.
+ */
+export function installShutdownHandlers(v: RunningVoxgate, o: ShutdownHandlerOptions = {}): () => void {
+  const exit = o.exit ?? ((code: number) => process.exit(code));
+  let draining = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (draining) {
+      v.log.warn({ signal: sig }, 'second signal while draining: exiting now');
+      exit(FORCED_EXIT_CODE);
+      return;
+    }
+    draining = true;
+    v.log.info({ signal: sig }, 'shutting down: draining live sessions');
+    v.drain(o.deadlineMs).then(
+      () => exit(0),
+      (err: Error) => {
+        v.log.error({ err: err.message }, 'drain failed');
+        exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
 }
 
 /**
@@ -83,6 +134,7 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     throw err;
   }
   let stopped = false;
+  let drained: Promise<DrainReport> | null = null;
   return {
     gateway,
     port,
@@ -96,11 +148,27 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     createdAdminKey,
     adminKeyFile: adminKeyPath(dataDir),
     async stop() {
+      if (drained) {
+        await drained;
+        return;
+      }
       if (stopped) return;
       stopped = true;
       await gateway.close();
       await shutdownEngines();
       keys.close();
+    },
+    drain(deadlineMs) {
+      drained ??= (async () => {
+        const report = await gateway.drain(deadlineMs ?? config.shutdown?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+        if (!stopped) {
+          stopped = true;
+          await shutdownEngines();
+          keys.close();
+        }
+        return report;
+      })();
+      return drained;
     },
   };
 }

@@ -57,6 +57,48 @@ export interface Gateway {
   sessionCount(): number;
   /** Close sessions with 1001, stop listening. Engines are left to the caller. */
   close(): Promise<void>;
+  /**
+   * Graceful shutdown (issue #14 item 4), see {@link DrainReport}: from the call on, upgrades get
+   * HTTP 503 in the route's dialect, new HTTP requests 503 and `GET /healthz` 503
+   * `{"status":"draining"}`; every live session drains (`SttSession.drain`, `TtsSession.drain`:
+   * pending finals and closing messages, then close 1001); in-flight HTTP requests finish; then the
+   * listener closes. Everything still open at `deadlineMs` is cut. Engines are left to the caller.
+   * Idempotent: a second call returns the first call's promise.
+   * @param deadlineMs milliseconds (≥ 0) after which remaining sessions and connections are closed.
+   */
+  drain(deadlineMs: number): Promise<DrainReport>;
+}
+
+/** What a {@link Gateway.drain} did. */
+export interface DrainReport {
+  /** STT and TTS WebSocket sessions live when the drain began. */
+  sessions: number;
+  /** Milliseconds from the call until every session was closed. */
+  sessionsMs: number;
+  /** Milliseconds from the call until the listener was closed (in-flight HTTP requests done). */
+  totalMs: number;
+  /** True when the deadline cut sessions or connections. */
+  deadlineReached: boolean;
+}
+
+/** Paths that keep answering during a drain (`/healthz` answers 503 `draining`; `/metrics` stays readable). */
+const DRAIN_EXEMPT = new Set(['/healthz', '/metrics']);
+const DRAIN_MESSAGE = 'server is shutting down; retry shortly (another instance may serve you)';
+
+/**
+ * The 503 a draining gateway answers with, in the dialect of `pathname`: Deepgram routes
+ * (`/v1/listen`, `/v1/speak`) `{err_code, err_msg, request_id}` plus `dg-error`/`dg-request-id`;
+ * all others the SLNG shape `{error, message, status}` (protocols.md §1.7).
+ */
+function drainingResponse(pathname: string): { body: Record<string, unknown>; headers: Record<string, string> } {
+  const headers: Record<string, string> = { 'Retry-After': '5' };
+  const p = pathname.replace(/\/+$/, '');
+  if (p === '/v1/listen' || p === '/v1/speak') {
+    const requestId = randomUUID();
+    Object.assign(headers, { 'dg-request-id': requestId, 'dg-error': DRAIN_MESSAGE });
+    return { body: { err_code: 'SERVICE_UNAVAILABLE', err_msg: DRAIN_MESSAGE, request_id: requestId }, headers };
+  }
+  return { body: { error: 'unavailable', message: DRAIN_MESSAGE, status: 503 }, headers };
 }
 
 /** Write a JSON HTTP response on a raw upgrade socket and close it. */
@@ -88,6 +130,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const sessions = new Set<SttSession>();
   /** The engine each open session runs on (for the capacity check at the upgrade). */
   const sessionEngines = new Map<SttSession, SttEngine>();
+  /** Set by drain() (issue #14 item 4): refuse new work, report `draining` on /healthz. */
+  let draining = false;
+  let drainPromise: Promise<DrainReport> | null = null;
   const metrics = new GatewayMetrics(engines, () => sessions.size);
   const wss = new WebSocketServer({
     noServer: true,
@@ -125,7 +170,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
   void app.register(httpSttPlugin, { config, engines, keys, log });
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', async (_req, reply) => (draining ? reply.code(503).send({ status: 'draining' }) : { status: 'ok' }));
+  // Drain: new HTTP requests are refused before their body is read (in-flight ones finish).
+  app.addHook('onRequest', async (req, reply) => {
+    if (!draining) return;
+    const pathname = req.url.split('?', 1)[0]!;
+    if (DRAIN_EXEMPT.has(pathname)) return;
+    const r = drainingResponse(pathname);
+    return reply.code(503).headers({ ...r.headers, Connection: 'close' }).send(r.body);
+  });
   app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   app.get('/v1/status', async (req, reply) => {
@@ -148,6 +201,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     if (tts.handleUpgrade(req, socket, head, url)) return; // TTS routes
+    if (draining) {
+      const r = drainingResponse(url.pathname);
+      metrics.rejectedUpgrades.inc({ status: '503' });
+      rejectUpgrade(socket, 503, r.body, r.headers);
+      return;
+    }
     if (compatProtocol(url.pathname)) {
       upgradeCompat(req, socket, head, url);
       return;
@@ -302,7 +361,42 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return (app.server.address() as AddressInfo).port;
     },
     sessionCount: () => sessions.size + tts.sessionCount(), // TTS: + tts sessions
+    drain(deadlineMs) {
+      drainPromise ??= (async () => {
+        draining = true;
+        const t0 = performance.now();
+        const live = sessions.size + tts.sessionCount();
+        log.info({ sessions: live, deadline_ms: deadlineMs }, 'draining: new work refused, live sessions finishing');
+        await Promise.all([...[...sessions].map((s) => s.drain(deadlineMs)), tts.drain(deadlineMs)]);
+        const sessionsMs = performance.now() - t0;
+        // In-flight HTTP requests finish; the listener closes (fastify answers 503 to requests on kept-alive connections).
+        wss.close();
+        const closing = app.close();
+        // A kept-alive connection goes idle once its in-flight response ends: close it then, not at the deadline.
+        const idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
+        const left = Math.max(0, deadlineMs - (performance.now() - t0));
+        let deadlineReached = sessionsMs >= deadlineMs;
+        const done = await Promise.race([closing.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), left).unref())]);
+        if (!done) {
+          deadlineReached = true;
+          log.warn('drain deadline reached: closing the remaining connections');
+          app.server.closeAllConnections();
+          for (const client of wss.clients) client.terminate();
+          tts.close();
+          await Promise.race([closing, new Promise((r) => setTimeout(r, 1000).unref())]);
+        }
+        clearInterval(idleSweep);
+        const report: DrainReport = { sessions: live, sessionsMs: Math.round(sessionsMs), totalMs: Math.round(performance.now() - t0), deadlineReached };
+        log.info(report, 'drained');
+        return report;
+      })();
+      return drainPromise;
+    },
     async close() {
+      if (drainPromise) {
+        await drainPromise;
+        return;
+      }
       for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
       for (const s of [...sessions]) s.handleTransportClose();
       tts.close(); // TTS

@@ -77,6 +77,13 @@ export interface TtsGateway {
   sessionCount(): number;
   /** Close every TTS session with 1001. */
   close(): void;
+  /**
+   * Graceful shutdown (issue #14 item 4): refuse new upgrades with HTTP 503 (in the route's
+   * dialect), and let every session finish the text it has ({@link TtsSession.drain}).
+   * @param deadlineMs per-session deadline, ms.
+   * @returns resolves when every TTS session is closed.
+   */
+  drain(deadlineMs: number): Promise<void>;
 }
 
 /** A matched TTS WebSocket/HTTP path. */
@@ -150,7 +157,7 @@ const DG_BAD_REQUEST = 'Bad Request';
  * @param errCode Deepgram's `err_code`; by default derived from `status` (400 → `INVALID_QUERY_PARAMETER`).
  */
 function deepgramError(status: number, message: string, requestId: string, errCode?: string): { body: Record<string, unknown>; headers: Record<string, string> } {
-  errCode ??= status === 401 ? 'INVALID_AUTH' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INVALID_QUERY_PARAMETER';
+  errCode ??= status === 401 ? 'INVALID_AUTH' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status === 503 ? 'SERVICE_UNAVAILABLE' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INVALID_QUERY_PARAMETER';
   return { body: { err_code: errCode, err_msg: message, request_id: requestId }, headers: { 'dg-error': headerSafe(message).slice(0, 200), 'dg-request-id': requestId } };
 }
 
@@ -217,6 +224,8 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
   const models = config.tts.models.filter((mo) => engines.has(mo.engine));
   const limits = config.tts.limits;
   const sessions = new Set<TtsSession>();
+  /** Set by drain(): upgrades are refused with 503. */
+  let draining = false;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.limits.maxFrameBytes * 2,
@@ -256,15 +265,19 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     if (!route) return false;
     const requestId = randomUUID();
     const speak = route.kind === 'speak';
-    const refuse = (status: number, code: string, message: string, extra: Record<string, unknown> = {}) => {
+    const refuse = (status: number, code: string, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
       log.info({ url: redactUrl(url), status, code }, 'tts upgrade refused');
       if (speak) {
         const e = deepgramError(status, message, requestId);
-        rejectUpgrade(socket, status, e.body, { ...e.headers, ...(status === 401 ? { 'WWW-Authenticate': 'Token' } : {}) });
+        rejectUpgrade(socket, status, e.body, { ...e.headers, ...(status === 401 ? { 'WWW-Authenticate': 'Token' } : {}), ...headers });
       } else {
-        rejectUpgrade(socket, status, { error: code, message, ...extra }, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+        rejectUpgrade(socket, status, { error: code, message, ...extra }, { ...(status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}), ...headers });
       }
     };
+    if (draining) {
+      refuse(503, 'unavailable', 'server is shutting down; reconnect to another instance or retry shortly', {}, { 'Retry-After': '5' });
+      return true;
+    }
     if (route.kind === 'not_found') {
       refuse(404, 'not_found', `unknown TTS model "${route.code}"`, { models: modelCatalogue() });
       return true;
@@ -552,6 +565,10 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
         };
       }),
     sessionCount: () => sessions.size,
+    async drain(deadlineMs) {
+      draining = true;
+      await Promise.all([...sessions].map((s) => s.drain(deadlineMs)));
+    },
     close() {
       for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
       for (const s of [...sessions]) s.handleTransportClose();

@@ -22,6 +22,19 @@
  *   `close` drains it, and every way a session ends kills it (no decoder process outlives its session).
  * Frames that arrive while the engine stream is starting are queued and replayed in order, so a
  * client may stream right after `init` without waiting for `ready`/`Metadata` (§1.4).
+ *
+ * Server-initiated endings (issue #14 items 4 and 9): when the *server* ends a session — an idle or
+ * duration limit, or a shutdown {@link SttSession.drain} — audio frames the client sent before it
+ * learned of the ending are still in flight. They are expected, not a protocol error: they get no
+ * per-frame error (which in the Deepgram dialect would even abort the drain); their byte count is
+ * logged and named in the close reason, and the limit's error frame says that audio sent after it
+ * is not transcribed.
+ *
+ * Shutdown drain ({@link SttSession.drain}): a session in mid-utterance keeps streaming until that
+ * utterance ends (endpoint final) for at most half the deadline; then, as for `close`, every final
+ * for audio received is delivered with the dialect's closing messages (`/v1/listen` and
+ * deepgram-style `Metadata`, smallest.ai `is_last`) and the session closes 1001. At the deadline a
+ * session still open is closed 1001 at once (results not yet decoded are lost; the reason says so).
  */
 import { createHash, randomBytes, randomUUID, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -163,7 +176,27 @@ export class SttSession {
   /** Utterance-end tracking (Deepgram `UtteranceEnd`, §2.4): end (s) of the last final word not yet reported. */
   private ueLastWordEnd: (number | null)[] = [];
   private ueMs: number | null = null;
+  /** The engine stream settings once started (shutdown needs to know whether endpointing is on). */
+  private resolvedStream: SttStreamConfig | null = null;
   private readonly idleSeconds: number;
+  /** The server is ending the session (limit or shutdown): in-flight client frames are expected. */
+  private serverEnding = false;
+  /** Audio bytes that arrived after a server-initiated ending began (not transcribed). */
+  private lateAudioBytes = 0;
+  /** Shutdown drain state ({@link drain}); null when no drain was asked. */
+  private shutdown: {
+    cutTimer: NodeJS.Timeout;
+    deadlineTimer: NodeJS.Timeout;
+    cutDue: boolean;
+    /** Per channel: onset (s) of the utterance in progress when the drain began streaming, or null; set by windDown(). */
+    awaiting: (number | null)[] | null;
+  } | null = null;
+  /** Per transcript channel: `speech_started` timestamp (s) and end of the last final (s), to see an utterance in progress. */
+  private speechStartAt: number[] = [];
+  private finalEndAt: number[] = [];
+  private resolveClosed!: () => void;
+  /** Resolves once the session reaches `closed` (any way). Never rejects. */
+  readonly closed: Promise<void> = new Promise<void>((r) => (this.resolveClosed = r));
 
   constructor(private readonly o: SttSessionOptions) {
     this.requestId = o.requestId ?? randomUUID();
@@ -224,6 +257,82 @@ export class SttSession {
     this.dispatch({ kind: 'audio', data });
   }
 
+  /**
+   * Graceful shutdown (issue #14 item 4): end this session without losing what the client said.
+   *
+   * - `awaiting_init`: closed 1001 at once (nothing to deliver).
+   * - `starting`: the engine start completes first, then as `streaming`.
+   * - `streaming`: when an utterance is in progress (VAD saw speech not yet covered by a final) and
+   *   endpointing is on, audio keeps being accepted and transcribed until that utterance's endpoint
+   *   final, for at most `deadlineMs / 2`; then audio stops being taken (late frames are counted, not
+   *   errors), every final for the audio received is delivered, followed by the dialect's closing
+   *   messages (the `ended` event: `Metadata` / `is_last`), and the session closes 1001
+   *   `server shutting down`.
+   * - `draining` (the client's `close` or a limit is already draining): that drain finishes with its own close code.
+   * - At `deadlineMs` after the call, a session not yet closed is closed 1001 at once.
+   * Idempotent: later calls return the same promise (the first deadline stands).
+   * @param deadlineMs milliseconds until the session is closed regardless (≥ 0).
+   * @returns a promise resolved when the session is closed; never rejects.
+   */
+  drain(deadlineMs: number): Promise<void> {
+    if (this.st === 'closed' || this.shutdown) return this.closed;
+    const cutTimer = setTimeout(() => {
+      this.shutdown!.cutDue = true;
+      this.cutForShutdown();
+    }, Math.max(0, deadlineMs / 2));
+    const deadlineTimer = setTimeout(() => this.forceShutdown(), Math.max(0, deadlineMs));
+    this.shutdown = { cutTimer, deadlineTimer, cutDue: false, awaiting: null };
+    this.log.info({ state: this.st, deadline_ms: deadlineMs }, 'draining for shutdown');
+    if (this.st === 'awaiting_init') this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
+    else if (this.st === 'streaming') this.windDown();
+    // `starting`: start() calls windDown() once streaming; `draining`: already ending.
+    return this.closed;
+  }
+
+  /**
+   * Shutdown: stop now unless an utterance is in progress (the VAD heard speech that no final
+   * covers yet) whose endpoint will come. Only the utterances in progress *now* are waited for: one
+   * the user begins later does not hold the shutdown (its start is in the flush, the rest is late).
+   */
+  private windDown(): void {
+    if (!this.shutdown || this.st !== 'streaming') return;
+    const stream = this.resolvedStream;
+    const endpointing = stream !== null && stream.vad && stream.endpointingMs !== null;
+    this.shutdown.awaiting ??= this.speechStartAt.map((t, ch) => (t >= (this.finalEndAt[ch] ?? 0) ? t : null));
+    if (endpointing && !this.shutdown.cutDue && !this.awaitedUtterancesEnded()) {
+      this.log.debug('shutdown: waiting for the utterance in progress to end');
+      return; // the final that covers it (see the `final` handler) or the cut timer calls cutForShutdown
+    }
+    this.cutForShutdown();
+  }
+
+  /**
+   * Every utterance that was in progress when the shutdown drain began has ended: its final arrived,
+   * or the VAD already heard the *next* utterance begin (speech starts are seen as audio is written,
+   * finals only once it is decoded: under load, waiting for the final would keep taking audio of the
+   * following sentence and grow the backlog the drain must decode).
+   */
+  private awaitedUtterancesEnded(): boolean {
+    const awaiting = this.shutdown?.awaiting ?? [];
+    return awaiting.every((onset, ch) => onset === null || (this.finalEndAt[ch] ?? 0) > onset || (this.speechStartAt[ch] ?? -1) > onset);
+  }
+
+  /** Shutdown: take no more audio, deliver every final, the closing messages, then close 1001. */
+  private cutForShutdown(): void {
+    if (this.st !== 'streaming') return;
+    this.serverEnding = true;
+    void this.closeGracefully(CloseCode.GOING_AWAY, 'server shutting down');
+  }
+
+  /** Shutdown deadline: close 1001 now; results still being decoded are lost. */
+  private forceShutdown(): void {
+    if (this.st === 'closed') return;
+    this.log.warn({ state: this.st }, 'shutdown deadline reached: closing without the pending results');
+    this.stream?.abort();
+    this.decoder?.abort();
+    this.terminate(CloseCode.GOING_AWAY, 'server shutting down: drain deadline reached, results not yet decoded are lost');
+  }
+
   /** The client vanished: release everything now. */
   handleTransportClose(): void {
     if (this.st === 'closed') return;
@@ -262,6 +371,9 @@ export class SttSession {
       case 'audio':
         if (this.st === 'awaiting_init') {
           this.fatal(CloseCode.POLICY, 'audio before init', 'invalid_request', 'audio received before "init"; send {"type":"init",...} first');
+        } else if (this.st === 'draining' && this.serverEnding) {
+          // In flight when the server began ending the session: expected, reported in the close reason.
+          this.lateAudioBytes += cmd.data.length;
         } else if (this.st === 'draining') {
           this.sendError('invalid_request', 'audio after "close" was rejected; the session is draining');
         } else {
@@ -270,12 +382,13 @@ export class SttSession {
         return;
       case 'finalize':
         if (this.st === 'awaiting_init') this.sendError('invalid_request', '"finalize" before "init"');
+        else if (this.st === 'draining' && this.serverEnding) return; // the server's drain finalizes everything anyway
         else if (this.st === 'draining') this.sendError('invalid_request', '"finalize" after "close" was ignored; the session is draining');
         else this.finalizeStream();
         return;
       case 'close':
         if (this.st === 'awaiting_init') this.terminate(CloseCode.NORMAL, 'closed before init');
-        else if (this.st === 'streaming') void this.drain(CloseCode.NORMAL, 'session closed');
+        else if (this.st === 'streaming') void this.closeGracefully(CloseCode.NORMAL, 'session closed');
         return;
     }
   }
@@ -345,6 +458,9 @@ export class SttSession {
       format: init.format,
     };
     this.ueMs = init.utteranceEndMs;
+    this.resolvedStream = init.stream;
+    this.speechStartAt = new Array<number>(nStreams).fill(-1);
+    this.finalEndAt = new Array<number>(nStreams).fill(0);
     const info = this.info;
     stream.on('partial', (result, channel) => {
       if (result.transcript) this.ueLastWordEnd[channel] = null; // speech resumed before the gap elapsed
@@ -353,13 +469,20 @@ export class SttSession {
     stream.on('final', (result, channel) => {
       this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
       this.emit({ kind: 'final', info, channel, result });
+      this.finalEndAt[channel] = Math.max(this.finalEndAt[channel] ?? 0, result.start + result.duration);
+      if (this.shutdown?.awaiting && this.st === 'streaming' && this.awaitedUtterancesEnded()) queueMicrotask(() => this.cutForShutdown());
       if (this.ueMs !== null && result.transcript) {
         const ends = (result.words ?? []).map((w) => w.end);
         this.ueLastWordEnd[channel] = ends.length > 0 ? Math.max(...ends) : result.start + result.duration;
         this.checkUtteranceEnd();
       }
     });
-    stream.on('speech_started', ({ timestamp }, channel) => this.emit({ kind: 'speech_started', info, channel, timestamp }));
+    stream.on('speech_started', ({ timestamp }, channel) => {
+      this.speechStartAt[channel] = timestamp;
+      this.emit({ kind: 'speech_started', info, channel, timestamp });
+      // Deferred: this runs inside the engine's write(), which the cut's decoder.end() must not re-enter.
+      if (this.shutdown?.awaiting && this.st === 'streaming' && this.awaitedUtterancesEnded()) queueMicrotask(() => this.cutForShutdown());
+    });
     stream.on('error', (err) => {
       this.log.error({ err }, 'engine stream failed');
       this.fatal(CloseCode.INTERNAL, 'engine error', 'internal_error', `speech engine failed: ${err.message}`);
@@ -371,6 +494,7 @@ export class SttSession {
       if (this.st !== 'streaming') break;
       this.dispatch(cmd);
     }
+    if (this.shutdown) this.windDown(); // a shutdown drain was asked while the engine was starting
   }
 
   private feed(bytes: Uint8Array): void {
@@ -446,8 +570,8 @@ export class SttSession {
     this.o.transport.resume?.();
   }
 
-  /** Deliver every final for audio already received, then close. */
-  private async drain(code: number, reason: string): Promise<void> {
+  /** Deliver every final for audio already received, the dialect's closing messages (`ended`), then close. */
+  private async closeGracefully(code: number, reason: string): Promise<void> {
     if (this.st !== 'streaming') return;
     this.st = 'draining';
     this.clearIdle();
@@ -462,6 +586,11 @@ export class SttSession {
     if (this.st !== 'draining') return;
     this.checkUtteranceEnd();
     this.emit({ kind: 'ended', info: this.info!, audioSeconds: stream.audioSeconds, sha256: this.sha.copy().digest('hex') });
+    if (this.lateAudioBytes > 0) {
+      this.log.info({ late_audio_bytes: this.lateAudioBytes }, 'audio received after the session began ending was not transcribed');
+      // Our own reasons carry the count; dialect close reasons (Deepgram `NET-0001` …) stay as specified.
+      if (!this.o.dialect.closeFor || code === CloseCode.GOING_AWAY) reason = `${reason}; ${this.lateAudioBytes} audio bytes sent after that were not transcribed`;
+    }
     this.terminate(code, reason);
   }
 
@@ -488,17 +617,18 @@ export class SttSession {
 
   private expire(code: ErrorCode, message: string): void {
     if (this.st === 'closed' || this.st === 'draining') return;
+    this.serverEnding = true;
     const dialectClose = this.o.dialect.closeFor?.(code, message);
     if (dialectClose) {
       // No error frame in this dialect: deliver pending finals, then report through the close code.
       this.log.info({ code }, message);
       this.o.observer?.error(code);
-      if (this.st === 'streaming') void this.drain(dialectClose.code, dialectClose.reason);
+      if (this.st === 'streaming') void this.closeGracefully(dialectClose.code, dialectClose.reason);
       else this.terminate(dialectClose.code, dialectClose.reason);
       return;
     }
-    this.sendError(code, message);
-    if (this.st === 'streaming') void this.drain(CloseCode.POLICY, code);
+    this.sendError(code, this.st === 'streaming' ? `${message}; the session is ending: finals for the audio received so far follow, audio sent from now on is not transcribed` : message);
+    if (this.st === 'streaming') void this.closeGracefully(CloseCode.POLICY, code);
     else this.terminate(CloseCode.POLICY, code);
   }
 
@@ -549,6 +679,11 @@ export class SttSession {
     if (this.maxTimer) clearTimeout(this.maxTimer);
     this.maxTimer = null;
     this.pending.length = 0;
+    if (this.shutdown) {
+      clearTimeout(this.shutdown.cutTimer);
+      clearTimeout(this.shutdown.deadlineTimer);
+    }
     this.o.onClosed?.(this);
+    this.resolveClosed();
   }
 }

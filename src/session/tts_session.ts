@@ -37,6 +37,15 @@
  * Timers: `initTimeoutSeconds` for `init`; `idleTimeoutSeconds` without any client frame
  * (`keepalive` and WebSocket pings count) *while idle* — never while audio is being produced;
  * `maxSessionSeconds` overall.
+ *
+ * Server shutdown ({@link TtsSession.drain}, issue #14 item 4). The spec defines no going-away
+ * message for TTS (protocols.md §1.5, §3), so voxgate finishes what the client already asked for:
+ * text already received is spoken to its end — sent as fast as it is synthesised (real-time pacing
+ * off; the client buffers it) — followed by `audio_end`, then close **1001** `server shutting down`.
+ * New `text`/`flush` is refused with an error frame naming the shutdown; `clear`/`cancel` stops the
+ * audio at once (`cleared`) and closes 1001; `close` is still a hang-up (1000). A session not closed
+ * by the deadline is closed 1001 (the audio not yet sent is lost; the reason says so). A session
+ * waiting for `init` closes 1001 at once.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -89,7 +98,8 @@ export interface TtsSessionOptions {
   observer?: TtsSessionObserver;
 }
 
-type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' };
+/** `shutdown`: end the utterance like `flush` (no `flushed`), then close 1001 (see {@link TtsSession.drain}). */
+type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' } | { kind: 'shutdown' };
 
 /** One client connection on a TTS WebSocket route. Drive it with the `handle*` methods. */
 export class TtsSession {
@@ -113,7 +123,7 @@ export class TtsSession {
   private clearCount = 0;
   private totalSeconds = 0;
   private inflight = 0;
-  private drain: { promise: Promise<void>; resolve: () => void } | null = null;
+  private socketDrain: { promise: Promise<void>; resolve: () => void } | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private maxTimer: NodeJS.Timeout | null = null;
@@ -126,6 +136,11 @@ export class TtsSession {
   private playEnd = 0;
   private paceWait: { timer: NodeJS.Timeout; resolve: () => void } | null = null;
   private readonly log: Logger;
+  /** Shutdown drain ({@link drain}) deadline timer; null when no drain was asked. */
+  private shutdownTimer: NodeJS.Timeout | null = null;
+  private resolveClosed!: () => void;
+  /** Resolves once the session reaches `closed` (any way). Never rejects. */
+  readonly closed: Promise<void> = new Promise<void>((r) => (this.resolveClosed = r));
 
   constructor(private readonly o: TtsSessionOptions) {
     this.log = o.log.child({ session_id: this.id, model: o.model.code });
@@ -178,6 +193,33 @@ export class TtsSession {
     if (this.st !== 'closed') this.touch();
   }
 
+  /**
+   * Graceful shutdown (see the module docs): speak the text already received, then close 1001;
+   * a session waiting for `init` closes 1001 at once. At `deadlineMs` the session is closed 1001
+   * regardless. Idempotent (the first deadline stands).
+   * @param deadlineMs milliseconds until the session is closed regardless (≥ 0).
+   * @returns a promise resolved when the session is closed; never rejects.
+   */
+  drain(deadlineMs: number): Promise<void> {
+    if (this.st === 'closed' || this.shutdownTimer) return this.closed;
+    this.shutdownTimer = setTimeout(() => {
+      if (this.st === 'closed') return;
+      this.log.warn({ state: this.st }, 'shutdown deadline reached: closing before all audio was sent');
+      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down: drain deadline reached, audio not yet sent is lost' });
+    }, Math.max(0, deadlineMs));
+    this.log.info({ state: this.st, deadline_ms: deadlineMs }, 'draining for shutdown');
+    if (this.st === 'awaiting_init') {
+      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+    } else if (this.st === 'streaming') {
+      this.pacing = false; // finish quickly: the client buffers what it has not played yet
+      this.stopPacing();
+      const last = this.segmenter.flush();
+      if (last) this.enqueue({ kind: 'segment', text: last });
+      this.enqueue({ kind: 'shutdown' });
+    }
+    return this.closed;
+  }
+
   /** The client vanished: stop all work now. */
   handleTransportClose(): void {
     if (this.st === 'closed') return;
@@ -217,6 +259,15 @@ export class TtsSession {
     }
     if (this.st === 'awaiting_init') {
       this.sendError('invalid_request', `"${cmd.kind}" before "init" was ignored; send {"type":"init",...} first`);
+      return;
+    }
+    if (this.shutdownTimer && (cmd.kind === 'clear' || cmd.kind === 'cancel')) {
+      this.clear(); // barge-in still works while shutting down: stop the audio, then go
+      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+      return;
+    }
+    if (this.shutdownTimer && (cmd.kind === 'text' || cmd.kind === 'flush')) {
+      this.sendError('invalid_request', `"${cmd.kind}" was ignored: the server is shutting down; text already received is being spoken, then the session closes`);
       return;
     }
     switch (cmd.kind) {
@@ -327,8 +378,11 @@ export class TtsSession {
         if (item.kind === 'segment') {
           this.queuedChars -= item.text.length;
           await this.runSegment(item.text, epoch);
+        } else if (item.kind === 'flush') {
+          await this.endUtterance(epoch, true);
         } else {
-          await this.endUtterance(epoch);
+          await this.endUtterance(epoch, false);
+          if (epoch === this.epoch) this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
         }
       }
     } catch (err) {
@@ -372,8 +426,11 @@ export class TtsSession {
     if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId });
   }
 
-  /** A `flush` reached the head of the queue: end the utterance (`audio_end` when it had audio), then `flushed`. */
-  private async endUtterance(epoch: number): Promise<void> {
+  /**
+   * A `flush` (or a shutdown) reached the head of the queue: end the utterance (`audio_end` when it
+   * had audio), then `flushed` when `ack` (a client's flush).
+   */
+  private async endUtterance(epoch: number, ack: boolean): Promise<void> {
     const encoder = this.encoder;
     const hadAudio = this.encoderHasAudio && encoder !== null;
     if (hadAudio) {
@@ -384,6 +441,7 @@ export class TtsSession {
       this.totalSeconds += encoder.seconds;
       this.emit({ kind: 'audio_end', duration: encoder.seconds });
     }
+    if (!ack) return;
     this.emit({ kind: 'flushed', sequenceId: this.flushCount++ });
     if (hadAudio) this.prewarm();
   }
@@ -454,7 +512,7 @@ export class TtsSession {
       if (done) return;
       done = true;
       this.inflight -= n;
-      if (this.drain && this.inflight <= this.o.ttsLimits.maxBufferedBytes / 2) this.wakeDrain();
+      if (this.socketDrain && this.inflight <= this.o.ttsLimits.maxBufferedBytes / 2) this.wakeDrain();
     });
     if (this.inflight > this.o.ttsLimits.maxBufferedBytes * 4 && this.st !== 'closed' && !this.ending) {
       this.fatal('backpressure', `the client is not reading: ${this.inflight} bytes of audio are waiting to be sent`);
@@ -462,21 +520,21 @@ export class TtsSession {
   }
 
   private waitDrain(): Promise<void> {
-    if (!this.drain) {
+    if (!this.socketDrain) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
-      this.drain = { promise, resolve };
+      this.socketDrain = { promise, resolve };
       const s = this.o.ttsLimits.backpressureTimeoutSeconds;
       this.stallTimer = setTimeout(() => this.fatal('backpressure', `the client read no audio for ${s} s while ${this.inflight} bytes were waiting`), s * 1000);
     }
-    return this.drain.promise;
+    return this.socketDrain.promise;
   }
 
   private wakeDrain(): void {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = null;
-    const d = this.drain;
-    this.drain = null;
+    const d = this.socketDrain;
+    this.socketDrain = null;
     d?.resolve();
   }
 
@@ -542,7 +600,9 @@ export class TtsSession {
     this.stopPacing();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.maxTimer) clearTimeout(this.maxTimer);
+    if (this.shutdownTimer) clearTimeout(this.shutdownTimer);
     this.idleTimer = this.maxTimer = null;
     this.o.onClosed?.(this);
+    this.resolveClosed();
   }
 }

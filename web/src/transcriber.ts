@@ -28,12 +28,6 @@ export interface RunCallbacks {
   onEnding?(): void;
 }
 
-/**
- * Error codes after which the server ends the session (src/util/errors.ts: a close code is set);
- * the page stops sending audio at once instead of having it rejected while the session drains.
- */
-const SESSION_ENDING = new Set(['auth_error', 'config_error', 'rate_limit', 'idle_timeout_exceeded', 'max_connection_duration_exceeded', 'not_found', 'provider_error', 'internal_error']);
-
 /** Options of {@link TranscriptionRun.start}. */
 export interface RunOptions {
   /** Page origin, e.g. `http://127.0.0.1:8080`. */
@@ -84,6 +78,17 @@ export class TranscriptionRun {
       r.cb.onClosed(code);
     });
     client.on('error', (e) => r.cb.onError(e.message));
+    // The SDK stops sending once the server ends the session (session-ending error frame or close);
+    // stop the audio source too (issue #14 item 9).
+    client.on('ending', () => {
+      if (r.closing) return;
+      r.closing = true;
+      r.cb.onEnding?.();
+    });
+    if (client.ending !== null) {
+      r.closing = true;
+      r.cb.onEnding?.();
+    }
     return r;
   }
 
@@ -92,9 +97,8 @@ export class TranscriptionRun {
    * the chunk's last sample was captured (default: now), for the latency readouts.
    */
   send(pcm: Int16Array, capturedAt = performance.now()): void {
-    if (!this.client.isOpen || this.closing) return;
-    this.client.sendAudio(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
-    this.latency.recordSend(pcm.length, capturedAt);
+    if (this.closing) return;
+    if (this.client.sendAudio(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength))) this.latency.recordSend(pcm.length, capturedAt);
   }
 
   /** True while the socket is open and `stop` was not called. */
@@ -127,10 +131,6 @@ export class TranscriptionRun {
       case 'Error':
         this.sawError = true;
         this.cb.onError(describeServerError(m.code, m.message));
-        if (SESSION_ENDING.has(m.code) && !this.closing) {
-          this.closing = true;
-          this.cb.onEnding?.();
-        }
         break;
       default:
         break;
