@@ -10,11 +10,17 @@
  * forks cost ~1 ms of *its* time. stdout/stdin data travel over the channel with flow control
  * (stdout paused above 256 KiB unacknowledged; stdin writes complete when the child took them).
  *
- * One spawner per CPU (up to 4) per gateway process, started on first use and restarted if one
- * dies (children it ran then fail with an error exit). Spawners exit with the gateway (IPC
- * disconnect kills their children).
+ * One spawner per CPU (up to 4) per gateway process, started on first use and restarted on the
+ * next spawn if one dies: the children it ran fail with {@link HostedExit.error} set (their
+ * owners fail only their own job — a TTS segment, an STT stream), and the whole process group of
+ * the dead spawner is SIGKILLed so none of its children outlives it.
+ *
+ * No process outlives its owner (issue 14 item 5): spawners are started through
+ * `setpriv --pdeathsig KILL` and start their children the same way (see spawner_main.ts), so a
+ * kill -9 of the gateway takes the spawners and all engine processes with it; a spawner also
+ * exits when its IPC channel closes.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn as spawnProcess, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { Readable, Writable } from 'node:stream';
@@ -39,6 +45,8 @@ export class HostedChild extends EventEmitter {
   readonly stdin: Writable;
   /** Resolves once, when the child has exited and all its stdout was pushed. */
   readonly exit: Promise<HostedExit>;
+  /** OS pid of the child once the spawner reported it (undefined before, or if it never started). */
+  pid: number | undefined;
   private resolveExit!: (e: HostedExit) => void;
   private done = false;
   private pendingAck = 0;
@@ -87,6 +95,17 @@ export class HostedChild extends EventEmitter {
   onOut(data: Buffer): void {
     if (this.stdout.push(data)) this.post({ t: 'ack', id: this.id, n: data.length });
     else this.pendingAck += data.length;
+  }
+
+  /** @internal the spawner started the child. */
+  onPid(pid: number): void {
+    this.pid = pid;
+    this.emit('pid', pid);
+  }
+
+  /** @internal stderr text, as the child writes it (the first 8 KiB; event `stderr`). */
+  onErr(text: string): void {
+    this.emit('stderr', text);
   }
 
   /** @internal a stdin write was taken by the child. */
@@ -162,33 +181,67 @@ export class SpawnHost {
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     const timer = setTimeout(() => child.kill(), timeoutMs);
-    const e = await child.exit;
+    const ended = new Promise<void>((resolve) => child.stdout.once('end', resolve).once('error', () => resolve()));
+    const [e] = await Promise.all([child.exit, ended]);
     clearTimeout(timer);
     return { ...e, stdout };
+  }
+
+  /** OS pids of the running spawner processes (tests and diagnostics). */
+  get spawnerPids(): number[] {
+    return this.spawners.flatMap((s) => (s?.proc.pid !== undefined && s.proc.exitCode === null && s.proc.signalCode === null ? [s.proc.pid] : []));
   }
 
   private ensure(i: number): Spawner {
     const existing = this.spawners[i];
     if (existing?.proc.connected) return existing;
     const main = fileURLToPath(new URL('./spawner_main.js', import.meta.url));
-    const proc = fork(main, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+    const setpriv = setprivBinary();
+    const [cmd, args] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', process.execPath, main]] : [process.execPath, [main]];
+    // detached: the spawner leads its own process group, which its children join (killed as a
+    // group when it dies, see below).
+    const proc = spawnProcess(cmd, args, { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], detached: true });
     const sp: Spawner = { proc, children: new Map() };
-    proc.on('message', (m: { t: string; id: number; data?: Uint8Array } & Partial<HostedExit>) => {
+    proc.on('message', (m: { t: string; id: number; data?: Uint8Array; pid?: number; text?: string } & Partial<HostedExit>) => {
       const c = sp.children.get(m.id);
       if (!c) return;
       if (m.t === 'out') c.onOut(Buffer.from(m.data!.buffer, m.data!.byteOffset, m.data!.byteLength));
       else if (m.t === 'in-ack') c.onInAck();
+      else if (m.t === 'pid') c.onPid(m.pid!);
+      else if (m.t === 'err') c.onErr(m.text ?? '');
       else if (m.t === 'exit') c.onExit({ code: m.code ?? null, signal: m.signal ?? null, error: m.error ?? null, stderr: m.stderr ?? '' });
     });
     proc.on('error', () => {});
     proc.on('exit', () => {
       if (this.spawners[i] === sp) this.spawners[i] = null;
+      // Whatever is left of its group (a child that had not armed its parent-death signal yet):
+      // the group id stays reserved while any member lives, so this cannot hit a stranger.
+      if (proc.pid !== undefined) {
+        try {
+          process.kill(-proc.pid, 'SIGKILL');
+        } catch {
+          // ESRCH: nothing left
+        }
+      }
       for (const c of [...sp.children.values()]) c.onExit({ code: null, signal: null, error: 'the spawner process exited', stderr: '' });
     });
     this.spawners[i] = sp;
     setRef(proc, false);
     return sp;
   }
+}
+
+let setprivCache: string | null | undefined;
+
+/**
+ * `setpriv` (util-linux) when it supports `--pdeathsig`, else null; probed once per process.
+ * `VOXGATE_SETPRIV=none` disables it.
+ */
+function setprivBinary(): string | null {
+  if (setprivCache !== undefined) return setprivCache;
+  const want = process.env.VOXGATE_SETPRIV ?? 'setpriv';
+  setprivCache = want === 'none' ? null : spawnSync(want, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0 ? want : null;
+  return setprivCache;
 }
 
 /** The spawners must not keep an idle gateway (or a CLI run) alive, but must while children run. */

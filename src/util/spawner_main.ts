@@ -1,22 +1,40 @@
 /**
  * The spawner: a small helper process that starts and runs child processes on behalf of the
- * gateway (see spawn_host.ts for why). Entry point of `child_process.fork`; speaks a tiny IPC
- * protocol with `serialization: 'advanced'` (Buffers travel as Uint8Array):
+ * gateway (see spawn_host.ts for why). Entry point of `child_process.spawn` with an IPC channel;
+ * speaks a tiny IPC protocol with `serialization: 'advanced'` (Buffers travel as Uint8Array):
  *
  *   gateway → spawner: {t:'spawn', id, cmd, args} | {t:'in', id, data} | {t:'end', id, data?}
  *                      | {t:'ack', id, n} | {t:'kill', id, signal}
- *   spawner → gateway: {t:'out', id, data} | {t:'in-ack', id} | {t:'exit', id, code, signal, error, stderr}
+ *   spawner → gateway: {t:'pid', id, pid} | {t:'out', id, data} | {t:'err', id, text} | {t:'in-ack', id}
+ *                      | {t:'exit', id, code, signal, error, stderr}
  *
  * Flow control: stdout chunks not yet acknowledged by the gateway are counted per child; above
  * 256 KiB the child's stdout is paused (so the child blocks on its pipe) until acks bring it under
- * 64 KiB. Every `in` is acknowledged once the child's stdin took it. When the gateway goes away
- * (IPC disconnect) every child is killed and the spawner exits. Only Node built-ins are imported,
- * so this process stays small (its fork+exec costs ~1 ms, not the gateway's ~20 ms).
+ * 64 KiB. Every `in` is acknowledged once the child's stdin took it. stderr is forwarded as it
+ * comes (`err`, the first {@link STDERR_FORWARD} bytes) and its first ~2000 characters are repeated
+ * in `exit`.
+ *
+ * Lifetime (issue 14 item 5 — no engine process outlives its owner):
+ * - every child is started through `setpriv --pdeathsig KILL` (util-linux, Essential on Debian)
+ *   when available, so the kernel SIGKILLs it the moment this spawner dies, however it dies
+ *   (kill -9 included); the gateway starts this spawner the same way, so the chain
+ *   gateway → spawner → engine process collapses from the top;
+ * - the spawner is its own process-group leader and children stay in its group: the gateway kills
+ *   the whole group when a spawner exits (closes the short window before `setpriv` has armed the
+ *   signal, and covers systems without `setpriv`);
+ * - when the gateway goes away (IPC disconnect) every child is killed and the spawner exits;
+ * - SIGTERM/SIGINT are ignored: the spawner lives exactly as long as its gateway, so a gateway that
+ *   drains on SIGTERM (a supervisor may signal the whole cgroup) keeps its engines until it exits.
+ *
+ * Only Node built-ins are imported, so this process stays small (its fork+exec costs ~1 ms, not
+ * the gateway's ~20 ms).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 
 const HIGH_WATER = 256 * 1024;
 const LOW_WATER = 64 * 1024;
+/** stderr bytes per child forwarded live (`err` messages); the rest is dropped. */
+const STDERR_FORWARD = 8192;
 
 /** Messages from the gateway. */
 type In =
@@ -31,11 +49,23 @@ interface Job {
   unacked: number;
   paused: boolean;
   stderr: string;
+  forwarded: number;
   error: string | null;
   done: boolean;
 }
 
 const jobs = new Map<number, Job>();
+
+/**
+ * The `setpriv` binary when it supports `--pdeathsig` (probed once), else null. Overridable with
+ * `VOXGATE_SETPRIV` (a path, or `none` to disable — tests of the fallback).
+ */
+const SETPRIV = ((): string | null => {
+  const want = process.env.VOXGATE_SETPRIV ?? 'setpriv';
+  if (want === 'none') return null;
+  const r = spawnSync(want, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 });
+  return r.status === 0 ? want : null;
+})();
 
 function send(m: unknown): void {
   if (process.connected) process.send!(m);
@@ -52,13 +82,17 @@ process.on('message', (m: In) => {
   if (m.t === 'spawn') {
     let child: ChildProcess;
     try {
-      child = spawn(m.cmd, m.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      // setpriv arms PR_SET_PDEATHSIG and execs the command: same pid, same stdio, same exit status.
+      child = SETPRIV
+        ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', m.cmd, ...m.args], { stdio: ['pipe', 'pipe', 'pipe'] })
+        : spawn(m.cmd, m.args, { stdio: ['pipe', 'pipe', 'pipe'] });
     } catch (err) {
       send({ t: 'exit', id: m.id, code: null, signal: null, error: (err as Error).message, stderr: '' });
       return;
     }
-    const job: Job = { child, unacked: 0, paused: false, stderr: '', error: null, done: false };
+    const job: Job = { child, unacked: 0, paused: false, stderr: '', forwarded: 0, error: null, done: false };
     jobs.set(m.id, job);
+    if (child.pid !== undefined) send({ t: 'pid', id: m.id, pid: child.pid });
     child.stdin!.on('error', () => {}); // EPIPE when the child exits early: its exit status tells
     child.stdout!.on('data', (data: Buffer) => {
       job.unacked += data.length;
@@ -70,12 +104,23 @@ process.on('message', (m: In) => {
     });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       if (job.stderr.length < 2000) job.stderr += d;
+      if (job.forwarded < STDERR_FORWARD) {
+        job.forwarded += d.length;
+        send({ t: 'err', id: m.id, text: d });
+      }
     });
     child.once('error', (err) => {
       job.error = err.message;
       if (child.pid === undefined) finish(m.id, job, null, null); // never started: no 'close' follows
     });
-    child.once('close', (code, signal) => finish(m.id, job, code, signal));
+    child.once('close', (code, signal) => {
+      // setpriv reports a missing command as exit 127 with "failed to execute": report it like
+      // spawn's ENOENT, so callers see one kind of "cannot run" error.
+      if (SETPRIV && code === 127 && /setpriv: failed to execute/.test(job.stderr) && !job.error) {
+        job.error = `spawn ${m.cmd} ENOENT`;
+      }
+      finish(m.id, job, code, signal);
+    });
     return;
   }
   const job = jobs.get(m.id);
@@ -100,7 +145,13 @@ process.on('message', (m: In) => {
   }
 });
 
+// Lives as long as the gateway (see the module docs); the gateway's exit is the only way out.
+process.on('SIGTERM', () => {});
+process.on('SIGINT', () => {});
+
 process.on('disconnect', () => {
   for (const j of jobs.values()) j.child.kill('SIGKILL');
   process.exit(0);
 });
+// The gateway died before the channel was even set up (or it is gone already).
+if (!process.connected) process.exit(0);
