@@ -84,6 +84,35 @@ describe('hardening: engine processes die with their owner', () => {
     assert.equal((await c.closed).code, 1000);
   });
 
+  it('kill -9 of the helpers mid-utterance of an mp3 session: an in-dialect error, then the next utterance is spoken', async () => {
+    const c = await openTtsSession(s, 'local/flite:en', { voice: 'kal16', config: { sample_rate: 16000, encoding: 'mp3', language: 'en', pacing: false } });
+    c.send({ type: 'text', text: 'Warm up the encoder and the engine.', flush: true });
+    await c.waitType('flushed');
+    const helpers = spawners(descendants(process.pid));
+    const victims = helpers.flatMap((h) => descendants(h.pid));
+    signalAll(helpers, 'SIGSTOP');
+    const from = c.frames.length;
+    try {
+      c.send({ type: 'text', text: 'This utterance loses its encoder.', flush: true });
+      await c.waitType('segment_start', 10_000, from);
+    } finally {
+      signalAll(helpers, 'SIGKILL');
+    }
+    const errIdx = await c.waitIndex((f) => f.kind === 'json' && f.m.type === 'error', 15_000, from);
+    assert.equal(c.json(errIdx).code, 'provider_error', JSON.stringify(c.json(errIdx)));
+    await c.waitType('flushed', 15_000, from);
+    assert.ok(await waitFor(() => !victims.some(alive), GONE_MS), 'no orphan');
+
+    const next = c.frames.length;
+    c.send({ type: 'text', text: 'The next utterance is encoded by a new helper.', flush: true });
+    const fl = await c.waitType('flushed', 15_000, next);
+    const mp3 = c.audio(next, fl);
+    assert.ok(mp3.length > 2000 && (mp3[0] === 0xff || mp3.subarray(0, 3).toString() === 'ID3'), `mp3 audio after the restart: ${mp3.length} bytes`);
+    assert.equal(c.closeInfo, null, 'the session is still open');
+    c.send({ type: 'close' });
+    assert.equal((await c.closed).code, 1000);
+  });
+
   it('the STT ffmpeg decoder is a child of a spawner helper, not of the gateway', async () => {
     const c = await openSession(s, 'local/pocketsphinx:en', { encoding: 'ogg-opus', sample_rate: 48000 });
     c.sendBinary(fx.read(fx.encode(['asr_en/en_cmu_goforward.wav'], 'ogg-opus')).subarray(0, 4000)).catch(() => {});
