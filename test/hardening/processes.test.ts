@@ -113,6 +113,24 @@ describe('hardening: engine processes die with their owner', () => {
     assert.equal((await c.closed).code, 1000);
   });
 
+  it('an STT stream whose ffmpeg decoder is lost (helper killed, or ffmpeg killed) gets an engine error, not invalid_audio', async () => {
+    const bytes = fx.read(fx.encode(['asr_en/en_cmu_goforward.wav'], 'ogg-opus'));
+    for (const victim of ['helper', 'ffmpeg'] as const) {
+      const before = new Set(descendants(process.pid).filter((r) => r.comm === 'ffmpeg').map((r) => r.pid));
+      const c = await openSession(s, 'local/pocketsphinx:en', { encoding: 'ogg-opus', sample_rate: 48000 });
+      await c.sendBinary(bytes.subarray(0, 4000));
+      let ff: ProcRow | undefined;
+      assert.ok(await waitFor(() => (ff = descendants(process.pid).find((r) => r.comm === 'ffmpeg' && !before.has(r.pid))) !== undefined, 10_000), 'its ffmpeg runs');
+      const table = procTable();
+      const helper = spawners(table.filter((r) => r.pid === ff!.ppid))[0];
+      assert.ok(helper, `ffmpeg ${ff!.pid} runs in a spawner helper`);
+      process.kill(victim === 'helper' ? helper.pid : ff!.pid, 'SIGKILL');
+      const err = await c.waitFor((m) => m.type === 'error', 15_000);
+      assert.equal(err.code, 'internal_error', `${victim} killed: ${JSON.stringify(err)}`);
+      await c.closed;
+    }
+  });
+
   it('the STT ffmpeg decoder is a child of a spawner helper, not of the gateway', async () => {
     const c = await openSession(s, 'local/pocketsphinx:en', { encoding: 'ogg-opus', sample_rate: 48000 });
     c.sendBinary(fx.read(fx.encode(['asr_en/en_cmu_goforward.wav'], 'ogg-opus')).subarray(0, 4000)).catch(() => {});
