@@ -37,7 +37,11 @@ export interface HostedExit {
   stderr: string;
 }
 
-/** A child process run by the spawner: stdin/stdout as Node streams, `exit` as a promise. */
+/**
+ * A child process run by the spawner: stdin/stdout as Node streams, `exit` as a promise. Events:
+ * `pid` (number, once the spawner started it) and `stderr` (string chunks as the child writes them,
+ * the first 8 KiB).
+ */
 export class HostedChild extends EventEmitter {
   /** The child's stdout (flow-controlled end to end). */
   readonly stdout: Readable;
