@@ -229,11 +229,12 @@ export class VadPool {
   }
 
   /**
-   * Keep `n` detectors idle (at most `maxIdle`), constructing the missing ones in the background,
-   * one per {@link REFILL_GAP_MS} timer tick, and again after every acquire. Each construction
-   * still blocks the event loop (sherpa-onnx loads the model synchronously: 50–90 ms measured on
-   * the project box), but never inside a session start and never several back to back — in a
-   * burst of session starts they were the event-loop stall (issue 14 item 6).
+   * Keep `n` detectors in existence (idle + in use; at most `maxIdle`), constructing the missing
+   * ones in the background, one per {@link REFILL_GAP_MS} timer tick (checked again after every
+   * acquire). Each construction still blocks the event loop (sherpa-onnx loads the model
+   * synchronously: 50–90 ms measured on the project box), but ahead of demand instead of inside
+   * session starts — in a burst of session starts they were the event-loop stall (issue 14 item 6).
+   * Counting detectors in use too means a burst is never followed by background constructions.
    */
   keepWarm(n: number): void {
     this.warmTarget = Math.min(Math.max(0, n), this.maxIdle);
@@ -241,10 +242,10 @@ export class VadPool {
   }
 
   private scheduleRefill(): void {
-    if (this.refillTimer || this.closed || this.idle.length >= this.warmTarget) return;
+    if (this.refillTimer || this.closed || this.idle.length + this.inUse.size >= this.warmTarget) return;
     this.refillTimer = setTimeout(() => {
       this.refillTimer = null;
-      if (this.closed || this.idle.length >= this.warmTarget) return;
+      if (this.closed || this.idle.length + this.inUse.size >= this.warmTarget) return;
       this.idle.push(this.create());
       this.scheduleRefill();
     }, REFILL_GAP_MS);

@@ -26,6 +26,9 @@ import { availableParallelism } from 'node:os';
 import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
+/** stdout bytes acknowledged to the spawner per `ack` message (well under its 256 KiB pause threshold). */
+const ACK_BATCH = 32 * 1024;
+
 /** How a hosted child ended. */
 export interface HostedExit {
   /** Exit code, or null when killed by a signal or never started. */
@@ -54,6 +57,8 @@ export class HostedChild extends EventEmitter {
   private resolveExit!: (e: HostedExit) => void;
   private done = false;
   private pendingAck = 0;
+  /** The consumer stopped reading (push returned false): ack when it asks for more. */
+  private blocked = false;
   private readonly inCallbacks: ((err?: Error | null) => void)[] = [];
 
   constructor(
@@ -65,9 +70,9 @@ export class HostedChild extends EventEmitter {
     this.stdout = new Readable({
       highWaterMark: 64 * 1024,
       read: () => {
-        if (this.pendingAck > 0) {
-          this.post({ t: 'ack', id: this.id, n: this.pendingAck });
-          this.pendingAck = 0;
+        if (this.blocked) {
+          this.blocked = false;
+          this.flushAck();
         }
       },
     });
@@ -77,6 +82,12 @@ export class HostedChild extends EventEmitter {
         if (this.done) return cb(); // the child is gone; its exit status reports why
         this.inCallbacks.push(cb);
         this.post({ t: 'in', id: this.id, data: chunk });
+      },
+      // Chunks queued while the previous one was in flight go as one message.
+      writev: (chunks, cb) => {
+        if (this.done) return cb();
+        this.inCallbacks.push(cb);
+        this.post({ t: 'in', id: this.id, data: Buffer.concat(chunks.map((c) => c.chunk as Buffer)) });
       },
       final: (cb) => {
         if (!this.done) this.post({ t: 'end', id: this.id });
@@ -95,10 +106,20 @@ export class HostedChild extends EventEmitter {
     if (!this.done) this.post({ t: 'kill', id: this.id, signal });
   }
 
-  /** @internal stdout bytes from the spawner. */
+  /**
+   * @internal stdout bytes from the spawner. Acknowledged in batches of {@link ACK_BATCH} bytes
+   * (the spawner pauses the child only above 256 KiB unacknowledged), or all at once when a
+   * consumer that had stopped reading asks for more.
+   */
   onOut(data: Buffer): void {
-    if (this.stdout.push(data)) this.post({ t: 'ack', id: this.id, n: data.length });
-    else this.pendingAck += data.length;
+    this.pendingAck += data.length;
+    if (!this.stdout.push(data)) this.blocked = true;
+    else if (this.pendingAck >= ACK_BATCH) this.flushAck();
+  }
+
+  private flushAck(): void {
+    if (this.pendingAck > 0 && !this.done) this.post({ t: 'ack', id: this.id, n: this.pendingAck });
+    this.pendingAck = 0;
   }
 
   /** @internal the spawner started the child. */
@@ -131,6 +152,29 @@ export class HostedChild extends EventEmitter {
 interface Spawner {
   proc: ChildProcess;
   children: Map<number, HostedChild>;
+  /** Messages posted in this event-loop turn, sent together (one IPC write) at its end. */
+  outbox: Record<string, unknown>[];
+  flushScheduled: boolean;
+}
+
+/** One received message from a spawner (see spawner_main.ts). */
+type FromSpawner = { t: string; id: number; data?: Uint8Array; pid?: number; text?: string; m?: FromSpawner[] } & Partial<HostedExit>;
+
+/**
+ * Queue `m` for the spawner; everything posted in one event-loop turn goes as one `batch` message.
+ * Every IPC message costs a write and usually a context switch on both sides; in a burst of
+ * sessions they were most of the gateway's event-loop time (issue 14 item 6).
+ */
+function post(sp: Spawner, m: Record<string, unknown>): void {
+  sp.outbox.push(m);
+  if (sp.flushScheduled) return;
+  sp.flushScheduled = true;
+  setImmediate(() => {
+    sp.flushScheduled = false;
+    const box = sp.outbox.splice(0);
+    if (box.length === 0 || !sp.proc.connected) return;
+    sp.proc.send((box.length === 1 ? box[0] : { t: 'batch', m: box }) as Parameters<ChildProcess['send']>[0]);
+  });
 }
 
 /**
@@ -162,16 +206,14 @@ export class SpawnHost {
       if ((this.spawners[i]?.children.size ?? 0) < (this.spawners[best]?.children.size ?? 0)) best = i;
     }
     const sp = this.ensure(best);
-    const child = new HostedChild(this.nextId++, (m) => {
-      if (sp.proc.connected) sp.proc.send(m as Parameters<ChildProcess['send']>[0]);
-    });
+    const child = new HostedChild(this.nextId++, (m) => post(sp, m));
     sp.children.set(child.id, child);
     void child.exit.then(() => {
       sp.children.delete(child.id);
       if (sp.children.size === 0) setRef(sp.proc, false);
     });
     setRef(sp.proc, true);
-    sp.proc.send({ t: 'spawn', id: child.id, cmd, args });
+    post(sp, { t: 'spawn', id: child.id, cmd, args });
     return child;
   }
 
@@ -205,8 +247,12 @@ export class SpawnHost {
     // detached: the spawner leads its own process group, which its children join (killed as a
     // group when it dies, see below).
     const proc = spawnProcess(cmd, args, { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], detached: true });
-    const sp: Spawner = { proc, children: new Map() };
-    proc.on('message', (m: { t: string; id: number; data?: Uint8Array; pid?: number; text?: string } & Partial<HostedExit>) => {
+    const sp: Spawner = { proc, children: new Map(), outbox: [], flushScheduled: false };
+    const handle = (m: FromSpawner): void => {
+      if (m.t === 'batch') {
+        for (const x of m.m ?? []) handle(x);
+        return;
+      }
       const c = sp.children.get(m.id);
       if (!c) return;
       if (m.t === 'out') c.onOut(Buffer.from(m.data!.buffer, m.data!.byteOffset, m.data!.byteLength));
@@ -214,7 +260,8 @@ export class SpawnHost {
       else if (m.t === 'pid') c.onPid(m.pid!);
       else if (m.t === 'err') c.onErr(m.text ?? '');
       else if (m.t === 'exit') c.onExit({ code: m.code ?? null, signal: m.signal ?? null, error: m.error ?? null, stderr: m.stderr ?? '' });
-    });
+    };
+    proc.on('message', handle);
     proc.on('error', () => {});
     proc.on('exit', () => {
       if (this.spawners[i] === sp) this.spawners[i] = null;

@@ -7,6 +7,11 @@
  *                      | {t:'ack', id, n} | {t:'kill', id, signal}
  *   spawner → gateway: {t:'pid', id, pid} | {t:'out', id, data} | {t:'err', id, text} | {t:'in-ack', id}
  *                      | {t:'exit', id, code, signal, error, stderr}
+ *   either way:        {t:'batch', m: [message, …]} — the messages of one event-loop turn, in order
+ *
+ * stdout read within one event-loop turn travels as one `out` message: every IPC message costs a
+ * write and usually a context switch on both sides, which under a burst of sessions (ffmpeg writes
+ * one 20 ms frame at a time) was most of the gateway's event-loop time (issue 14 item 6).
  *
  * Flow control: stdout chunks not yet acknowledged by the gateway are counted per child; above
  * 256 KiB the child's stdout is paused (so the child blocks on its pipe) until acks bring it under
@@ -46,6 +51,9 @@ type In =
 
 interface Job {
   child: ChildProcess;
+  /** stdout chunks read in this event-loop turn, sent as one `out` message (fewer IPC writes and wake-ups). */
+  outQueue: Buffer[];
+  outScheduled: boolean;
   unacked: number;
   paused: boolean;
   stderr: string;
@@ -67,18 +75,53 @@ const SETPRIV = ((): string | null => {
   return r.status === 0 ? want : null;
 })();
 
+/** Jobs with stdout queued for the end of this turn. */
+const dirty = new Map<number, Job>();
+const outbox: unknown[] = [];
+let flushScheduled = false;
+
+/** Queue a message; the messages of one event-loop turn go as one `batch` (one IPC write). */
 function send(m: unknown): void {
-  if (process.connected) process.send!(m);
+  outbox.push(m);
+  schedule();
+}
+
+function schedule(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(() => {
+    flushScheduled = false;
+    for (const [id, job] of dirty) flushOut(id, job);
+    const box = outbox.splice(0);
+    if (box.length === 0 || !process.connected) return;
+    process.send!(box.length === 1 ? box[0] : { t: 'batch', m: box });
+  });
+}
+
+/** Queue the stdout read so far as one `out` message. */
+function flushOut(id: number, job: Job): void {
+  job.outScheduled = false;
+  dirty.delete(id);
+  if (job.outQueue.length === 0) return;
+  const data = job.outQueue.length === 1 ? job.outQueue[0] : Buffer.concat(job.outQueue);
+  job.outQueue = [];
+  outbox.push({ t: 'out', id, data });
 }
 
 function finish(id: number, job: Job, code: number | null, signal: NodeJS.Signals | null): void {
   if (job.done) return;
+  flushOut(id, job);
   job.done = true;
   jobs.delete(id);
   send({ t: 'exit', id, code, signal, error: job.error, stderr: job.stderr });
 }
 
-process.on('message', (m: In) => {
+process.on('message', (m: In | { t: 'batch'; m: In[] }) => {
+  if (m.t === 'batch') for (const x of m.m) handle(x);
+  else handle(m);
+});
+
+function handle(m: In): void {
   if (m.t === 'spawn') {
     let child: ChildProcess;
     try {
@@ -90,13 +133,18 @@ process.on('message', (m: In) => {
       send({ t: 'exit', id: m.id, code: null, signal: null, error: (err as Error).message, stderr: '' });
       return;
     }
-    const job: Job = { child, unacked: 0, paused: false, stderr: '', forwarded: 0, error: null, done: false };
+    const job: Job = { child, outQueue: [], outScheduled: false, unacked: 0, paused: false, stderr: '', forwarded: 0, error: null, done: false };
     jobs.set(m.id, job);
     if (child.pid !== undefined) send({ t: 'pid', id: m.id, pid: child.pid });
     child.stdin!.on('error', () => {}); // EPIPE when the child exits early: its exit status tells
     child.stdout!.on('data', (data: Buffer) => {
       job.unacked += data.length;
-      send({ t: 'out', id: m.id, data });
+      job.outQueue.push(data);
+      if (!job.outScheduled) {
+        job.outScheduled = true;
+        dirty.set(m.id, job);
+        schedule();
+      }
       if (!job.paused && job.unacked > HIGH_WATER) {
         job.paused = true;
         child.stdout!.pause();
@@ -143,7 +191,7 @@ process.on('message', (m: In) => {
       job.child.kill(m.signal ?? 'SIGKILL');
       return;
   }
-});
+}
 
 // Lives as long as the gateway (see the module docs); the gateway's exit is the only way out.
 process.on('SIGTERM', () => {});
