@@ -7,15 +7,15 @@
  * `maxDecoders`. An acquire that would need a decoder beyond the cap rejects with `code: 'rate_limit'`.
  *
  * Ahead of demand, off the event loop (issue 14 item 6): `ps_init` runs on the libuv pool; after
- * every acquire the pool refills to `minIdle` in the background; at most `maxConcurrentCreates`
- * decoders are created at once (one per core by default), so in a burst beyond the warm pool the
- * first waiters get theirs after one `ps_init`, not after all of them shared the CPU.
+ * every acquire the pool refills to `minIdle` in the background. `maxConcurrentCreates` can bound
+ * the `ps_init` calls in flight; by default it does not. Measured in bursts of 10 session starts
+ * (bench/hardening.ts, shared 2-core box, load 3–6): 2 at a time → `ready` max 4.1–8.8 s, event-loop
+ * lag p99 55–57 ms; 4 → 4.4 s, 50 ms; unbounded → 2.6–3.5 s, 65–84 ms.
  *
  * Returning memory (issue 14 item 7): after `idleShrinkMs` without an acquire or release, idle
  * decoders beyond `minIdle` are freed, and once freed decoders' memory is gone from the heap
  * `malloc_trim` gives it back to the system ({@link trimNativeHeap}).
  */
-import { availableParallelism } from 'node:os';
 import { VoxgateError } from '../../../util/errors.js';
 import { PsDecoder, trimNativeHeap, type SharedModel } from './native.js';
 
@@ -27,13 +27,13 @@ export interface DecoderPoolOptions {
   maxDecoders: number;
   /** Quiet time (ms, no acquire/release) after which idle decoders beyond `minIdle` are freed and the heap trimmed (default 15000). */
   idleShrinkMs: number;
-  /** `ps_init` calls in flight at once (default: CPU count). */
+  /** `ps_init` calls in flight at once (default: `maxDecoders`, i.e. no extra bound). */
   maxConcurrentCreates: number;
   /** Returns freed heap memory to the system; default {@link trimNativeHeap} (tests count calls). */
   trim: () => Promise<unknown>;
 }
 
-const DEFAULTS: DecoderPoolOptions = { minIdle: 1, maxDecoders: 8, idleShrinkMs: 15_000, maxConcurrentCreates: Math.max(1, availableParallelism()), trim: trimNativeHeap };
+const DEFAULTS: Omit<DecoderPoolOptions, 'maxConcurrentCreates'> = { minIdle: 1, maxDecoders: 8, idleShrinkMs: 15_000, trim: trimNativeHeap };
 
 /** Frees after which the heap is trimmed even without a quiet period. */
 const TRIM_EVERY_FREES = 4;
@@ -67,7 +67,8 @@ export class DecoderPool {
    * @throws RangeError when `maxDecoders < 1` or a value is not an integer.
    */
   constructor(model: SharedModel, opts: Partial<DecoderPoolOptions> = {}) {
-    const merged = { ...DEFAULTS, ...opts };
+    const base = { ...DEFAULTS, ...opts };
+    const merged: DecoderPoolOptions = { ...base, maxConcurrentCreates: base.maxConcurrentCreates ?? base.maxDecoders };
     if (
       !Number.isInteger(merged.minIdle) ||
       !Number.isInteger(merged.maxDecoders) ||
