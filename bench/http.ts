@@ -109,21 +109,25 @@ function concatenate(clips: Clip[], seconds: number, out: string, gap = 1): numb
   return pcm.length / 32000;
 }
 
-/** PIDs of a process's children named ffmpeg. */
-function ffmpegChildrenOf(ppid: number): number[] {
-  const out: number[] = [];
+/** PIDs of a process's descendants named ffmpeg (ffmpeg runs in the gateway's spawner helpers). */
+function ffmpegChildrenOf(root: number): number[] {
+  const rows: { pid: number; ppid: number; comm: string }[] = [];
   for (const name of readdirSafe('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const st = readFileSync(`/proc/${name}/stat`, 'utf8');
       const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-      const ppidOf = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
-      if (comm === 'ffmpeg' && ppidOf === ppid) out.push(Number(name));
+      rows.push({ pid: Number(name), ppid: Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]), comm });
     } catch {
       /* gone */
     }
   }
-  return out;
+  const mine = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of rows) if (mine.has(r.ppid) && !mine.has(r.pid)) (mine.add(r.pid), (grew = true));
+  }
+  return rows.filter((r) => r.comm === 'ffmpeg' && mine.has(r.pid)).map((r) => r.pid);
 }
 function readdirSafe(d: string): string[] {
   try {

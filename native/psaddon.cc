@@ -11,6 +11,7 @@
 //     .endUtterance(): Promise<{ text, confidence, words: [{ word, start, end, confidence }] }>
 //     .resetStream(): Promise<void>                                    drop the utterance, restore initial feature state
 //     .free(): Promise<void>                                           ps_free; later calls reject
+//   trim(): Promise<boolean>                                           glibc malloc_trim(0): give freed heap pages back
 //
 // Every method that touches ps_* runs in a Napi::AsyncWorker on the libuv thread pool, so no decoding happens on
 // the event loop. A per-decoder mutex makes each decoder single-threaded even if a caller does not serialize.
@@ -30,6 +31,7 @@
 #include <sphinxbase/logmath.h>
 #include <sphinxbase/ngram_model.h>
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -729,6 +731,36 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   bool initStarted_ = false;
 };
 
+// ---------------------------------------------------------------------------------------------------------------
+// Returning memory (issue 14 item 7)
+//
+// A decoder's ~60 MB are malloc'ed on a pool thread, so they live in that thread's glibc arena. ps_free() puts
+// them on the arena's free lists, but glibc gives an arena's pages back to the kernel only from the top of its heap:
+// after a burst the gateway's RSS stayed at the burst's peak. malloc_trim(0) walks every arena and releases every
+// whole free page (glibc >= 2.8). It holds each arena's lock while it walks it, so it runs on the pool.
+
+class TrimWorker : public Napi::AsyncWorker {
+ public:
+  explicit TrimWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ private:
+  void Execute() override { released_ = malloc_trim(0) != 0; }
+  void OnOK() override { deferred_.Resolve(Napi::Boolean::New(Env(), released_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+  Napi::Promise::Deferred deferred_;
+  bool released_ = false;
+};
+
+// trim(): Promise<boolean> — true when some memory was returned to the system.
+Napi::Value Trim(const Napi::CallbackInfo& info) {
+  auto* worker = new TrimWorker(info.Env());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   err_set_logfp(nullptr);  // some code prints straight to the log FILE* (config dumps); disable that sink
   err_set_callback(LogCallback, nullptr);
@@ -736,6 +768,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData{Napi::Persistent(model)});
   exports.Set("Model", model);
   exports.Set("Decoder", Decoder::Define(env));
+  exports.Set("trim", Napi::Function::New(env, Trim, "trim"));
   return exports;
 }
 

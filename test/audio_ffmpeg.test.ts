@@ -267,6 +267,7 @@ describe('PCM decoder', () => {
   it('abort() kills ffmpeg at once; end() waits for its exit', async () => {
     const d = createPcmDecoder({ encoding: 'webm', targetRate: 16000, outputChannels: 1 });
     d.on('error', () => {});
+    await eventually(() => d.pid !== undefined, 5000, 'the spawner to start ffmpeg');
     const pid = d.pid!;
     assert.ok(ffmpegChildren().includes(pid));
     d.abort();
@@ -274,6 +275,7 @@ describe('PCM decoder', () => {
     const e = createPcmDecoder({ encoding: 'flac', targetRate: 16000, outputChannels: 1 });
     e.on('error', () => {});
     e.write(fx.read(fx.encode([CLIP], 'flac')));
+    await eventually(() => e.pid !== undefined, 5000, 'the spawner to start ffmpeg');
     const pid2 = e.pid!;
     await e.end();
     assert.ok(!existsSync(`/proc/${pid2}/stat`) || !ffmpegChildren().includes(pid2));

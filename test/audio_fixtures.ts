@@ -72,9 +72,12 @@ export class FixtureDir {
   }
 }
 
-/** PIDs of live (non-zombie) `ffmpeg` processes whose parent is this process. */
+/**
+ * PIDs of live (non-zombie) `ffmpeg` processes descended from this process (ffmpeg runs in the
+ * spawner helpers, grandchildren of this process).
+ */
 export function ffmpegChildren(): number[] {
-  const out: number[] = [];
+  const rows: { pid: number; ppid: number; comm: string; state: string }[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     let stat: string;
@@ -86,7 +89,12 @@ export function ffmpegChildren(): number[] {
     // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'.
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (comm === 'ffmpeg' && Number(ppid) === process.pid && state !== 'Z') out.push(Number(name));
+    rows.push({ pid: Number(name), ppid: Number(ppid), comm, state: state! });
   }
-  return out;
+  const mine = new Set([process.pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of rows) if (mine.has(r.ppid) && !mine.has(r.pid)) (mine.add(r.pid), (grew = true));
+  }
+  return rows.filter((r) => mine.has(r.pid) && r.comm === 'ffmpeg' && r.state !== 'Z').map((r) => r.pid);
 }

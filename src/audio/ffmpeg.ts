@@ -14,17 +14,20 @@
  *
  * Lifecycle: the process ends with its owner in every case — {@link FfmpegDecoder.end} closes
  * stdin and waits for exit; {@link FfmpegDecoder.abort} kills it (SIGKILL) at once. A decoder whose
- * owning session vanishes must be aborted; if the whole gateway dies, ffmpeg sees EOF on stdin
- * (or EPIPE on stdout) and exits by itself.
+ * owning session vanishes must be aborted. ffmpeg is started by a spawner helper
+ * (util/spawn_host.ts), never forked from the gateway: a fork of the large gateway stalls every
+ * session's event loop (issue 14 item 6), and the helper arms a parent-death signal so ffmpeg
+ * dies with the helper and the helper with the gateway (item 5). If the helper dies mid-stream the
+ * decode fails with `internal_error` (an engine failure, not the client's audio).
  *
  * Failure detection: ffmpeg exiting non-zero, or (in `strict` mode, for uploaded files) printing
  * any error at all (`-loglevel error`: truncated or corrupt input), or producing no PCM from
  * {@link NO_OUTPUT_LIMIT_BYTES} of input ({@link NO_OUTPUT_LIMIT_FILE_BYTES} for files), is reported once as a {@link VoxgateError}
  * `invalid_audio` (HTTP 400, close 1008) with ffmpeg's own first message.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { VoxgateError } from '../util/errors.js';
+import { sharedSpawnHost, type HostedChild, type SpawnHost } from '../util/spawn_host.js';
 import { OggOpusTracker } from './sniff.js';
 import { RiffSniffer } from './wav.js';
 
@@ -64,6 +67,8 @@ export interface FfmpegDecoderOptions {
   strict?: boolean;
   /** ffmpeg binary; default `ffmpeg` on PATH (Debian package `ffmpeg`). */
   binary?: string;
+  /** Spawner that runs ffmpeg; default {@link sharedSpawnHost}. */
+  host?: SpawnHost;
 }
 
 /** Event map of an {@link FfmpegDecoder}. */
@@ -93,7 +98,7 @@ export function ffmpegArgs(o: FfmpegDecoderOptions): string[] {
  * or `abort()`. An `error` listener is required (EventEmitter semantics).
  */
 export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
-  private readonly proc: ChildProcessWithoutNullStreams;
+  private readonly proc: HostedChild;
   private readonly riff = new RiffSniffer();
   private carry: Uint8Array = new Uint8Array(0);
   private frameBytes = 0;
@@ -113,37 +118,33 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
   constructor(private readonly o: FfmpegDecoderOptions) {
     super();
     this.ogg = o.format === 'ogg' && !o.inputFile ? new OggOpusTracker() : null;
-    this.proc = spawn(o.binary ?? 'ffmpeg', ffmpegArgs(o), { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = (o.host ?? sharedSpawnHost()).spawn(o.binary ?? 'ffmpeg', ffmpegArgs(o));
     this.proc.stdout.on('data', (d: Buffer) => this.onStdout(d));
-    this.proc.stderr.on('data', (d: Buffer) => {
-      if (this.stderr.length < STDERR_KEEP) this.stderr += d.toString('utf8').slice(0, STDERR_KEEP - this.stderr.length);
+    this.proc.on('stderr', (d: string) => {
+      if (this.stderr.length < STDERR_KEEP) this.stderr += d.slice(0, STDERR_KEEP - this.stderr.length);
     });
-    // EPIPE when ffmpeg exits early (bad input) — the exit handler reports it.
-    this.proc.stdin.on('error', () => {});
+    this.proc.stdin.on('error', () => {}); // end() after a failure: the exit status reports it
     this.proc.stdin.on('drain', () => {
       this.checkStalled();
       if (!this.failed) this.emit('drain');
     });
-    this.exitPromise = new Promise<void>((resolve) => {
-      this.proc.on('error', (err: NodeJS.ErrnoException) => {
-        this.exited = true;
+    const stdoutDone = new Promise<void>((resolve) => this.proc.stdout.once('end', resolve).once('error', () => resolve()));
+    this.exitPromise = Promise.all([this.proc.exit, stdoutDone]).then(([e]) => {
+      this.exited = true;
+      if (e.error) {
         this.fail(
           new VoxgateError(
             'internal_error',
-            err.code === 'ENOENT' ? 'ffmpeg is not installed (Debian package "ffmpeg"); compressed audio cannot be decoded' : `cannot run ffmpeg: ${err.message}`,
+            /ENOENT/.test(e.error) ? 'ffmpeg is not installed (Debian package "ffmpeg"); compressed audio cannot be decoded' : `the ffmpeg decoder process was lost: ${e.error}`,
           ),
         );
-        resolve();
-      });
-      this.proc.on('close', (code, signal) => {
-        this.exited = true;
-        this.onExit(code, signal);
-        resolve();
-      });
+      } else {
+        this.onExit(e.code, e.signal);
+      }
     });
   }
 
-  /** OS process id of the ffmpeg child (tests check it is gone). */
+  /** OS process id of the ffmpeg child (tests check it is gone); undefined until the spawner has started it. */
   get pid(): number | undefined {
     return this.proc.pid;
   }
@@ -224,8 +225,6 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.proc.stdin.destroy();
-    this.proc.stdout.destroy();
     if (!this.exited) this.proc.kill('SIGKILL');
   }
 
@@ -286,7 +285,10 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.aborted || this.failed) return;
     const msg = this.firstStderrLine();
-    if (code !== 0) {
+    if (code === null && signal) {
+      // Killed from outside (not by abort/fail): an engine failure, not the client's audio.
+      this.fail(new VoxgateError('internal_error', `the ffmpeg decoder process was killed (${signal})`));
+    } else if (code !== 0) {
       this.fail(new VoxgateError('invalid_audio', `audio could not be decoded as ${this.o.format}: ${msg || (signal ? `ffmpeg killed by ${signal}` : `ffmpeg exit code ${code}`)}`));
     } else if (this.o.strict && msg) {
       this.fail(new VoxgateError('invalid_audio', `audio is truncated or corrupt (${this.o.format}): ${msg}`));
@@ -306,7 +308,6 @@ export class FfmpegDecoder extends EventEmitter<FfmpegDecoderEvents> {
   private fail(e: VoxgateError): void {
     if (this.failed || this.aborted) return;
     this.failed = e;
-    this.proc.stdin.destroy();
     if (!this.exited) this.proc.kill('SIGKILL');
     this.emit('error', e);
   }

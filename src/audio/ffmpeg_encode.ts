@@ -103,7 +103,8 @@ export class FfmpegEncoder {
     await this.outputDone;
     if (this.pendingSink) await this.pendingSink;
     if (this.aborted) return;
-    if (r.error) throw new VoxgateError('provider_error', `cannot run ffmpeg to encode ${this.encoding} (${r.error}); install the Debian package "ffmpeg"`);
+    if (r.error && /ENOENT/.test(r.error)) throw new VoxgateError('provider_error', `cannot run ffmpeg to encode ${this.encoding} (${r.error}); install the Debian package "ffmpeg"`);
+    if (r.error) throw new VoxgateError('provider_error', `the ffmpeg ${this.encoding} encoder was lost: ${r.error}`);
     if (r.code !== 0) throw new VoxgateError('provider_error', `ffmpeg ${this.encoding} encoder failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().slice(0, 300)}`);
   }
 

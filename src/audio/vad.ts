@@ -188,6 +188,9 @@ export interface VadPoolOptions extends SileroVadOptions {
   maxIdle?: number;
 }
 
+/** Gap between two background constructions of {@link VadPool.keepWarm}, ms (lets other work run in between). */
+const REFILL_GAP_MS = 20;
+
 /** Counters of a {@link VadPool}. */
 export interface VadPoolStats {
   /** Detectors waiting in the pool. */
@@ -208,6 +211,10 @@ export class VadPool {
   private readonly inUse = new Set<SileroVad>();
   private readonly maxIdle: number;
   private created = 0;
+  /** Idle detectors {@link keepWarm} maintains in the background. */
+  private warmTarget = 0;
+  private refillTimer: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(private readonly options: VadPoolOptions = {}) {
     this.maxIdle = options.maxIdle ?? 8;
@@ -217,7 +224,32 @@ export class VadPool {
   acquire(): SileroVad {
     const vad = this.idle.pop() ?? this.create();
     this.inUse.add(vad);
+    this.scheduleRefill();
     return vad;
+  }
+
+  /**
+   * Keep `n` detectors in existence (idle + in use; at most `maxIdle`), constructing the missing
+   * ones in the background, one per {@link REFILL_GAP_MS} timer tick (checked again after every
+   * acquire). Each construction still blocks the event loop (sherpa-onnx loads the model
+   * synchronously: 50–90 ms measured on the project box), but ahead of demand instead of inside
+   * session starts — in a burst of session starts they were the event-loop stall (issue 14 item 6).
+   * Counting detectors in use too means a burst is never followed by background constructions.
+   */
+  keepWarm(n: number): void {
+    this.warmTarget = Math.min(Math.max(0, n), this.maxIdle);
+    this.scheduleRefill();
+  }
+
+  private scheduleRefill(): void {
+    if (this.refillTimer || this.closed || this.idle.length + this.inUse.size >= this.warmTarget) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = null;
+      if (this.closed || this.idle.length + this.inUse.size >= this.warmTarget) return;
+      this.idle.push(this.create());
+      this.scheduleRefill();
+    }, REFILL_GAP_MS);
+    this.refillTimer.unref();
   }
 
   /**
@@ -243,6 +275,9 @@ export class VadPool {
 
   /** Drops the idle detectors (their native memory is freed by the garbage collector). */
   shutdown(): void {
+    this.closed = true;
+    if (this.refillTimer) clearTimeout(this.refillTimer);
+    this.refillTimer = null;
     this.idle.length = 0;
   }
 

@@ -434,7 +434,23 @@ export class TtsSession {
     const encoder = this.encoder;
     const hadAudio = this.encoderHasAudio && encoder !== null;
     if (hadAudio) {
-      await encoder.end();
+      try {
+        await encoder.end();
+      } catch (err) {
+        if (epoch !== this.epoch) return;
+        const e = toVoxgateError(err);
+        if (e.code !== 'provider_error') throw err;
+        // The encoder process was lost (e.g. its spawner helper died): this utterance's audio is
+        // incomplete, the session goes on with a new encoder for the next one.
+        this.encoder = null;
+        this.encoderHasAudio = false;
+        this.sendError('provider_error', `the audio of this utterance is incomplete: ${e.message}`);
+        if (ack) {
+          this.emit({ kind: 'flushed', sequenceId: this.flushCount++ });
+          this.prewarm();
+        }
+        return;
+      }
       if (epoch !== this.epoch) return;
       this.encoder = null;
       this.encoderHasAudio = false;

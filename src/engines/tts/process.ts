@@ -18,7 +18,6 @@
  *   pre-started ("warm") child per voice in use, which removes process start-up and voice loading
  *   from the first-audio latency.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, existsSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -369,8 +368,10 @@ export class ProcessRunner {
     if (!text) return;
     if (text.endsWith('.fifo') && !this.closed) {
       // FIFOs are reused (creating one costs a process start): free once the reader has exited.
-      void l.exit.then(() => {
-        if (!this.closed && this.freeFifos.length < 64) this.freeFifos.push(text);
+      // Not when the exit was not seen (`err`: the spawner died): a reader that may still hold the
+      // FIFO open would take the next job's text (issue 14 item 5) — such a FIFO is removed.
+      void l.exit.then((r) => {
+        if (!this.closed && !r.err && this.freeFifos.length < 64) this.freeFifos.push(text);
         else void rm(text, { force: true }).catch(() => {});
       });
     } else {
@@ -555,23 +556,12 @@ function keyOf(s: ChildSettings): string {
  * @param anyExit accept a non-zero exit status and return stdout + stderr (e.g. `flite --version` exits 1).
  * @throws Error with `hint` appended when the command is missing or (unless `anyExit`) fails.
  */
-export function runForOutput(cmd: string, args: string[], hint: string, anyExit = false, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${cmd} (${e.message}); ${hint}`));
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else if (anyExit && code !== null) resolve(out + err);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim().slice(0, 200)}; ${hint}`));
-    });
-  });
+export async function runForOutput(cmd: string, args: string[], hint: string, anyExit = false, timeoutMs = 10_000): Promise<string> {
+  // Through the spawner like every engine process: no fork of the (large) gateway, and the probe
+  // dies with its owner (issue 14 items 5–6).
+  const r = await sharedSpawnHost().run(cmd, args, timeoutMs);
+  if (r.error) throw new Error(`cannot run ${cmd} (${r.error}); ${hint}`);
+  if (r.code === 0) return r.stdout;
+  if (anyExit && r.code !== null) return r.stdout + r.stderr;
+  throw new Error(`${cmd} ${args.join(' ')} exited ${r.code ?? r.signal}: ${r.stderr.trim().slice(0, 200)}; ${hint}`);
 }

@@ -50,6 +50,10 @@ export class PocketSphinxEngine implements SttEngine {
     this.pool = new DecoderPool(this.model, { minIdle: this.opts.minIdleDecoders, maxDecoders: this.opts.maxDecoders });
     await this.pool.warm();
     this.vads.warm(Math.max(1, this.opts.minIdleDecoders));
+    // A detector per possible stream, built in the background: constructing one blocks the event
+    // loop for 50–90 ms, which in a burst of session starts stalled every session (issue 14 item 6).
+    // ~8 MB each; the pool keeps up to 8 idle after any burst anyway.
+    this.vads.keepWarm(this.opts.maxDecoders);
   }
 
   async start(config: SttStreamConfig): Promise<SttStream> {

@@ -5,9 +5,19 @@
  * Accounting: a decoder is *idle* (ready in the pool), *busy* (handed out by {@link DecoderPool.acquire}
  * and not yet released) or *creating* (`ps_init` in flight). `busy + idle + creating` never exceeds
  * `maxDecoders`. An acquire that would need a decoder beyond the cap rejects with `code: 'rate_limit'`.
+ *
+ * Ahead of demand, off the event loop (issue 14 item 6): `ps_init` runs on the libuv pool; after
+ * every acquire the pool refills to `minIdle` in the background. `maxConcurrentCreates` can bound
+ * the `ps_init` calls in flight; by default it does not. Measured in bursts of 10 session starts
+ * (bench/hardening.ts, shared 2-core box, load 3–6): 2 at a time → `ready` max 4.1–8.8 s, event-loop
+ * lag p99 55–57 ms; 4 → 4.4 s, 50 ms; unbounded → 2.6–3.5 s, 65–84 ms.
+ *
+ * Returning memory (issue 14 item 7): after `idleShrinkMs` without an acquire or release, idle
+ * decoders beyond `minIdle` are freed, and once freed decoders' memory is gone from the heap
+ * `malloc_trim` gives it back to the system ({@link trimNativeHeap}).
  */
 import { VoxgateError } from '../../../util/errors.js';
-import { PsDecoder, type SharedModel } from './native.js';
+import { PsDecoder, trimNativeHeap, type SharedModel } from './native.js';
 
 /** Pool sizing. */
 export interface DecoderPoolOptions {
@@ -15,9 +25,18 @@ export interface DecoderPoolOptions {
   minIdle: number;
   /** Hard cap on decoders in existence: busy + idle + creating (default 8). */
   maxDecoders: number;
+  /** Quiet time (ms, no acquire/release) after which idle decoders beyond `minIdle` are freed and the heap trimmed (default 15000). */
+  idleShrinkMs: number;
+  /** `ps_init` calls in flight at once (default: `maxDecoders`, i.e. no extra bound). */
+  maxConcurrentCreates: number;
+  /** Returns freed heap memory to the system; default {@link trimNativeHeap} (tests count calls). */
+  trim: () => Promise<unknown>;
 }
 
-const DEFAULTS: DecoderPoolOptions = { minIdle: 1, maxDecoders: 8 };
+const DEFAULTS: Omit<DecoderPoolOptions, 'maxConcurrentCreates'> = { minIdle: 1, maxDecoders: 8, idleShrinkMs: 15_000, trim: trimNativeHeap };
+
+/** Frees after which the heap is trimmed even without a quiet period. */
+const TRIM_EVERY_FREES = 4;
 
 interface Waiter {
   resolve(d: PsDecoder): void;
@@ -34,6 +53,13 @@ export class DecoderPool {
   private readonly waiters: Waiter[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  /** `ps_init` calls running, and creations waiting for a slot. */
+  private creating = 0;
+  private readonly createQueue: (() => void)[] = [];
+  /** Frees since the last trim (their promises settle when the native memory is gone). */
+  private pendingFrees: Promise<void>[] = [];
+  private shrinkTimer: NodeJS.Timeout | null = null;
+  private trims = 0;
 
   /**
    * @param model the shared model every decoder is created from; the pool does not free it.
@@ -41,12 +67,20 @@ export class DecoderPool {
    * @throws RangeError when `maxDecoders < 1` or a value is not an integer.
    */
   constructor(model: SharedModel, opts: Partial<DecoderPoolOptions> = {}) {
-    const merged = { ...DEFAULTS, ...opts };
-    if (!Number.isInteger(merged.minIdle) || !Number.isInteger(merged.maxDecoders) || merged.maxDecoders < 1) {
+    const base = { ...DEFAULTS, ...opts };
+    const merged: DecoderPoolOptions = { ...base, maxConcurrentCreates: base.maxConcurrentCreates ?? base.maxDecoders };
+    if (
+      !Number.isInteger(merged.minIdle) ||
+      !Number.isInteger(merged.maxDecoders) ||
+      merged.maxDecoders < 1 ||
+      !Number.isInteger(merged.maxConcurrentCreates) ||
+      merged.maxConcurrentCreates < 1 ||
+      !(merged.idleShrinkMs >= 0)
+    ) {
       throw new RangeError(`invalid decoder pool options ${JSON.stringify(opts)}`);
     }
     this.model = model;
-    this.opts = { maxDecoders: merged.maxDecoders, minIdle: Math.min(Math.max(merged.minIdle, 0), merged.maxDecoders) };
+    this.opts = { ...merged, minIdle: Math.min(Math.max(merged.minIdle, 0), merged.maxDecoders) };
   }
 
   /**
@@ -69,13 +103,14 @@ export class DecoderPool {
    */
   async acquire(): Promise<PsDecoder> {
     this.assertOpen();
+    this.touch();
     for (let d = this.idle.pop(); d; d = this.idle.pop()) {
       this.busy.add(d);
       try {
         await d.resetForNewStream();
       } catch {
         this.busy.delete(d);
-        d.free();
+        this.free(d);
         this.assertOpen();
         continue;
       }
@@ -102,7 +137,8 @@ export class DecoderPool {
   release(d: PsDecoder): void {
     if (!this.busy.delete(d)) return;
     if (!this.closed && this.idle.length < Math.max(this.opts.minIdle, 2)) this.idle.push(d);
-    else d.free();
+    else this.free(d);
+    this.touch();
   }
 
   /**
@@ -120,12 +156,55 @@ export class DecoderPool {
     return { idle: this.idle.length, busy: this.busy.size, creating: this.inFlight.size, sharedLm: this.model.sharedLm };
   }
 
+  /** Heap trims run so far (after freeing decoders). */
+  get trimCount(): number {
+    return this.trims;
+  }
+
+  /**
+   * Frees idle decoders beyond `minIdle`, then (when any decoder was freed since the last trim)
+   * waits for their native memory to go and trims the heap. Runs by itself after `idleShrinkMs` of
+   * quiet; public for tests and shutdown paths.
+   * @returns resolves when done; never rejects.
+   */
+  async shrink(): Promise<void> {
+    if (this.shrinkTimer) clearTimeout(this.shrinkTimer);
+    this.shrinkTimer = null;
+    while (!this.closed && this.idle.length > this.opts.minIdle) this.free(this.idle.shift()!);
+    await this.trimFreed();
+  }
+
+  /** Once the decoders freed so far are gone, trim the heap (nothing to do when none was freed). */
+  private async trimFreed(): Promise<void> {
+    if (this.pendingFrees.length === 0) return;
+    const frees = this.pendingFrees.splice(0);
+    await Promise.all(frees);
+    this.trims++;
+    await this.opts.trim().catch(() => undefined);
+  }
+
+  /** Activity: (re)start the quiet-period timer. */
+  private touch(): void {
+    if (this.closed || this.opts.idleShrinkMs === 0) return;
+    if (this.shrinkTimer) clearTimeout(this.shrinkTimer);
+    this.shrinkTimer = setTimeout(() => void this.shrink(), this.opts.idleShrinkMs);
+    this.shrinkTimer.unref();
+  }
+
+  private free(d: PsDecoder): void {
+    this.pendingFrees.push(d.free());
+    // Under steady churn the quiet period never comes: trim every few frees as well.
+    if (this.pendingFrees.length >= TRIM_EVERY_FREES) void this.trimFreed();
+  }
+
   /**
    * Frees idle and busy decoders and rejects pending acquires. The promise settles once in-flight
    * creations have finished and their decoders are freed. Later {@link acquire} calls reject. Idempotent.
    */
   async shutdown(): Promise<void> {
     this.closed = true;
+    if (this.shrinkTimer) clearTimeout(this.shrinkTimer);
+    this.shrinkTimer = null;
     for (const d of this.idle.splice(0)) d.free();
     for (const d of this.busy) d.free();
     this.busy.clear();
@@ -135,6 +214,20 @@ export class DecoderPool {
 
   private assertOpen(): void {
     if (this.closed) throw new Error('decoder pool is shut down');
+  }
+
+  /** Waits for one of `maxConcurrentCreates` creation slots; resolves with its release. */
+  private createSlot(): Promise<() => void> {
+    const done = (): void => {
+      const next = this.createQueue.shift();
+      if (next) next();
+      else this.creating--;
+    };
+    if (this.creating < this.opts.maxConcurrentCreates) {
+      this.creating++;
+      return Promise.resolve(done);
+    }
+    return new Promise((resolve) => this.createQueue.push(() => resolve(done)));
   }
 
   /** In-flight creations that no waiting acquire has claimed yet. */
@@ -154,7 +247,9 @@ export class DecoderPool {
 
   /** Starts one creation; its decoder goes to the oldest waiter, else to the idle list. */
   private spawn(): void {
-    const job: Promise<void> = PsDecoder.create(this.model).then(
+    const job: Promise<void> = this.createSlot().then(
+      (done) => PsDecoder.create(this.model).finally(done),
+    ).then(
       (d) => {
         this.inFlight.delete(job);
         const waiter = this.waiters.shift();
