@@ -14,6 +14,8 @@ APT_PACKAGES=(
   g++ make python3
   # compressed audio: Ogg/WebM Opus, FLAC, M4A/AAC decoding (one child process per stream) and test fixtures
   ffmpeg
+  # setpriv --pdeathsig: engine processes die with the gateway (normally present: util-linux is essential)
+  util-linux
   # headless browser for the playground test (test/playground.test.ts, driven by playwright-core)
   chromium
   # compressed audio (Ogg/WebM Opus, FLAC, M4A) decoding, one child process per stream
