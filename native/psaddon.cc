@@ -8,7 +8,9 @@
 //   new Decoder(model: Model)
 //     .init(): Promise<void>                                           ps_init (+ attach a clone of the shared LM)
 //     .process(pcm: Int16Array, wantHyp?: boolean, wantWords?: boolean)
-//         : Promise<string | { text, words: [{ word, start, end }] }>     cleaned partial hypothesis (+ its word segments)
+//         : Promise<string | { text, words?: [{ word, start, end }], unchanged?: true }>
+//                                                                      cleaned partial hypothesis (+ its word segments,
+//                                                                      omitted when the text is the previous call's)
 //     .endUtterance(): Promise<{ text, confidence, words: [{ word, start, end, confidence }], firstPass: boolean }>
 //     .resetStream(): Promise<void>                                    drop the utterance, restore initial feature state
 //     .free(): Promise<void>                                           ps_free; later calls reject
@@ -334,6 +336,9 @@ struct UttResult {
 struct PartialOut {
   std::string text;
   bool withWords = false;
+  // The text equals the previous partial's of this utterance: its words were not recomputed (the
+  // caller reuses the previous ones; the JS wrapper does).
+  bool unchanged = false;
   std::vector<WordOut> words;
 };
 
@@ -603,6 +608,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
           if (!inUtt_) {
             if (ps_start_utt(ps_) < 0) Fail("ps_start_utt failed");
             inUtt_ = true;
+            lastWordsText_.clear();
+            haveWordsText_ = false;
           }
           if (ps_process_raw(ps_, pcm.data(), pcm.size(), FALSE, FALSE) < 0) Fail("ps_process_raw failed");
           PartialOut out;
@@ -610,14 +617,23 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
           int32 score = 0;
           out.text = CleanHyp(ps_get_hyp(ps_, &score));
           out.withWords = wantWords;
-          if (wantWords && !out.text.empty()) Segments(out.words, false);
+          if (!wantWords) return out;
+          // Most 32 ms batches leave the text as it was: skip the second backtrace and the JS objects.
+          if (haveWordsText_ && out.text == lastWordsText_) {
+            out.unchanged = true;
+            return out;
+          }
+          if (!out.text.empty()) Segments(out.words, false);
+          lastWordsText_ = out.text;
+          haveWordsText_ = true;
           return out;
         },
         [](Napi::Env env, PartialOut& p) -> Napi::Value {
           if (!p.withWords) return Napi::String::New(env, p.text);
           Napi::Object out = Napi::Object::New(env);
           out.Set("text", p.text);
-          out.Set("words", WordsToJs(env, p.words, false));
+          if (p.unchanged) out.Set("unchanged", true);
+          else out.Set("words", WordsToJs(env, p.words, false));
           return out;
         });
   }
@@ -785,6 +801,9 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   FeatState feat0_;
   int frate_ = 100;
   bool inUtt_ = false;
+  // Text of the last partial whose words were returned in this utterance (see Process).
+  std::string lastWordsText_;
+  bool haveWordsText_ = false;
   bool initStarted_ = false;
 };
 

@@ -21,6 +21,11 @@
  * VAD's own end-of-speech estimate), which is exact, rather than waiting for the VAD's own
  * estimate, whose release tail varies by 100–400 ms (median 80 ms more than its nominal hangover,
  * measured over shared/data/asr_en). The VAD endpoint stays the fallback.
+ * No words shown are lost (issue 9 §1): when a segment's end-of-utterance result comes back empty
+ * although its last partial had words, the final carries that partial's words (see
+ * `fallbackFromPartial`); a result with fewer words is a genuine re-decode and is kept as is.
+ * Partials carry `words` and `confidence` when the stream has word timestamps and the decoder offers
+ * {@link UtteranceDecoder.processWithWords} (issue 9 §3).
  * All decoder work runs through one ordered queue, so a final always follows every partial of its
  * audio, `finalize` answers after earlier audio, and `close` resolves after the last final.
  * Audio is batched into ≥ {@link MIN_BATCH_SECONDS} per decoder call; a queued end-of-utterance

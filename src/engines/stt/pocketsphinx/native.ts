@@ -136,7 +136,8 @@ interface NativeModel {
 interface NativeDecoder {
   init(): Promise<void>;
   process(pcm: Int16Array, wantHyp: boolean): Promise<string>;
-  process(pcm: Int16Array, wantHyp: true, wantWords: true): Promise<PsPartial>;
+  /** `unchanged`: the text equals the previous call's in this utterance and `words` is omitted. */
+  process(pcm: Int16Array, wantHyp: true, wantWords: true): Promise<{ text: string; words?: PsPartialWord[]; unchanged?: true }>;
   endUtterance(): Promise<Omit<PsUtteranceResult, 'words'> & { words: (Omit<PsWord, 'confidence'> & { confidence?: number })[] }>;
   resetStream(): Promise<void>;
   free(): Promise<void>;
@@ -259,6 +260,8 @@ export class PsDecoder {
   private readonly native: NativeDecoder;
   private tail: Promise<unknown> = Promise.resolve();
   private freed = false;
+  /** The latest {@link processWithWords} result (reused when the addon reports the text unchanged). */
+  private lastPartial: PsPartial | null = null;
 
   private constructor(native: NativeDecoder) {
     this.native = native;
@@ -299,7 +302,14 @@ export class PsDecoder {
   processWithWords(pcm: Int16Array): Promise<PsPartial> {
     if (!(pcm instanceof Int16Array)) return Promise.reject(new TypeError('processWithWords() expects an Int16Array'));
     const copy = pcm.slice();
-    return this.enqueue(() => this.native.process(copy, true, true));
+    return this.enqueue(async () => {
+      const r = await this.native.process(copy, true, true);
+      // Same text as the previous partial of this utterance: the addon skipped the words; reuse them.
+      if (r.unchanged && this.lastPartial && this.lastPartial.text === r.text) return this.lastPartial;
+      const p: PsPartial = { text: r.text, words: r.words ?? [] };
+      this.lastPartial = p;
+      return p;
+    });
   }
 
   /**
