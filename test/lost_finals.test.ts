@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { PocketSphinxEngine } from '../src/engines/stt/pocketsphinx/index.js';
+import type { SttFinal, SttPartial } from '../src/engines/stt/types.js';
 import { judgeRun, padClip, runEngineCase, type RunOutcome, type SweepCase } from '../bench/lib/finals_sweep.js';
 import { openSocket, sharedData, startTestServer, type TestServer } from './helpers.js';
 import { readSharedWavSync } from './paths.js';
@@ -55,6 +56,47 @@ describe('lost finals sweep (engine, fast pace)', () => {
     }
     const lost = runs.filter((r) => r.lost);
     assert.equal(lost.length, 0, `${lost.length} of ${runs.length} runs lost words:\n${describeRuns(lost)}`);
+  });
+
+  it('PocketSphinx partials carry words on the stream clock and a confidence (issue 9 §3)', async () => {
+    const clip = clips.find((c) => c.name === 'en_cmu_goforward')!;
+    const stream = await engine.start({ language: 'en', partials: true, wordTimestamps: true, vad: true, endpointingMs: 300 });
+    const partials: SttPartial[] = [];
+    const finals: SttFinal[] = [];
+    stream.on('partial', (p) => partials.push(p));
+    stream.on('final', (f) => finals.push(f));
+    const pcm = padClip(clip.pcm, 500);
+    for (let i = 0; i < pcm.length; i += 512) {
+      stream.write(pcm.subarray(i, i + 512));
+      await new Promise((r) => setImmediate(r));
+    }
+    await stream.close();
+    assert.ok(partials.length >= 2, `partials: ${partials.length}`);
+    for (const p of partials) {
+      assert.ok(p.words, 'every partial has words');
+      assert.equal(p.words.map((w) => w.word).join(' '), p.transcript);
+      assert.ok(p.confidence !== undefined && p.confidence >= 0 && p.confidence <= 1);
+      for (const w of p.words) {
+        assert.ok(w.start >= p.start && w.end > w.start && w.end <= p.start + p.duration + 1e-6, `times within the partial's span: ${JSON.stringify(w)} in ${JSON.stringify(p)}`);
+        assert.ok(w.confidence > 0 && w.confidence <= 1);
+      }
+    }
+    // Same clock as the final's words: a word both carry starts at (nearly) the same time.
+    const fw = finals.flatMap((f) => f.words ?? []);
+    const lw = partials.at(-1)!.words!;
+    const common = lw.filter((w) => fw.some((x) => x.word === w.word));
+    assert.ok(common.length >= 2, `${JSON.stringify(lw)} vs ${JSON.stringify(fw)}`);
+    for (const w of common) {
+      const x = fw.find((y) => y.word === w.word)!;
+      assert.ok(Math.abs(x.start - w.start) < 0.15, `partial ${JSON.stringify(w)} vs final ${JSON.stringify(x)}`);
+    }
+    // Without word timestamps, partials stay text-only.
+    const plain = await engine.start({ language: 'en', partials: true, wordTimestamps: false, vad: true, endpointingMs: 300 });
+    const texts: SttPartial[] = [];
+    plain.on('partial', (p) => texts.push(p));
+    plain.write(pcm);
+    await plain.close();
+    assert.ok(texts.length > 0 && texts.every((p) => p.words === undefined));
   });
 });
 
