@@ -297,13 +297,16 @@ export class PsDecoder {
    * from the utterance start; no confidences: PocketSphinx computes word posteriors only when the
    * utterance ends). The extra backtrace costs far less than decoding the audio (measured in
    * bench/finals.ts, `partialWordsCost`).
-   * @throws as {@link process}.
+   * @throws as {@link process}; Error (rejection) when the built addon predates partial words.
    */
   processWithWords(pcm: Int16Array): Promise<PsPartial> {
     if (!(pcm instanceof Int16Array)) return Promise.reject(new TypeError('processWithWords() expects an Int16Array'));
     const copy = pcm.slice();
     return this.enqueue(async () => {
       const r = await this.native.process(copy, true, true);
+      if (typeof r !== 'object') {
+        throw new Error('PocketSphinx addon is out of date (no partial words): rebuild it with `npx node-gyp rebuild --nodedir=/usr -C native`');
+      }
       // Same text as the previous partial of this utterance: the addon skipped the words; reuse them.
       if (r.unchanged && this.lastPartial && this.lastPartial.text === r.text) return this.lastPartial;
       const p: PsPartial = { text: r.text, words: r.words ?? [] };
