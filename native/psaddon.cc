@@ -7,8 +7,11 @@
 //     .free(): undefined                                               drop this handle; decoders keep the model alive
 //   new Decoder(model: Model)
 //     .init(): Promise<void>                                           ps_init (+ attach a clone of the shared LM)
-//     .process(pcm: Int16Array): Promise<string>                       cleaned partial hypothesis
-//     .endUtterance(): Promise<{ text, confidence, words: [{ word, start, end, confidence }] }>
+//     .process(pcm: Int16Array, wantHyp?: boolean, wantWords?: boolean)
+//         : Promise<string | { text, words?: [{ word, start, end }], unchanged?: true }>
+//                                                                      cleaned partial hypothesis (+ its word segments,
+//                                                                      omitted when the text is the previous call's)
+//     .endUtterance(): Promise<{ text, confidence, words: [{ word, start, end, confidence }], firstPass: boolean }>
 //     .resetStream(): Promise<void>                                    drop the utterance, restore initial feature state
 //     .free(): Promise<void>                                           ps_free; later calls reject
 //   trim(): Promise<boolean>                                           glibc malloc_trim(0): give freed heap pages back
@@ -327,6 +330,18 @@ struct UttResult {
   std::string text;
   double confidence = 0;
   std::vector<WordOut> words;
+  // True when the lattice could not be built and the result is the first-pass backtrace (no posteriors).
+  bool firstPass = false;
+};
+
+// A partial hypothesis: the text and, when asked for, its word segments (confidence unused: no posteriors yet).
+struct PartialOut {
+  std::string text;
+  bool withWords = false;
+  // The text equals the previous partial's of this utterance: its words were not recomputed (the
+  // caller reuses the previous ones; the JS wrapper does).
+  bool unchanged = false;
+  std::vector<WordOut> words;
 };
 
 struct Unit {};
@@ -584,21 +599,58 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     // Second argument: whether to compute the partial hypothesis (a backtrace; skip it when no
     // partial is wanted). Default true.
     const bool wantHyp = info.Length() < 2 || !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
-    return Job<std::string>::Start(
+    // Third argument: also return the partial's word segments (a second backtrace over the words
+    // found so far; costs far less than decoding the audio). Default false.
+    const bool wantWords = wantHyp && info.Length() >= 3 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+    return Job<PartialOut>::Start(
         Value(),
-        [this, pcm = std::move(pcm), wantHyp] {
+        [this, pcm = std::move(pcm), wantHyp, wantWords] {
           std::lock_guard<std::mutex> lock(mu_);
           RequireLive();
           if (!inUtt_) {
             if (ps_start_utt(ps_) < 0) Fail("ps_start_utt failed");
             inUtt_ = true;
+            lastWordsText_.clear();
+            haveWordsText_ = false;
           }
           if (ps_process_raw(ps_, pcm.data(), pcm.size(), FALSE, FALSE) < 0) Fail("ps_process_raw failed");
-          if (!wantHyp) return std::string();
+          PartialOut out;
+          if (!wantHyp) return out;
           int32 score = 0;
-          return CleanHyp(ps_get_hyp(ps_, &score));
+          out.text = CleanHyp(ps_get_hyp(ps_, &score));
+          out.withWords = wantWords;
+          if (!wantWords) return out;
+          // Most 32 ms batches leave the text as it was: skip the second backtrace and the JS objects.
+          if (haveWordsText_ && out.text == lastWordsText_) {
+            out.unchanged = true;
+            return out;
+          }
+          if (!out.text.empty()) Segments(out.words, false);
+          lastWordsText_ = out.text;
+          haveWordsText_ = true;
+          return out;
         },
-        [](Napi::Env env, std::string& hyp) -> Napi::Value { return Napi::String::New(env, hyp); });
+        [](Napi::Env env, PartialOut& p) -> Napi::Value {
+          if (!p.withWords) return Napi::String::New(env, p.text);
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("text", p.text);
+          if (p.unchanged) out.Set("unchanged", true);
+          else out.Set("words", WordsToJs(env, p.words, false));
+          return out;
+        });
+  }
+
+  static Napi::Array WordsToJs(Napi::Env env, const std::vector<WordOut>& words, bool withConfidence) {
+    Napi::Array arr = Napi::Array::New(env, words.size());
+    for (size_t i = 0; i < words.size(); ++i) {
+      Napi::Object w = Napi::Object::New(env);
+      w.Set("word", words[i].word);
+      w.Set("start", words[i].start);
+      w.Set("end", words[i].end);
+      if (withConfidence) w.Set("confidence", words[i].confidence);
+      arr.Set(static_cast<uint32_t>(i), w);
+    }
+    return arr;
   }
 
   Napi::Value EndUtterance(const Napi::CallbackInfo& info) {
@@ -610,24 +662,25 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
           UttResult result;
           if (!inUtt_) return result;
           inUtt_ = false;
+          // The first pass's own answer, kept in case the lattice cannot be built (see Collect). A
+          // backtrace over the words so far: microseconds, against 20-80 ms for ending the utterance.
+          UttResult firstPass;
+          int32 score = 0;
+          firstPass.text = CleanHyp(ps_get_hyp(ps_, &score));
+          if (!firstPass.text.empty()) Segments(firstPass.words, false);
           if (ps_end_utt(ps_) < 0) Fail("ps_end_utt failed");
-          Collect(result);
+          if (!Collect(result) && !firstPass.words.empty()) {
+            result = std::move(firstPass);
+            result.firstPass = true;
+          }
           return result;
         },
         [](Napi::Env env, UttResult& r) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);
-          Napi::Array words = Napi::Array::New(env, r.words.size());
-          for (size_t i = 0; i < r.words.size(); ++i) {
-            Napi::Object w = Napi::Object::New(env);
-            w.Set("word", r.words[i].word);
-            w.Set("start", r.words[i].start);
-            w.Set("end", r.words[i].end);
-            w.Set("confidence", r.words[i].confidence);
-            words.Set(static_cast<uint32_t>(i), w);
-          }
           out.Set("text", r.text);
           out.Set("confidence", r.confidence);
-          out.Set("words", words);
+          out.Set("words", WordsToJs(env, r.words, !r.firstPass));
+          out.Set("firstPass", r.firstPass);
           return out;
         });
   }
@@ -686,11 +739,32 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     feat0_.Save(ps_get_feat(ps_));
   }
 
-  void Collect(UttResult& result) const {
+  // The final result of the utterance just ended (ps_end_utt done): the lattice best path, with word
+  // posteriors. Returns false when there is no lattice: pocketsphinx then answers NULL for the
+  // hypothesis and no segments, although the first pass recognised words. That happens when
+  // find_end_node() (ngram_search.c) finds no </s> node in the last frame and falls back to the best
+  // word exit of the last frame that has exits: it always prefers a </s> exit there, but
+  // create_dag_nodes() skipped that very entry (a "non-final </s>", or one invalidated by -maxwpf
+  // pruning), so the lookup fails ("Failed to find DAG node corresponding to </s>"; upstream marks it
+  // "FIXME: This seems to happen a lot!"). Measured: 10 of 216 utterances of shared/data/asr_en
+  // (leading silence 0/200/500 ms x endpointing 10/300/800) lost every word this way.
+  bool Collect(UttResult& result) const {
     int32 score = 0;
-    result.text = CleanHyp(ps_get_hyp(ps_, &score));
-    logmath_t* lmath = ps_get_logmath(ps_);
+    const char* hyp = ps_get_hyp(ps_, &score);
+    if (!hyp) return false;
+    result.text = CleanHyp(hyp);
+    Segments(result.words, true);
     double sum = 0;
+    for (const WordOut& w : result.words) sum += w.confidence;
+    result.confidence = result.words.empty() ? 0 : sum / static_cast<double>(result.words.size());
+    return true;
+  }
+
+  // Word segments of the current hypothesis: the lattice best path after ps_end_utt, the first-pass
+  // backtrace before it. Times in seconds from the utterance start. With `posteriors`, each word's
+  // lattice posterior (only meaningful after ps_end_utt; the backtrace has none and reports 0 = log 1).
+  void Segments(std::vector<WordOut>& out, bool posteriors) const {
+    logmath_t* lmath = ps_get_logmath(ps_);
     // Debian's 0.8+5prealpha numbers segment frames from the start of the *stream* (the count goes
     // on across utterances until ps_start_stream), not of the utterance. With `-remove_silence no`
     // (native.ts DEFAULT_DECODER_ARGS) no frame is dropped, so the first segment (`<s>`) begins at
@@ -704,12 +778,13 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       ef -= base;
       std::string word = CleanWord(ps_seg_word(seg));
       if (word.empty()) continue;
-      int32 ascr = 0, lscr = 0, lback = 0;
-      double conf = Clamp01(logmath_exp(lmath, ps_seg_prob(seg, &ascr, &lscr, &lback)));
-      sum += conf;
-      result.words.push_back({word, static_cast<double>(sf) / frate_, static_cast<double>(ef + 1) / frate_, conf});
+      double conf = 0;
+      if (posteriors) {
+        int32 ascr = 0, lscr = 0, lback = 0;
+        conf = Clamp01(logmath_exp(lmath, ps_seg_prob(seg, &ascr, &lscr, &lback)));
+      }
+      out.push_back({word, static_cast<double>(sf) / frate_, static_cast<double>(ef + 1) / frate_, conf});
     }
-    result.confidence = result.words.empty() ? 0 : sum / static_cast<double>(result.words.size());
   }
 
   // Takes mu_ itself. Order matters: ps_free() drops the search's reference to the clone before the clone goes.
@@ -728,6 +803,9 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   FeatState feat0_;
   int frate_ = 100;
   bool inUtt_ = false;
+  // Text of the last partial whose words were returned in this utterance (see Process).
+  std::string lastWordsText_;
+  bool haveWordsText_ = false;
   bool initStarted_ = false;
 };
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { PsDecoder, SharedModel, type PsUtteranceResult } from '../src/engines/stt/pocketsphinx/native.js';
+import { FIRST_PASS_WORD_CONFIDENCE, PsDecoder, SharedModel, type PsUtteranceResult } from '../src/engines/stt/pocketsphinx/native.js';
 import { readSharedWavSync } from './paths.js';
 
 const CHUNK = 1600; // 100 ms at 16 kHz
@@ -93,13 +93,13 @@ describe('pocketsphinx native decoder', () => {
   test('partials grow while streaming; endUtterance without audio is empty', async () => {
     const d = await PsDecoder.create(model);
     try {
-      assert.deepEqual(await d.endUtterance(), { text: '', confidence: 0, words: [] });
+      assert.deepEqual(await d.endUtterance(), { text: '', confidence: 0, words: [], firstPass: false });
       const clip = pcm.get('en_cmu_goforward.wav')!;
       let partial = '';
       for (let i = 0; i < clip.length; i += CHUNK) partial = await d.process(clip.subarray(i, i + CHUNK));
       assert.match(partial, /forward/);
       assert.deepEqual(await d.endUtterance(), alone.get('en_cmu_goforward.wav'));
-      assert.deepEqual(await d.endUtterance(), { text: '', confidence: 0, words: [] });
+      assert.deepEqual(await d.endUtterance(), { text: '', confidence: 0, words: [], firstPass: false });
     } finally {
       d.free();
     }
@@ -185,6 +185,51 @@ describe('pocketsphinx native decoder', () => {
     }
     t.diagnostic(`max event-loop gap ${maxGap.toFixed(1)} ms`);
     assert.ok(maxGap < 50, `max event-loop gap ${maxGap.toFixed(1)} ms`);
+  });
+
+  test('an utterance whose word lattice cannot be built still returns the first pass\'s words (issue 9 §1)', async () => {
+    // The audio the VAD-segmented stream decodes for en_cmu_cards_002 with no leading silence: 0.02 s
+    // to 1.952 s. PocketSphinx's end-node search fails on it ("Failed to find DAG node corresponding to
+    // </s>"), so the lattice best path is NULL although the first pass heard "for queen of ...".
+    const clip = readWav('en_cmu_cards_002.wav').subarray(320, 320 + 30912);
+    const d = await PsDecoder.create(model);
+    try {
+      let partial = '';
+      for (let i = 0; i < clip.length; i += 8192) partial = await d.process(clip.subarray(i, i + 8192));
+      assert.match(partial, /^for queen of/);
+      const r = await d.endUtterance();
+      assert.equal(r.firstPass, true, 'this clip exercises the lattice failure');
+      assert.match(r.text, /^for queen of/);
+      assertWellFormed(r);
+      assert.equal(r.words.length, 4);
+      for (const w of r.words) assert.equal(w.confidence, FIRST_PASS_WORD_CONFIDENCE);
+      assert.ok(r.words.at(-1)!.end <= clip.length / 16000 + 1e-9);
+      // A normal utterance on the same decoder is unaffected: lattice result, posteriors.
+      const g = await decodeClip(d, pcm.get('en_cmu_goforward.wav')!);
+      assert.equal(g.firstPass, false);
+    } finally {
+      d.free();
+    }
+  });
+
+  test('processWithWords: the partial\'s words with times, same text as process()', async () => {
+    const clip = pcm.get('en_cmu_goforward.wav')!;
+    const a = await PsDecoder.create(model);
+    const b = await PsDecoder.create(model);
+    try {
+      for (let i = 0; i < clip.length; i += CHUNK) {
+        const chunk = clip.subarray(i, i + CHUNK);
+        const [text, p] = await Promise.all([a.process(chunk), b.processWithWords(chunk)]);
+        assert.equal(p.text, text);
+        assert.equal(p.words.map((w) => w.word).join(' '), p.text);
+        for (const w of p.words) assert.ok(w.end > w.start && w.start >= 0 && w.end <= (i + chunk.length) / 16000 + 1e-9, JSON.stringify(w));
+      }
+      await a.endUtterance();
+      await b.endUtterance();
+    } finally {
+      a.free();
+      b.free();
+    }
   });
 
   test('argument errors, wrong input and use after free reject', async () => {

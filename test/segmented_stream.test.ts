@@ -6,8 +6,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Endpointer } from '../src/audio/vad.js';
-import { SegmentedStream, type UtteranceDecoder, type UtteranceResult } from '../src/engines/stt/segmented.js';
-import type { SttFinal } from '../src/engines/stt/types.js';
+import { PARTIAL_FALLBACK_CONFIDENCE, SegmentedStream, type PartialHypothesis, type UtteranceDecoder, type UtteranceResult } from '../src/engines/stt/segmented.js';
+import type { SttFinal, SttPartial } from '../src/engines/stt/types.js';
 
 const W = 512;
 const RATE = 16000;
@@ -135,5 +135,161 @@ describe('SegmentedStream', () => {
     s.abort();
     s.abort();
     assert.equal(released, 1);
+  });
+
+  describe('partials with words, and finals never carrying fewer words than the partials showed (issue 9)', () => {
+    /** A stream with partials and word timestamps on, whose VAD answers `vadFlags[i]` for window i. */
+    function wordStream(vadFlags: boolean[], decoder: UtteranceDecoder) {
+      let i = 0;
+      const vad = { acceptWindow: () => vadFlags[i++] ?? false };
+      const endpointer = new Endpointer({ sampleRate: RATE, endpointingMs: 300, vadHangoverMs: 160, vadOnsetDelayMs: 160, pauseMs: 150 });
+      const s = new SegmentedStream({
+        decoder,
+        vad: { vad, endpointer },
+        sampleRate: RATE,
+        config: { language: 'en', partials: true, wordTimestamps: true, vad: true, endpointingMs: 300 },
+        release: () => {},
+      });
+      const finals: SttFinal[] = [];
+      const partials: SttPartial[] = [];
+      s.on('final', (f) => finals.push(f));
+      s.on('partial', (p) => partials.push(p));
+      return { s, finals, partials };
+    }
+    const pw = (w: string, start: number, end: number) => ({ word: w, start, end });
+
+    it('an empty end-of-utterance result after partials with words: the final carries the last partial\'s words', async () => {
+      const hyps: PartialHypothesis[] = [
+        { text: 'for', words: [pw('for', 0.2, 0.5)] },
+        { text: 'for queen', words: [pw('for', 0.2, 0.5), pw('queen', 0.6, 0.9)] },
+      ];
+      // The first segment's partials grow; after its (speculative) end the rest is silence.
+      let k = 0;
+      let ended = false;
+      const d: UtteranceDecoder = {
+        process: async () => '',
+        processWithWords: async () => (ended ? { text: '', words: [] } : hyps[Math.min(k++, hyps.length - 1)]!),
+        endUtterance: async () => {
+          ended = true;
+          return { text: '', confidence: 0, words: [] };
+        },
+      };
+      const { s, finals, partials } = wordStream(flags([false, 10], [true, 36], [false, 40]), d);
+      await feed(s, 86);
+      await s.close();
+      assert.ok(partials.length > 0);
+      assert.equal(finals.length, 1, JSON.stringify(finals));
+      const f = finals[0]!;
+      assert.equal(f.transcript, 'for queen');
+      assert.deepEqual(
+        f.words!.map((w) => [w.word, +(w.start - f.start).toFixed(6), +(w.end - f.start).toFixed(6), w.confidence]),
+        [
+          ['for', 0.2, 0.5, PARTIAL_FALLBACK_CONFIDENCE],
+          ['queen', 0.6, 0.9, PARTIAL_FALLBACK_CONFIDENCE],
+        ],
+      );
+      assert.equal(f.confidence, PARTIAL_FALLBACK_CONFIDENCE);
+      assert.equal(s.partialFallbackCount, 1);
+    });
+
+    it('without partial words the fallback spreads the partial\'s words over the segment; a non-empty result is kept as decoded', async () => {
+      let ended = false;
+      const d = {
+        process: async () => (ended ? '' : 'one two'),
+        endUtterance: async () => {
+          ended = true;
+          return { text: '', confidence: 0, words: [] };
+        },
+      };
+      const a = wordStream(flags([false, 10], [true, 36], [false, 40]), d);
+      await feed(a.s, 86);
+      await a.s.close();
+      const f = a.finals[0]!;
+      assert.equal(f.transcript, 'one two');
+      assert.equal(f.words!.length, 2);
+      assert.ok(f.words![0]!.start >= f.start && f.words![1]!.end <= f.start + f.duration + 1e-9 && f.words![0]!.end <= f.words![1]!.start + 1e-9);
+
+      // A later decode that genuinely differs (fewer words, but not none) is the final.
+      let ends = 0;
+      const d2 = {
+        process: async () => (ends > 0 ? '' : 'one two three'),
+        endUtterance: async () => (ends++ === 0 ? { text: 'one', confidence: 0.9, words: [word('one', 0.2, 0.4)] } : { text: '', confidence: 0, words: [] }),
+      };
+      const b = wordStream(flags([false, 10], [true, 36], [false, 40]), d2);
+      await feed(b.s, 86);
+      await b.s.close();
+      assert.equal(b.finals[0]!.transcript, 'one');
+      assert.equal(b.s.partialFallbackCount, 0);
+    });
+
+    it('partials carry words on the stream clock: held segments with their posteriors, live words with their stability', async () => {
+      // Speech 10..30, a short pause (cut, no endpoint), speech 35..58, silence.
+      let seg = 0;
+      const liveHyps = [
+        [{ text: 'alpha', words: [pw('alpha', 0.3, 0.9)] }],
+        [{ text: 'beta', words: [pw('beta', 0.05, 0.5)] }],
+      ];
+      let n = 0;
+      const d: UtteranceDecoder = {
+        process: async () => '',
+        processWithWords: async () => liveHyps[seg]?.[0] ?? { text: '', words: [] },
+        endUtterance: async () => {
+          const r =
+            seg === 0
+              ? { text: 'alpha', confidence: 0.6, words: [word('alpha', 0.35, 0.95)] }
+              : seg === 1
+                ? { text: 'beta', confidence: 1, words: [word('beta', 0.05, 0.7)] }
+                : { text: '', confidence: 0, words: [] };
+          seg++;
+          n++;
+          return r;
+        },
+      };
+      const { s, partials, finals } = wordStream(flags([false, 10], [true, 21], [false, 4], [true, 24], [false, 60]), d);
+      await feed(s, 119);
+      await s.close();
+      assert.ok(n >= 2);
+      const first = partials.find((p) => p.transcript === 'alpha')!;
+      assert.ok(first, JSON.stringify(partials.map((p) => p.transcript)));
+      assert.equal(first.words!.length, 1);
+      assert.ok(Math.abs(first.words![0]!.start - (first.start + 0.3)) < 1e-9, 'live word times are on the stream clock');
+      assert.equal(first.words![0]!.confidence, 0.5, 'a word seen in one partial: stability 1/2');
+      assert.equal(first.confidence, 0.5);
+      const merged = partials.find((p) => p.transcript === 'alpha beta')!;
+      assert.ok(merged, JSON.stringify(partials.map((p) => p.transcript)));
+      assert.deepEqual(merged.words!.map((w) => w.word), ['alpha', 'beta']);
+      assert.equal(merged.words![0]!.confidence, 0.8, 'a held segment\'s word carries its posterior');
+      assert.ok(merged.words![1]!.start > merged.words![0]!.end, 'the live segment is offset by its own start');
+      assert.equal(finals.length, 1);
+      assert.equal(finals[0]!.transcript, 'alpha beta');
+    });
+
+    it('stability grows as a word survives consecutive partials', async () => {
+      // The same word in the first partials (only the first of them is emitted: same text), then a
+      // new word: the first word (start moved by 10 ms: the same word) has survived three partials.
+      let calls = 0;
+      let ended = false;
+      const d: UtteranceDecoder = {
+        process: async () => '',
+        processWithWords: async () => {
+          if (ended) return { text: '', words: [] };
+          calls++;
+          return calls < 3 ? { text: 'steady', words: [pw('steady', 0.3, 0.6)] } : { text: 'steady on', words: [pw('steady', 0.31, 0.6), pw('on', 0.6, 0.8)] };
+        },
+        endUtterance: async () => {
+          const r = ended ? { text: '', confidence: 0, words: [] } : { text: 'steady on', confidence: 0.9, words: [word('steady', 0.3, 0.6), word('on', 0.6, 0.8)] };
+          ended = true;
+          return r;
+        },
+      };
+      const { s, partials } = wordStream(flags([false, 10], [true, 36], [false, 40]), d);
+      await feed(s, 86);
+      await s.close();
+      const on = partials.find((p) => p.transcript === 'steady on')!;
+      assert.ok(on, JSON.stringify(partials.map((p) => p.transcript)));
+      assert.equal(on.words![0]!.confidence, 3 / 4, 'survived three consecutive partials');
+      assert.equal(on.words![1]!.confidence, 1 / 2);
+      assert.equal(on.confidence, (3 / 4 + 1 / 2) / 2);
+    });
   });
 });

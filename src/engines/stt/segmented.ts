@@ -21,6 +21,11 @@
  * VAD's own end-of-speech estimate), which is exact, rather than waiting for the VAD's own
  * estimate, whose release tail varies by 100–400 ms (median 80 ms more than its nominal hangover,
  * measured over shared/data/asr_en). The VAD endpoint stays the fallback.
+ * No words shown are lost (issue 9 §1): when a segment's end-of-utterance result comes back empty
+ * although its last partial had words, the final carries that partial's words (see
+ * `fallbackFromPartial`); a result with fewer words is a genuine re-decode and is kept as is.
+ * Partials carry `words` and `confidence` when the stream has word timestamps and the decoder offers
+ * {@link UtteranceDecoder.processWithWords} (issue 9 §3).
  * All decoder work runs through one ordered queue, so a final always follows every partial of its
  * audio, `finalize` answers after earlier audio, and `close` resolves after the last final.
  * Audio is batched into ≥ {@link MIN_BATCH_SECONDS} per decoder call; a queued end-of-utterance
@@ -28,7 +33,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { EndpointEvent } from '../../audio/vad.js';
-import type { SttFinal, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from './types.js';
+import type { SttFinal, SttPartial, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from './types.js';
 
 /**
  * Minimum audio per decoder call, seconds: one VAD window, so decoding keeps pace with the audio and
@@ -60,6 +65,20 @@ export interface UtteranceResult {
   words: SttWord[];
 }
 
+/** A word of a partial hypothesis. Times are seconds from the **utterance** (decoder segment) start. */
+export interface PartialWord {
+  word: string;
+  start: number;
+  end: number;
+}
+
+/** A partial hypothesis with its words ({@link UtteranceDecoder.processWithWords}). */
+export interface PartialHypothesis {
+  text: string;
+  /** The words of `text` in time order, without confidences (decoders score words when the utterance ends). */
+  words: PartialWord[];
+}
+
 /** What the adapter needs from a decoder. Calls are never concurrent (the adapter serialises them). */
 export interface UtteranceDecoder {
   /**
@@ -67,9 +86,24 @@ export interface UtteranceDecoder {
    * hypothesis, or `''` when `wantPartial` is false (the decoder may then skip computing it).
    */
   process(pcm: Int16Array, wantPartial: boolean): Promise<string>;
-  /** End the current utterance; empty result when none is in progress. */
+  /**
+   * Optional: like `process(pcm, true)`, also giving the partial's words with times. Used when the
+   * stream wants partials with word timestamps (interim `words`, issue 9 §3).
+   */
+  processWithWords?(pcm: Int16Array): Promise<PartialHypothesis>;
+  /**
+   * End the current utterance; empty result when none is in progress. Must not come back empty for
+   * audio in which its partials found words (the adapter then falls back to the last partial, see
+   * {@link SegmentedStream}).
+   */
   endUtterance(): Promise<UtteranceResult>;
 }
+
+/**
+ * Confidence of a final word that had to be taken from a partial hypothesis (the decoder's end of
+ * utterance came back empty for audio whose partials had words): there is no posterior for it.
+ */
+export const PARTIAL_FALLBACK_CONFIDENCE = 0.5;
 
 /** Per-window voice activity decision (e.g. Silero via sherpa-onnx). */
 export interface WindowVad {
@@ -108,8 +142,8 @@ export interface SegmentedStreamOptions {
  */
 type Op =
   | { t: 'audio'; pcm: Int16Array; utt: number; seg: number; end: number }
-  /** `vadEnd`: the VAD's end-of-speech estimate (sample) when the cut was decided. */
-  | { t: 'cut'; seg: number; id: number; vadEnd: number }
+  /** `vadEnd`: the VAD's end-of-speech estimate (sample) when the cut was decided; `end`: the segment's end. */
+  | { t: 'cut'; seg: number; id: number; vadEnd: number; end: number }
   | { t: 'end'; start: number; seg: number; end: number; speechFinal: boolean; fromFinalize: boolean }
   | { t: 'empty'; at: number };
 
@@ -151,6 +185,14 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
   /** Endpoint derived from the latest cut's last word: stream sample at which to end the utterance. */
   private decoderEndpoint: { cut: number; sample: number } | null = null;
   private lastPartial = '';
+  /**
+   * The latest non-empty partial hypothesis of the current decoder segment (words, when known, on the
+   * segment clock), and how many consecutive partials each of its words has survived (for the interim
+   * word confidence). Reset when the segment ends (cut or end).
+   */
+  private segPartial: { text: string; words: PartialWord[] | null; seen: number[] } | null = null;
+  /** Segment ends whose empty result was replaced by the segment's last partial (see {@link fallbackFromPartial}). */
+  private partialFallbacks = 0;
   private readonly ops: Op[] = [];
   private queuedSamples = 0;
   private running = false;
@@ -168,6 +210,14 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
 
   get audioSeconds(): number {
     return (this.written + this.winFill) / this.rate;
+  }
+
+  /**
+   * How many times a segment's end-of-utterance result came back empty although its partials had
+   * words, so the final carried the last partial's words instead (diagnostics; 0 with a sound decoder).
+   */
+  get partialFallbackCount(): number {
+    return this.partialFallbacks;
   }
 
   /** Seconds of audio queued for the decoder but not yet decoded (a backlog measure). */
@@ -247,7 +297,7 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
         this.startFromRing(ev.sample);
         this.emit('speech_started', { timestamp: ev.sample / this.rate });
       } else if (ev.type === 'pause' && this.inUtt && this.written > this.segStart) {
-        this.push({ t: 'cut', seg: this.segStart, id: ++this.cutSeq, vadEnd: ev.lastSpeechSample });
+        this.push({ t: 'cut', seg: this.segStart, id: ++this.cutSeq, vadEnd: ev.lastSpeechSample, end: this.written });
         this.segStart = this.written;
         this.speechSinceCut = false;
         this.decoderEndpoint = null;
@@ -386,17 +436,85 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
       end = next.end;
     }
     this.queuedSamples -= total;
-    const hyp = await this.o.decoder.process(concat(parts, total), this.o.config.partials);
-    if (this.aborted || !this.o.config.partials) return;
+    const pcm = concat(parts, total);
+    const cfg = this.o.config;
+    const withWords = cfg.partials && cfg.wordTimestamps && this.o.decoder.processWithWords !== undefined;
+    let hyp: string;
+    let hypWords: PartialWord[] | null = null;
+    if (withWords) {
+      const p = await this.o.decoder.processWithWords!(pcm);
+      hyp = p.text;
+      hypWords = p.words;
+    } else {
+      hyp = await this.o.decoder.process(pcm, cfg.partials);
+    }
+    if (this.aborted || !cfg.partials) return;
+    if (hyp) this.noteSegmentPartial(hyp, hypWords);
     const text = [...this.held.map((h) => h.r.text), hyp].filter(Boolean).join(' ');
     if (!text || text === this.lastPartial) return;
     this.lastPartial = text;
-    this.emit('partial', { transcript: text, start: first.utt / this.rate, duration: (end - first.utt) / this.rate });
+    const partial: SttPartial = { transcript: text, start: first.utt / this.rate, duration: (end - first.utt) / this.rate };
+    if (withWords) {
+      const words = this.interimWords(hyp ? hypWords ?? [] : [], first.seg);
+      partial.words = words;
+      partial.confidence = words.length > 0 ? words.reduce((sum, w) => sum + w.confidence, 0) / words.length : 0;
+    }
+    this.emit('partial', partial);
+  }
+
+  /**
+   * Remember the segment's latest partial, counting for each word how many consecutive partials it
+   * has survived (same word starting within 50 ms in the previous partial).
+   */
+  private noteSegmentPartial(text: string, words: PartialWord[] | null): void {
+    const prev = this.segPartial;
+    const seen = (words ?? []).map((w) => {
+      const k = prev?.words?.findIndex((p) => p.word === w.word && Math.abs(p.start - w.start) <= 0.05) ?? -1;
+      return k >= 0 ? prev!.seen[k]! + 1 : 1;
+    });
+    this.segPartial = { text, words, seen };
+  }
+
+  /**
+   * Interim words on the stream clock: the held segments' final words (with their posteriors), then
+   * the live segment's partial words. A live word has no posterior yet; its confidence is its
+   * stability, n / (n + 1) after surviving n consecutive partials (0.5 when first seen).
+   */
+  private interimWords(live: PartialWord[], seg: number): SttWord[] {
+    const out: SttWord[] = [];
+    for (const h of this.held) for (const w of h.r.words) out.push({ ...w, start: w.start + h.offset, end: w.end + h.offset });
+    const offset = seg / this.rate;
+    const seen = this.segPartial?.words === live ? this.segPartial.seen : [];
+    live.forEach((w, i) => {
+      const n = seen[i] ?? 1;
+      out.push({ word: w.word, start: w.start + offset, end: w.end + offset, confidence: n / (n + 1) });
+    });
+    return out;
+  }
+
+  /**
+   * The decoder's end-of-segment result, or — when that came back empty although the segment's last
+   * partial showed words — that partial's words (confidence {@link PARTIAL_FALLBACK_CONFIDENCE}; times
+   * from the partial, or spread evenly over the segment when the decoder gave none). A final never
+   * silently drops words the client was shown (issue 9 §1). Resets the segment's partial state.
+   */
+  private fallbackFromPartial(r: UtteranceResult, segSamples: number): UtteranceResult {
+    const p = this.segPartial;
+    this.segPartial = null;
+    if (r.text || r.words.length > 0 || !p || !p.text) return r;
+    this.partialFallbacks++;
+    const texts = p.text.split(' ').filter(Boolean);
+    const span = Math.max(segSamples, 1) / this.rate;
+    const words: SttWord[] =
+      p.words && p.words.length === texts.length
+        ? p.words.map((w) => ({ ...w, confidence: PARTIAL_FALLBACK_CONFIDENCE }))
+        : texts.map((word, i) => ({ word, start: (i * span) / texts.length, end: ((i + 1) * span) / texts.length, confidence: PARTIAL_FALLBACK_CONFIDENCE }));
+    return { text: texts.join(' '), confidence: PARTIAL_FALLBACK_CONFIDENCE, words };
   }
 
   /** End the decoder's segment early and hold its result for the utterance's final. */
   private async runCut(op: Extract<Op, { t: 'cut' }>): Promise<void> {
-    const r = await this.o.decoder.endUtterance();
+    const r = this.fallbackFromPartial(await this.o.decoder.endUtterance(), op.end - op.seg);
     if (r.text || r.words.length > 0) this.held.push({ offset: op.seg / this.rate, r });
     const last = r.words.at(-1);
     const ep = this.o.config.endpointingMs;
@@ -408,7 +526,7 @@ export class SegmentedStream extends EventEmitter<SttStreamEvents> implements St
   }
 
   private async runEnd(op: Extract<Op, { t: 'end' }>): Promise<void> {
-    const r = await this.o.decoder.endUtterance();
+    const r = this.fallbackFromPartial(await this.o.decoder.endUtterance(), op.end - op.seg);
     const segments = [...this.held, { offset: op.seg / this.rate, r }].filter((s) => s.r.text || s.r.words.length > 0);
     this.held = [];
     this.lastPartial = '';

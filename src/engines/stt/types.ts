@@ -73,11 +73,17 @@ export interface SttPartial {
   start: number;
   /** Seconds of audio covered so far (from `start`). */
   duration: number;
-  /** Confidence in [0, 1] when the engine provides one. */
+  /**
+   * Confidence in [0, 1] when the engine provides one. PocketSphinx: the mean of `words[].confidence`
+   * (present with `words`).
+   */
   confidence?: number;
   /**
-   * The hypothesis' words when the engine provides them (times in seconds from stream start, like
-   * {@link SttFinal.words}). Absent: dialects derive word entries from `transcript` (src/protocol/interim.ts).
+   * The interim hypothesis's words, when the stream has `wordTimestamps` and the engine can give them
+   * (issue 9 §3: Deepgram interim `Results` carry words). Times are seconds from the **stream** start,
+   * like final words; they may still change. A word's `confidence` is a posterior when the engine has
+   * one, otherwise the engine's documented estimate (PocketSphinx: posteriors for words of segments
+   * already ended speculatively, stability across partials for the rest, see segmented.ts). Absent: dialects derive word entries from `transcript` (src/protocol/interim.ts).
    */
   words?: SttWord[];
 }

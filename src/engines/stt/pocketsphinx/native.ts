@@ -45,6 +45,31 @@ export interface PsWord {
   confidence: number;
 }
 
+/** One word of a partial hypothesis: the first-pass backtrace has word times but no posteriors. */
+export interface PsPartialWord {
+  /** Lower-case word without the alternate-pronunciation suffix. */
+  word: string;
+  /** Seconds from the start of the utterance (10 ms resolution). */
+  start: number;
+  /** Seconds from the start of the utterance; `end >= start`. */
+  end: number;
+}
+
+/** A partial hypothesis with its words ({@link PsDecoder.processWithWords}). */
+export interface PsPartial {
+  /** As {@link PsDecoder.process}: lower-case words joined by spaces, fillers removed, `''` if none. */
+  text: string;
+  /** The words of `text`, in time order. */
+  words: PsPartialWord[];
+}
+
+/**
+ * Confidence given to the words of a final that had to come from the first pass (see
+ * {@link PsUtteranceResult.firstPass}): the lattice that yields word posteriors could not be built, so
+ * there is no posterior. 0.5 says "recognised, confidence unknown" rather than claiming 0 or 1.
+ */
+export const FIRST_PASS_WORD_CONFIDENCE = 0.5;
+
 /** The final result of one utterance. */
 export interface PsUtteranceResult {
   /** Lower-case words joined by single spaces; no fillers (`<s>`, `<sil>`, `[NOISE]`, …). `''` if none. */
@@ -58,6 +83,15 @@ export interface PsUtteranceResult {
   confidence: number;
   /** Words in time order, fillers removed. */
   words: PsWord[];
+  /**
+   * True when PocketSphinx could not build the word lattice for this utterance (a known failure of
+   * its end-node search, see `Collect` in native/psaddon.cc) and the result is the first-pass
+   * search's own hypothesis instead of the lattice best path: same kind of words and times (from
+   * the audio decoded before the end of the utterance, i.e. up to the last few 10 ms frames), but no
+   * posteriors: every word's confidence is {@link FIRST_PASS_WORD_CONFIDENCE}. Without this fallback
+   * the utterance would end with no words although its partials showed them (issue 9 §1).
+   */
+  firstPass: boolean;
 }
 
 /**
@@ -102,7 +136,9 @@ interface NativeModel {
 interface NativeDecoder {
   init(): Promise<void>;
   process(pcm: Int16Array, wantHyp: boolean): Promise<string>;
-  endUtterance(): Promise<PsUtteranceResult>;
+  /** `unchanged`: the text equals the previous call's in this utterance and `words` is omitted. */
+  process(pcm: Int16Array, wantHyp: true, wantWords: true): Promise<{ text: string; words?: PsPartialWord[]; unchanged?: true }>;
+  endUtterance(): Promise<Omit<PsUtteranceResult, 'words'> & { words: (Omit<PsWord, 'confidence'> & { confidence?: number })[] }>;
   resetStream(): Promise<void>;
   free(): Promise<void>;
 }
@@ -242,6 +278,8 @@ export class PsDecoder {
   private readonly native: NativeDecoder;
   private tail: Promise<unknown> = Promise.resolve();
   private freed = false;
+  /** The latest {@link processWithWords} result (reused when the addon reports the text unchanged). */
+  private lastPartial: PsPartial | null = null;
 
   private constructor(native: NativeDecoder) {
     this.native = native;
@@ -273,13 +311,41 @@ export class PsDecoder {
   }
 
   /**
+   * Like {@link process}, and also returns the partial hypothesis's words with their times (seconds
+   * from the utterance start; no confidences: PocketSphinx computes word posteriors only when the
+   * utterance ends). The extra backtrace costs far less than decoding the audio (measured in
+   * bench/finals.ts, `partialWordsCost`).
+   * @throws as {@link process}; Error (rejection) when the built addon predates partial words.
+   */
+  processWithWords(pcm: Int16Array): Promise<PsPartial> {
+    if (!(pcm instanceof Int16Array)) return Promise.reject(new TypeError('processWithWords() expects an Int16Array'));
+    const copy = pcm.slice();
+    return this.enqueue(async () => {
+      const r = await this.native.process(copy, true, true);
+      if (typeof r !== 'object') {
+        throw new Error('PocketSphinx addon is out of date (no partial words): rebuild it with `npx node-gyp rebuild --nodedir=/usr -C native`');
+      }
+      // Same text as the previous partial of this utterance: the addon skipped the words; reuse them.
+      if (r.unchanged && this.lastPartial && this.lastPartial.text === r.text) return this.lastPartial;
+      const p: PsPartial = { text: r.text, words: r.words ?? [] };
+      this.lastPartial = p;
+      return p;
+    });
+  }
+
+  /**
    * Ends the utterance in progress and returns its final result. The next {@link process} starts a
-   * new utterance. With no utterance in progress it resolves to `{ text: '', confidence: 0, words: [] }`.
+   * new utterance. With no utterance in progress it resolves to `{ text: '', confidence: 0, words: [], firstPass: false }`.
+   * When the word lattice cannot be built the result is the first pass's hypothesis
+   * ({@link PsUtteranceResult.firstPass}), never an empty result for audio in which words were found.
    * Cost: 20–80 ms with the default `-fwdflat no`.
    * @throws Error (rejection) after {@link free} or when the decoder fails.
    */
-  endUtterance(): Promise<PsUtteranceResult> {
-    return this.enqueue(() => this.native.endUtterance());
+  async endUtterance(): Promise<PsUtteranceResult> {
+    const r = await this.enqueue(() => this.native.endUtterance());
+    if (!r.firstPass) return r as PsUtteranceResult;
+    const words = r.words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: FIRST_PASS_WORD_CONFIDENCE }));
+    return { text: r.text, confidence: words.length > 0 ? FIRST_PASS_WORD_CONFIDENCE : 0, words, firstPass: true };
   }
 
   /**
