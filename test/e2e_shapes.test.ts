@@ -151,6 +151,6 @@ describe('shapes on the wire (issue 9 §3)', () => {
     const vad = c.messages.filter((m) => m.type === 'speech_started' || m.type === 'speech_ended').map((m) => m.type);
     assert.ok(vad.length >= 4, JSON.stringify(vad));
     vad.forEach((t, i) => assert.equal(t, i % 2 === 0 ? 'speech_started' : 'speech_ended', `alternating VAD events: ${JSON.stringify(vad)}`));
-    assert.ok(c.messages.filter((m) => 'session_id' in m && !('type' in m)).every((m) => typeof m.full_transcript === 'string' && !('words' in m)));
+    assert.ok(c.messages.filter((m) => 'session_id' in m && !('type' in m)).every((m) => typeof m.full_transcript === 'string' && JSON.stringify(m.words) === JSON.stringify(m.word_timestamps)));
   });
 });
