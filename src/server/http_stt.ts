@@ -178,7 +178,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     // An unread request body must not be read by the next request on this connection.
     if (!req.raw.complete) {
       reply.header('connection', 'close');
-      lingerClose(req.raw, reply.raw);
+      lingerClose(req.raw, reply.raw, e.httpStatus === 401 ? 64 * 1024 : undefined); // no key: discard little
     }
     const status = e.httpStatus;
     const body =

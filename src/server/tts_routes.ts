@@ -357,7 +357,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     m.http.inc({ route: family, status: String(status) });
     if (!req.raw.complete) {
       reply.header('connection', 'close'); // the unread body is never read as a next request
-      lingerClose(req.raw, reply.raw);
+      lingerClose(req.raw, reply.raw, status === 401 ? 64 * 1024 : undefined); // no key: discard little
     }
     if (status === 401) reply.header('www-authenticate', family === 'speak' ? 'Token' : 'Bearer');
     if (family === 'speak') {
