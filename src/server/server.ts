@@ -94,7 +94,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const wss = new WebSocketServer({
     noServer: true,
     // Frames between maxFrameBytes and twice that get a `payload_too_large` error frame from the
-    // session (which survives); larger ones are refused by ws with close 1009.
+    // session (which survives); larger ones cannot be skipped: ws stops reading them and the session
+    // answers payload_too_large in its dialect, then closes 1009 (ws_frames.ts).
     maxPayload: config.limits.maxFrameBytes * 2,
     ...WS_SERVER_OPTIONS, // larger frames and invalid UTF-8 are answered in-dialect (ws_frames.ts)
     handleProtocols: selectAuthSubprotocol,
@@ -137,7 +138,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   void app.register(httpSttPlugin, { config, engines, keys, log });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
-  // issue 14 #8: /metrics needs a key unless `metrics.public` (README "Metrics").
+  // issue 14 #8: /metrics needs a key unless `metrics.public` (README "Limits and protection").
   app.get('/metrics', async (req, reply) => {
     if (!config.metrics.public) {
       const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
