@@ -117,9 +117,9 @@ export function answerStall(req: FastifyRequest, reply: FastifyReply, send: () =
  * closing with unread client bytes makes the kernel reset the connection — the client then often
  * never sees the error. Instead the server half-closes (FIN after the response) and reads and discards
  * what the client is still sending, at most `maxBytes` or `maxMs`, then closes. Nothing is parsed.
- * Call before the response is sent. Defaults: 4 MiB, 2000 ms (discarded, never held or parsed).
+ * Call before the response is sent. Defaults: 16 MiB, 2000 ms (discarded, never held or parsed; callers pass less for requests without a key).
  */
-export function lingerClose(req: IncomingMessage, res: ServerResponse, maxBytes = 4 * 1024 * 1024, maxMs = 2000): void {
+export function lingerClose(req: IncomingMessage, res: ServerResponse, maxBytes = 16 * 1024 * 1024, maxMs = 2000): void {
   const socket = req.socket as (Socket & { destroySoon?: () => void }) | null;
   if (!socket || req.complete || socket.destroyed) return;
   // node calls destroySoon() after a `Connection: close` response: make that a half-close.
