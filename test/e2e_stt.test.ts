@@ -244,12 +244,12 @@ describe('streaming STT end to end', () => {
     assert.equal((await c.closed).code, 1000);
     const finals = c.ofType('final_transcript').filter((f) => /forward/.test(f.transcript as string));
     assert.ok(finals.length >= copies - 1, `${finals.length} of ${copies} utterances transcribed`);
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: { Authorization: `Bearer ${s.key}` } })).text();
     assert.ok(Number(/voxgate_stt_backpressure_pauses_total (\d+)/.exec(metrics)?.[1]) >= 1, 'backpressure engaged');
   });
 
   it('GET /metrics counts sessions by close code, finals and audio seconds', async () => {
-    const text = await (await fetch(`${s.url}/metrics`)).text();
+    const text = await (await fetch(`${s.url}/metrics`, { headers: { Authorization: `Bearer ${s.key}` } })).text();
     const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
     assert.ok(value(/voxgate_stt_sessions_total\{model="local\/pocketsphinx:en",close_code="1000"\} (\d+)/) >= 5);
     assert.ok(value(/voxgate_stt_finals_total\{model="local\/pocketsphinx:en",reason="endpoint"\} (\d+)/) >= 1);

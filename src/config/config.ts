@@ -46,6 +46,13 @@ const limitsSchema = z.object({
   maxSessionSeconds: z.number().positive().default(3600),
   /** Seconds allowed between the upgrade and a valid `init`. */
   initTimeoutSeconds: z.number().positive().default(10),
+  /**
+   * Deepest nesting of arrays/objects accepted in a JSON text frame or JSON HTTP body (issue 14 #1).
+   * Checked by a linear scan before `JSON.parse`; deeper → `invalid_request`, the frame/body is not parsed.
+   */
+  maxJsonDepth: z.number().int().min(2).default(32),
+  /** Most JSON values/keys (strings, numbers, `[`, `{`, separators) in one frame or body; more → `invalid_request`. */
+  maxJsonTokens: z.number().int().min(16).default(10000),
 });
 /** Session and transport limits. */
 export type Limits = z.infer<typeof limitsSchema>;
@@ -79,6 +86,32 @@ const httpSchema = z
      * PocketSphinx decoder), so 2 trades the 150 MB-per-upload memory budget for throughput.
      */
     parallelStreams: z.number().int().min(1).max(8).default(1),
+    /**
+     * Largest JSON request body, bytes (TTS bodies, `/v1/listen` `{"url"}`), refused with 413 before it is
+     * parsed. JSON bodies on `/v1/stt/…` may carry base64 `audio`: they get the base64 size of the
+     * audio limit instead (issue 14 #1). Default 64 KiB.
+     */
+    maxJsonBodyBytes: z.number().int().positive().default(64 * 1024),
+    /** Largest multipart text field other than `audio` (base64) or `url`, bytes; larger → 413. Default 16 KiB. */
+    maxFieldBytes: z.number().int().positive().default(16 * 1024),
+    /**
+     * A request body that receives no byte for this long while the server is waiting for it is answered
+     * 408 `idle_timeout_exceeded` and the connection closed, freeing its decoder (issue 14 #2). Default 30 s.
+     */
+    bodyIdleTimeoutMs: z.number().int().positive().default(30_000),
+    /** Time allowed to receive a request's headers, ms (node `server.headersTimeout`). Default 20 s. */
+    headersTimeoutMs: z.number().int().positive().default(20_000),
+    /**
+     * Time allowed to receive a whole request, ms (node `server.requestTimeout`); 0 = no limit. Uploads
+     * are read only as fast as the engine decodes them, so this is large. Default 1 h.
+     */
+    requestTimeoutMs: z.number().int().min(0).default(3_600_000),
+    /**
+     * Open TCP connections one client IP may hold (HTTP and WebSocket together), enforced when the
+     * connection is accepted — before any byte is parsed or any key checked. More are closed at once.
+     * 0 = no limit. Default 256.
+     */
+    maxConnectionsPerIp: z.number().int().min(0).default(256),
     /** `{"url": …}` bodies: off unless enabled — fetching URLs from a server is a request-forgery risk. */
     fetch: z
       .object({
@@ -111,6 +144,13 @@ const shutdownSchema = z
   .strict();
 /** The `shutdown` section, defaults filled in. */
 export type ShutdownConfig = z.infer<typeof shutdownSchema>;
+/** `GET /metrics` access (issue 14 #8). */
+const metricsSchema = z
+  .object({
+    /** Serve `/metrics` without an API key. Default false: a valid key is required, like `/v1/status`. */
+    public: z.boolean().default(false),
+  })
+  .strict();
 
 /** The whole configuration file shape. Unknown keys are rejected to catch typos. */
 export const configSchema = z
@@ -124,6 +164,7 @@ export const configSchema = z
     http: httpSchema.partial().optional(),
     /** Graceful shutdown (issue #14). */
     shutdown: shutdownSchema.partial().optional(),
+    metrics: metricsSchema.partial().optional(),
   })
   .strict();
 
@@ -138,6 +179,8 @@ export interface VoxgateConfig {
   http: HttpConfig;
   /** Graceful shutdown (issue #14); absent in hand-built configs = defaults. */
   shutdown?: ShutdownConfig;
+  /** `/metrics` access. */
+  metrics: z.infer<typeof metricsSchema>;
 }
 
 /** The built-in catalogue: the embedded English engine in both STT dialects. */
@@ -200,7 +243,7 @@ export function loadConfig(file?: string): VoxgateConfig {
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}) };
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}), metrics: metricsSchema.parse(raw.metrics ?? {}) };
 }
 
 /** Default drain deadline, ms (`shutdown.drainTimeoutMs`). */

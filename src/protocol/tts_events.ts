@@ -96,6 +96,11 @@ export interface TtsDialect {
   binaryFrame(bytes: number): TtsCommand;
   /** A frame over the server's frame limit arrived. */
   oversizedFrame(bytes: number, limit: number): TtsCommand;
+  /**
+   * A text frame the server refused before parsing it (not UTF-8, JSON nested too deep or too many
+   * values; issue 14 #1/#8): answered like any malformed frame of this dialect. `message` says why.
+   */
+  rejectedText(message: string): TtsCommand;
   /** Encode one event as zero or more frames. */
   encode(ev: TtsEvent): WireFrame[];
   /**

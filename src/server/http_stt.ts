@@ -36,6 +36,7 @@ import { deepgramPrerecorded, unmuteTranscription, type PrerecordedOptions } fro
 import { VoxgateError, slngErrorCode, toVoxgateError } from '../util/errors.js';
 import { presentedKey, redactUrl } from './auth.js';
 import { resolveListenModel } from './compat_routes.js';
+import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
 import { matchSttRoute } from './routes.js';
 
 /** Dependencies of {@link httpSttPlugin}. */
@@ -50,6 +51,49 @@ export interface HttpSttDeps {
 export const MAX_BASE64_FIELD_BYTES = 32 * 1024 * 1024;
 
 type Flavor = 'deepgram' | 'slng';
+
+/** Most multipart fields other than the audio part (option fields). */
+export const MAX_FORM_FIELDS = 32;
+
+/**
+ * busboy limits of one multipart request (issue 14 #3): one file of at most `maxBytes` (+1 so the
+ * excess is detected), at most {@link MAX_FORM_FIELDS} fields, each at most the base64 size of the
+ * audio limit (a base64 `audio` field); other fields are checked against `http.maxFieldBytes` as they arrive.
+ */
+const MULTIPART_LIMITS = (maxBytes: number, base64Limit: number) => ({
+  fileSize: maxBytes + 1,
+  files: 1,
+  fields: MAX_FORM_FIELDS,
+  fieldSize: base64Limit,
+  parts: MAX_FORM_FIELDS + 1,
+  fieldNameSize: 100,
+  headerPairs: 100,
+});
+
+/**
+ * Any error of a pre-recorded request as a catalogue error: fastify/@fastify/multipart errors carry an
+ * HTTP `statusCode` (413 limits, 4xx malformed bodies) and become `payload_too_large` / `invalid_request`
+ * with a readable message — never `internal_error` (HTTP 500) for something the client sent.
+ */
+export function httpError(err: unknown): VoxgateError {
+  if (err instanceof VoxgateError) return err;
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  const fcode = String((err as { code?: unknown } | null)?.code ?? '');
+  const message = err instanceof Error ? err.message : String(err);
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const friendly: Record<string, string> = {
+      FST_PARTS_LIMIT: `the form has too many parts (at most ${MAX_FORM_FIELDS} fields and one audio file)`,
+      FST_FIELDS_LIMIT: `the form has too many fields (at most ${MAX_FORM_FIELDS})`,
+      FST_FILES_LIMIT: 'the form has more than one file part; send the audio in a single "audio" part',
+      FST_REQ_FILE_TOO_LARGE: 'the audio file exceeds the size limit of this server (config http.maxBodyBytes)',
+      FST_PROTO_VIOLATION: 'a form field name is not allowed',
+      FST_INVALID_JSON_FIELD_ERROR: 'a form field declared as JSON is not valid JSON',
+    };
+    return new VoxgateError(status === 413 ? 'payload_too_large' : status === 408 ? 'idle_timeout_exceeded' : 'invalid_request', friendly[fcode] ?? message, { cause: err });
+  }
+  if (/^Unexpected end of (multipart|form)|^Malformed|boundary/i.test(message)) return new VoxgateError('invalid_request', `malformed multipart body: ${message}`, { cause: err });
+  return toVoxgateError(err);
+}
 
 /** Where the audio comes from and how it is declared. */
 interface AudioSource {
@@ -97,30 +141,45 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
   const { config, engines, keys, log } = deps;
   const maxBytes = config.http.maxBodyBytes;
 
-  // Raw audio bodies are not parsed: the handler streams them. JSON keeps fastify's parser (1 MiB).
+  /** Largest base64 text this server accepts for `audio` (JSON body or form field), bytes. */
+  const base64Limit = Math.ceil((Math.min(MAX_BASE64_FIELD_BYTES, maxBytes) * 4) / 3) + 4;
+  // Raw audio bodies are not parsed: the handler streams them. JSON bodies are bounded in bytes and
+  // shape while they arrive (guard.ts); only /v1/stt/… JSON may be large (base64 `audio`).
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-  await app.register(fastifyMultipart, {
-    limits: { fileSize: maxBytes + 1, files: 1, fields: 64, fieldSize: MAX_BASE64_FIELD_BYTES, parts: 80 },
-  });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(
+    'application/json',
+    jsonBodyParser((req) => (req.url.startsWith('/v1/listen') ? config.http.maxJsonBodyBytes : Math.max(config.http.maxJsonBodyBytes, base64Limit + 64 * 1024)), {
+      maxDepth: config.limits.maxJsonDepth,
+      maxTokens: config.limits.maxJsonTokens,
+    }),
+  );
+  // Limits per request (multipart()); these are the defaults for anything else.
+  await app.register(fastifyMultipart, { limits: MULTIPART_LIMITS(maxBytes, base64Limit) });
 
   const start = (req: FastifyRequest, reply: FastifyReply, flavor: Flavor): Ctx => {
     const ctx: Ctx = { requestId: randomUUID(), created: new Date(), flavor, abort: new AbortController() };
     reply.header('dg-request-id', ctx.requestId);
-    // The connection closing before the response is complete = the client is gone: release everything.
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) ctx.abort.abort();
-    });
+    // The response closing = nothing more will be sent: the client is gone (before the response was
+    // complete), or an error was answered early (401/408/413) while the body was still being read —
+    // either way a transcription still running is released now. (node does not destroy a request
+    // whose response has finished, so its body stream would never end by itself.)
+    reply.raw.on('close', () => ctx.abort.abort());
     req.raw.on('error', () => {}); // a reset mid-upload is seen by the pipeline; never an uncaught error
     return ctx;
   };
 
   const fail = (req: FastifyRequest, reply: FastifyReply, ctx: Ctx, err: unknown): FastifyReply => {
-    const e = toVoxgateError(err);
+    if (reply.sent || reply.raw.headersSent) return reply; // already answered (e.g. a stalled body got its 408)
+    const e = httpError(err);
     if (ctx.abort.signal.aborted) log.info({ request_id: ctx.requestId }, 'pre-recorded request abandoned by the client');
     else if (e.code === 'internal_error') log.error({ err, request_id: ctx.requestId }, 'pre-recorded transcription failed');
     else log.info({ request_id: ctx.requestId, code: e.code, url: redactUrl(new URL(req.url, 'http://x')) }, e.message);
     // An unread request body must not be read by the next request on this connection.
-    if (!req.raw.complete) reply.header('connection', 'close');
+    if (!req.raw.complete) {
+      reply.header('connection', 'close');
+      lingerClose(req.raw, reply.raw, e.httpStatus === 401 ? 64 * 1024 : undefined); // no key: discard little
+    }
     const status = e.httpStatus;
     const body =
       ctx.flavor === 'deepgram'
@@ -136,6 +195,31 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       throw new VoxgateError('auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Token <key>" or "Authorization: Bearer <key>"');
     }
   };
+
+  const contexts = new WeakMap<FastifyRequest, Ctx>();
+  const flavorOf = (url: string): Flavor => (url.startsWith('/v1/listen') ? 'deepgram' : 'slng');
+  /** The request's context, made by the onRequest hook. */
+  const ctxOf = (req: FastifyRequest, reply: FastifyReply): Ctx => contexts.get(req) ?? start(req, reply, flavorOf(req.url));
+  const idleMs = config.http.bodyIdleTimeoutMs;
+
+  // Authentication runs before fastify reads any of the body (issue 14 #1): a request without a valid
+  // key costs its headers only, and its connection is closed without reading the body. Then the body
+  // idle watchdog (issue 14 #2): a body that stops arriving gets 408 and frees what it holds.
+  app.addHook('onRequest', async (req, reply) => {
+    const ctx = start(req, reply, flavorOf(req.url));
+    contexts.set(req, ctx);
+    try {
+      authenticate(req);
+    } catch (err) {
+      return fail(req, reply, ctx, err);
+    }
+    watchBodyIdle(req.raw, idleMs, () => {
+      log.info({ request_id: ctx.requestId }, 'request body stalled; answering 408');
+      answerStall(req, reply, () =>
+        fail(req, reply, ctx, new VoxgateError('idle_timeout_exceeded', `no request body data arrived for ${idleMs} ms (config http.bodyIdleTimeoutMs); the upload was abandoned`)),
+      );
+    });
+  });
 
   /** Refuse a declared body over the limit before reading it. */
   const checkLength = (req: FastifyRequest): void => {
@@ -235,25 +319,71 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     let t: FileTranscription | null = null;
     let used: URLSearchParams | null = null;
     const num = (k: string): number | undefined => (params.get(k) ? Number(params.get(k)) : undefined);
-    for await (const part of req.parts()) {
-      const isAudio = part.fieldname === 'audio' || (part.fieldname === 'url' && part.type === 'field');
-      if (part.type === 'file' && part.fieldname !== 'audio') {
-        throw new VoxgateError('invalid_request', `unexpected file field "${part.fieldname}"; send the audio in the "audio" field`);
+    checkLength(req);
+    // The whole request counts against http.maxBodyBytes, and bytes that arrive outside the audio file
+    // part (fields, which busboy holds in memory) against a small budget (issue 14 #3).
+    const parts = req.parts({ limits: MULTIPART_LIMITS(maxBytes, base64Limit) });
+    const fieldBudget = base64Limit + MAX_FORM_FIELDS * config.http.maxFieldBytes + 64 * 1024;
+    let total = 0;
+    let outsideFile = 0;
+    let inFile = false;
+    let refuse: (e: VoxgateError) => void = () => {};
+    const refused = new Promise<never>((_, reject) => (refuse = reject));
+    refused.catch(() => {});
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (!inFile) outsideFile += chunk.length;
+      const over =
+        total > maxBytes + 64 * 1024
+          ? `the form is over the ${maxBytes}-byte limit of this server (config http.maxBodyBytes)`
+          : outsideFile > fieldBudget
+            ? `the form's text fields are over ${fieldBudget} bytes; send the audio as a file part`
+            : null;
+      if (over) {
+        req.raw.off('data', onData);
+        req.raw.unpipe();
+        req.raw.pause();
+        refuse(new VoxgateError('payload_too_large', over));
+        ctx.abort.abort(); // a transcription under way releases its decoder now
       }
-      if (!isAudio) {
-        params.set(part.fieldname, String((part as { value?: unknown }).value ?? ''));
-        continue;
+    };
+    req.raw.on('data', onData); // after req.parts() piped the body into busboy: observes, never reads first
+    const it = parts[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await Promise.race([it.next(), refused]);
+        if (next.done) break;
+        const part = next.value;
+        const isAudio = part.fieldname === 'audio' || (part.fieldname === 'url' && part.type === 'field');
+        if (part.type === 'file' && part.fieldname !== 'audio') {
+          throw new VoxgateError('invalid_request', `unexpected file field "${part.fieldname}"; send the audio in the "audio" field`);
+        }
+        if (!isAudio) {
+          const value = String((part as { value?: unknown }).value ?? '');
+          if (Buffer.byteLength(value) > config.http.maxFieldBytes || (part as { valueTruncated?: boolean }).valueTruncated) {
+            throw new VoxgateError('payload_too_large', `form field "${part.fieldname.slice(0, 40)}" is over ${config.http.maxFieldBytes} bytes (config http.maxFieldBytes)`);
+          }
+          params.set(part.fieldname, value);
+          continue;
+        }
+        if (t) throw new VoxgateError('invalid_request', 'the form has more than one "audio"/"url" part');
+        if (part.type === 'field' && (part as { valueTruncated?: boolean }).valueTruncated) {
+          throw new VoxgateError('payload_too_large', `the base64 "${part.fieldname}" field is over ${base64Limit} bytes; upload the audio as a file part`);
+        }
+        used = new URLSearchParams(params);
+        const encoding = params.get('encoding') || 'auto';
+        if (encoding !== 'auto') checkEncoding(encoding, num('sample_rate'));
+        let src: AudioSource;
+        if (part.type === 'file') src = { stream: part.file, encoding, sampleRate: num('sample_rate'), channels: num('channels') };
+        else if (part.fieldname === 'url') src = await fromUrl(String(part.value ?? ''), ctx);
+        else src = { stream: Readable.from([Buffer.from(String(part.value ?? ''), 'base64')]), encoding, sampleRate: num('sample_rate'), channels: num('channels') };
+        inFile = part.type === 'file';
+        t = await Promise.race([run(src, params), refused]);
+        inFile = false;
+        if (part.type === 'file' && part.file.truncated) throw new VoxgateError('payload_too_large', `the audio exceeds the ${maxBytes}-byte limit of this server`);
       }
-      if (t) throw new VoxgateError('invalid_request', 'the form has more than one "audio"/"url" part');
-      used = new URLSearchParams(params);
-      const encoding = params.get('encoding') || 'auto';
-      if (encoding !== 'auto') checkEncoding(encoding, num('sample_rate'));
-      let src: AudioSource;
-      if (part.type === 'file') src = { stream: part.file, encoding, sampleRate: num('sample_rate'), channels: num('channels') };
-      else if (part.fieldname === 'url') src = await fromUrl(String(part.value ?? ''), ctx);
-      else src = { stream: Readable.from([Buffer.from(String(part.value ?? ''), 'base64')]), encoding, sampleRate: num('sample_rate'), channels: num('channels') };
-      t = await run(src, params);
-      if (part.type === 'file' && part.file.truncated) throw new VoxgateError('payload_too_large', `the audio exceeds the ${maxBytes}-byte limit of this server`);
+    } finally {
+      req.raw.off('data', onData);
     }
     if (!t || !used) throw new VoxgateError('invalid_request', 'the form has no "audio" (file or base64 text) or "url" field');
     const before = parseListenQuery(used);
@@ -267,13 +397,8 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
   // Errors raised by fastify itself for these routes (malformed or oversized JSON, multipart limits)
   // get the same JSON shape and request id as the handlers' own errors.
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    const flavor: Flavor = req.url.startsWith('/v1/listen') ? 'deepgram' : 'slng';
-    const existing = reply.getHeader('dg-request-id');
-    const ctx: Ctx = { requestId: typeof existing === 'string' ? existing : randomUUID(), created: new Date(), flavor, abort: new AbortController() };
-    reply.header('dg-request-id', ctx.requestId);
-    const status = err.statusCode ?? 500;
-    const code = status === 413 ? 'payload_too_large' : status === 401 ? 'auth_error' : status >= 400 && status < 500 ? 'invalid_request' : 'internal_error';
-    return fail(req, reply, ctx, err instanceof VoxgateError ? err : new VoxgateError(code, err.message, { cause: err }));
+    const ctx = ctxOf(req, reply);
+    return fail(req, reply, ctx, err);
   });
 
   const isJson = (req: FastifyRequest): boolean => /^application\/json\b/i.test(req.headers['content-type'] ?? '');
@@ -282,9 +407,8 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
   // JSON bodies carry a URL or base64 audio (bounded); raw and multipart bodies are streamed.
   const routeOpts = { bodyLimit: Math.ceil((MAX_BASE64_FIELD_BYTES * 4) / 3) + 64 * 1024 };
   app.post('/v1/listen', routeOpts, async (req, reply) => {
-    const ctx = start(req, reply, 'deepgram');
+    const ctx = ctxOf(req, reply);
     try {
-      authenticate(req);
       const q = new URL(req.url, 'http://x').searchParams;
       const opts = parseListenQuery(q);
       const model = resolveListenModel(opts.model, config);
@@ -310,9 +434,8 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
   // ---- POST /v1/stt/{model} (SLNG direct, Deepgram pre-recorded shape) and the unmute bridge ----
   const slngRoute = (prefix: '/v1/stt/' | '/v1/bridges/unmute/stt/') => async (req: FastifyRequest, reply: FastifyReply) => {
     const bridge = prefix !== '/v1/stt/';
-    const ctx = start(req, reply, 'slng');
+    const ctx = ctxOf(req, reply);
     try {
-      authenticate(req);
       const url = new URL(req.url, 'http://x');
       const route = matchSttRoute(url.pathname, config.stt.models);
       if (!route || 'notFound' in route) {

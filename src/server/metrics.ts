@@ -16,8 +16,10 @@ export class GatewayMetrics {
   readonly finalsTotal = new Counter({ name: 'voxgate_stt_finals_total', help: 'Final results sent', labelNames: ['model', 'reason'] as const, registers: [this.registry] });
   /** Errors sent to clients, by catalogue code. */
   readonly errorsTotal = new Counter({ name: 'voxgate_stt_errors_total', help: 'Error frames or closes sent, by code', labelNames: ['code'] as const, registers: [this.registry] });
-  /** Upgrades refused before a session existed (401/404/400). */
-  readonly rejectedUpgrades = new Counter({ name: 'voxgate_upgrades_rejected_total', help: 'WebSocket upgrades refused', labelNames: ['status'] as const, registers: [this.registry] });
+  /** Upgrades refused before a session existed (401/404/400/…), STT and TTS routes. */
+  readonly rejectedUpgrades = new Counter({ name: 'voxgate_upgrades_rejected_total', help: 'WebSocket upgrades refused (STT and TTS)', labelNames: ['status'] as const, registers: [this.registry] });
+  /** TCP connections closed at accept because their address already held `http.maxConnectionsPerIp`. */
+  readonly refusedConnections = new Counter({ name: 'voxgate_connections_refused_total', help: 'Connections refused by the per-address limit', registers: [this.registry] });
   /** Times a session paused reading its socket because decoding fell behind. */
   readonly backpressureTotal = new Counter({ name: 'voxgate_stt_backpressure_pauses_total', help: 'Socket reads paused for decode backlog', registers: [this.registry] });
   /** Session length, seconds. */

@@ -16,7 +16,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { VoxgateConfig } from '../config/config.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { STT_DIALECT_IMPLS } from '../protocol/index.js';
@@ -32,6 +32,8 @@ import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
 import { playgroundPlugin } from './static.js';
 import { httpSttPlugin } from './http_stt.js';
+import { applyServerTimeouts, limitConnectionsPerIp } from './guard.js';
+import { routeFrames, WS_SERVER_OPTIONS } from './ws_frames.js';
 // TTS (issue #4): routes live in tts_routes.ts; the edits marked "TTS" below only wire them in.
 import { createTtsGateway } from './tts_routes.js';
 import type { TtsEngine } from '../engines/tts/types.js';
@@ -134,12 +136,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
   let draining = false;
   let drainPromise: Promise<DrainReport> | null = null;
   const metrics = new GatewayMetrics(engines, () => sessions.size);
+  // issue 14 #2: connections per client address (before any byte is parsed) and node's own timeouts.
+  limitConnectionsPerIp(app.server, config.http.maxConnectionsPerIp, () => metrics.refusedConnections.inc());
+  applyServerTimeouts(app.server, config.http);
   const wss = new WebSocketServer({
     noServer: true,
     // Frames between maxFrameBytes and twice that get a `payload_too_large` error frame from the
-    // session (which survives); larger ones are refused by ws with close 1009.
+    // session (which survives); larger ones cannot be skipped: ws stops reading them and the session
+    // answers payload_too_large in its dialect, then closes 1009 (ws_frames.ts).
     maxPayload: config.limits.maxFrameBytes * 2,
-    perMessageDeflate: false,
+    ...WS_SERVER_OPTIONS, // larger frames and invalid UTF-8 are answered in-dialect (ws_frames.ts)
     handleProtocols: selectAuthSubprotocol,
   });
   // Deepgram clients read `dg-request-id` from the handshake response (§2.1).
@@ -148,7 +154,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (id) headers.push(`dg-request-id: ${id}`);
   });
   // TTS: HTTP routes, upgrade handling and model listing for /v1/tts, /v1/bridges/unmute/tts, /v1/speak.
-  const tts = createTtsGateway({ app, config, engines: deps.ttsEngines ?? new Map(), keys, log, registry: metrics.registry });
+  const tts = createTtsGateway({
+    app,
+    config,
+    engines: deps.ttsEngines ?? new Map(),
+    keys,
+    log,
+    registry: metrics.registry,
+    onUpgradeRefused: (status) => metrics.rejectedUpgrades.inc({ status: String(status) }),
+  });
 
   const modelList = () =>
     config.stt.models.map((m) => {
@@ -180,7 +194,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     return reply.code(503).headers({ ...r.headers, Connection: 'close' }).send(r.body);
   });
   app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  // issue 14 #8: /metrics needs a key unless `metrics.public` (README "Limits and protection").
+  app.get('/metrics', async (req, reply) => {
+    if (!config.metrics.public) {
+      const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
+      if (!key || !keys.verify(key)) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'auth_error', message: 'missing or invalid API key (set metrics.public to serve /metrics without one)' });
+    }
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
   app.get('/v1/status', async (req, reply) => {
     const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
     if (!key || !keys.verify(key)) {
@@ -342,11 +363,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
     sessions.add(session);
     sessionEngines.set(session, engine);
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      if (isBinary) session.handleBinary(buf);
-      else session.handleText(buf.toString('utf8'));
-    });
+    routeFrames(ws, session, config.limits.maxFrameBytes * 2);
     ws.on('close', () => session.handleTransportClose());
     ws.on('error', (err) => {
       log.info({ err: err.message, session_id: session.id }, 'websocket error');

@@ -33,7 +33,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { contentType, isPcmEncoding, supportedSampleRates, TTS_ENCODINGS, wavHeader, type PcmEncoding, type TtsEncoding } from '../audio/encode.js';
 import type { VoxgateConfig } from '../config/config.js';
@@ -50,6 +50,8 @@ import { TtsSession } from '../session/tts_session.js';
 import type { KeyStore } from '../store/keys.js';
 import { CloseCode, toVoxgateError, VoxgateError, type ErrorCode } from '../util/errors.js';
 import { presentedKey, redactUrl, selectAuthSubprotocol } from './auth.js';
+import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
+import { routeFrames, WS_SERVER_OPTIONS } from './ws_frames.js';
 
 /** Dependencies of the TTS routes. */
 export interface TtsGatewayDeps {
@@ -61,6 +63,8 @@ export interface TtsGatewayDeps {
   log: Logger;
   /** Prometheus registry to add TTS metrics to. */
   registry?: Registry;
+  /** Called once per refused WebSocket upgrade with its HTTP status (the gateway's rejected-upgrades metric). */
+  onUpgradeRefused?: (status: number) => void;
 }
 
 /** The TTS part of the gateway. */
@@ -229,7 +233,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.limits.maxFrameBytes * 2,
-    perMessageDeflate: false,
+    ...WS_SERVER_OPTIONS, // larger frames and invalid UTF-8 are answered in-dialect (ws_frames.ts)
     handleProtocols: selectAuthSubprotocol,
   });
 
@@ -267,6 +271,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     const speak = route.kind === 'speak';
     const refuse = (status: number, code: string, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
       log.info({ url: redactUrl(url), status, code }, 'tts upgrade refused');
+      deps.onUpgradeRefused?.(status);
       if (speak) {
         const e = deepgramError(status, message, requestId);
         rejectUpgrade(socket, status, e.body, { ...e.headers, ...(status === 401 ? { 'WWW-Authenticate': 'Token' } : {}), ...headers });
@@ -348,11 +353,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       },
     });
     sessions.add(session);
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      if (isBinary) session.handleBinary(buf);
-      else session.handleText(buf.toString('utf8'));
-    });
+    routeFrames(ws, session, config.limits.maxFrameBytes * 2);
     ws.on('ping', () => session.handlePing());
     ws.on('close', () => session.handleTransportClose());
     ws.on('error', (err) => {
@@ -371,21 +372,31 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
 
   type Family = 'direct' | 'bridge' | 'speak';
 
-  async function handleHttp(family: Family, req: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const requestId = randomUUID();
-    const url = new URL(req.url, 'http://localhost');
-    const fail = (status: number, code: ErrorCode | string, message: string, extra: Record<string, unknown> = {}) => {
-      m.http.inc({ route: family, status: String(status) });
-      if (family === 'speak') {
-        const e = deepgramError(status, message, requestId, code === DG_BAD_REQUEST ? DG_BAD_REQUEST : undefined);
-        return reply.code(status).headers(e.headers).send(e.body);
-      }
-      return reply.code(status).header('x-request-id', requestId).send({ error: code, message, status, ...extra });
-    };
-    const key = presentedKey(req.headers, url);
-    if (!key || !keys.verify(key)) {
-      return fail(401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" (or "Token <key>") or ?token=<key>');
+  /** Request ids of HTTP requests, made in the onRequest hook. */
+  const requestIds = new WeakMap<FastifyRequest, string>();
+  const familyOf = (url: string): Family => (url.startsWith('/v1/speak') ? 'speak' : url.startsWith(BRIDGE) ? 'bridge' : 'direct');
+
+  /** Answer an HTTP request with an error in its route family's shape (§1.7; Deepgram's on /v1/speak). */
+  function httpFail(family: Family, req: FastifyRequest, reply: FastifyReply, status: number, code: ErrorCode | string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+    if (reply.sent || reply.raw.headersSent) return reply;
+    const requestId = requestIds.get(req) ?? randomUUID();
+    m.http.inc({ route: family, status: String(status) });
+    if (!req.raw.complete) {
+      reply.header('connection', 'close'); // the unread body is never read as a next request
+      lingerClose(req.raw, reply.raw, status === 401 ? 64 * 1024 : undefined); // no key: discard little
     }
+    if (status === 401) reply.header('www-authenticate', family === 'speak' ? 'Token' : 'Bearer');
+    if (family === 'speak') {
+      const e = deepgramError(status, message, requestId, code === DG_BAD_REQUEST ? DG_BAD_REQUEST : undefined);
+      return reply.code(status).headers(e.headers).send(e.body);
+    }
+    return reply.code(status).header('x-request-id', requestId).send({ error: code, message, status, ...extra });
+  }
+
+  async function handleHttp(family: Family, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const requestId = requestIds.get(req) ?? randomUUID();
+    const url = new URL(req.url, 'http://localhost');
+    const fail = (status: number, code: ErrorCode | string, message: string, extra: Record<string, unknown> = {}) => httpFail(family, req, reply, status, code, message, extra);
 
     // Which model, and the raw options.
     let model: TtsModelEntry;
@@ -527,6 +538,32 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
   }
 
   app.register(async (scope) => {
+    // issue 14 #1/#2: the key is checked before any of the body is read; then a body that stops
+    // arriving is answered 408 (http.bodyIdleTimeoutMs).
+    scope.addHook('onRequest', async (req, reply) => {
+      requestIds.set(req, randomUUID());
+      const family = familyOf(req.url);
+      const key = presentedKey(req.headers, new URL(req.url, 'http://localhost'));
+      if (!key || !keys.verify(key)) {
+        return httpFail(family, req, reply, 401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" (or "Token <key>") or ?token=<key>');
+      }
+      const idleMs = config.http.bodyIdleTimeoutMs;
+      watchBodyIdle(req.raw, idleMs, () =>
+        answerStall(req, reply, () => httpFail(family, req, reply, 408, 'idle_timeout_exceeded', `no request body data arrived for ${idleMs} ms (config http.bodyIdleTimeoutMs)`)),
+      );
+    });
+    // JSON bodies: at most http.maxJsonBodyBytes — or, on the routes taking tts.limits.maxHttpTextChars
+    // of text, that many characters in UTF-8 — bounded in shape while they arrive (guard.ts).
+    const textJsonLimit = Math.max(config.http.maxJsonBodyBytes, limits.maxHttpTextChars * 4 + 4096);
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser('application/json', jsonBodyParser((req) => (familyOf(req.url) === 'speak' ? config.http.maxJsonBodyBytes : textJsonLimit), { maxDepth: config.limits.maxJsonDepth, maxTokens: config.limits.maxJsonTokens }));
+    scope.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+      const e = err instanceof VoxgateError ? err : null;
+      const status = e?.httpStatus ?? (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500);
+      const code = e?.code ?? (status === 413 ? 'payload_too_large' : status < 500 ? 'invalid_request' : 'internal_error');
+      if (status >= 500) log.error({ err }, 'tts http request failed');
+      return httpFail(familyOf(req.url), req, reply, status, code, status >= 500 ? 'internal error' : err.message);
+    });
     // Plain-text bodies are the text itself (curl --data-binary @speech.txt).
     scope.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: limits.maxHttpTextChars * 4 }, (_req, body, done) => done(null, body));
     scope.post('/v1/tts/*', { bodyLimit: limits.maxHttpTextChars * 4 + 4096 }, (req, reply) => handleHttp('direct', req, reply));

@@ -44,6 +44,7 @@ import type { Limits, SttModelEntry } from '../config/config.js';
 import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types.js';
 import { ChannelFanout } from './channel_fanout.js';
 import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
+import { jsonShapeError } from '../util/json_guard.js';
 import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
 
 /** What a session needs from its transport (a WebSocket in production, a fake in unit tests). */
@@ -235,7 +236,30 @@ export class SttSession {
       this.sendError('payload_too_large', `text frame of ${text.length} characters exceeds the ${limit}-character limit; the frame was rejected`);
       return;
     }
+    // Bounded before JSON.parse: a deeply nested or token-dense frame would stall every session (issue 14 #1).
+    const problem = jsonShapeError(text, { maxDepth: this.o.limits.maxJsonDepth, maxTokens: this.o.limits.maxJsonTokens });
+    if (problem) {
+      this.sendError('invalid_request', `text frame refused: ${problem}; the frame was rejected`);
+      return;
+    }
     this.dispatch(this.o.dialect.parseText(text));
+  }
+
+  /** A text frame that is not valid UTF-8 arrived: `invalid_request` in the dialect's way (issue 14 #8). Never throws. */
+  handleInvalidText(): void {
+    if (this.st === 'closed') return;
+    this.touch();
+    this.sendError('invalid_request', 'text frame is not valid UTF-8; the frame was rejected');
+  }
+
+  /**
+   * A frame over the hard limit (2 × `maxFrameBytes`) arrived: the transport cannot skip it, so the
+   * session reports `payload_too_large` in its dialect (an error frame, or 1009 `BIG-0000` on
+   * `/v1/listen`) and closes 1009 (issue 14 #8). `limit` in bytes.
+   */
+  handleOversizedFrame(limit: number): void {
+    if (this.st === 'closed') return;
+    this.fatal(CloseCode.TOO_BIG, 'payload_too_large', 'payload_too_large', `frame over the ${limit}-byte hard limit (twice limits.maxFrameBytes); the connection is closed`);
   }
 
   /** Handle one binary frame (audio). Never throws. */

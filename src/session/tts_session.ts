@@ -55,6 +55,7 @@ import type { TtsLimits, TtsModelEntry } from '../config/tts_config.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import type { CloseSpec, TtsCommand, TtsDialect, TtsEvent, TtsInitRequest, TtsSessionInfo, WireFrame } from '../protocol/tts_events.js';
 import { TextSegmenter } from '../text/segmenter.js';
+import { jsonShapeError } from '../util/json_guard.js';
 import { CloseCode, toVoxgateError, type ErrorCode } from '../util/errors.js';
 import { lookupVoice, resolveTtsOptions, type ResolvedTtsOptions } from './tts_options.js';
 import { renderSegment } from './tts_render.js';
@@ -178,7 +179,31 @@ export class TtsSession {
       this.dispatch(this.o.dialect.oversizedFrame(Buffer.byteLength(text), this.o.limits.maxFrameBytes));
       return;
     }
+    // Bounded before JSON.parse: a deeply nested or token-dense frame would stall every session (issue 14 #1).
+    const problem = jsonShapeError(text, { maxDepth: this.o.limits.maxJsonDepth, maxTokens: this.o.limits.maxJsonTokens });
+    if (problem) {
+      this.dispatch(this.o.dialect.rejectedText(`text frame refused: ${problem}`));
+      return;
+    }
     this.dispatch(this.o.dialect.parseText(text));
+  }
+
+  /** A text frame that is not valid UTF-8 arrived: the dialect's answer to a malformed frame. Never throws. */
+  handleInvalidText(): void {
+    if (this.st === 'closed') return;
+    this.touch();
+    this.dispatch(this.o.dialect.rejectedText('text frame is not valid UTF-8'));
+  }
+
+  /**
+   * A frame over the hard limit (2 × `maxFrameBytes`) arrived: the transport cannot skip it, so the
+   * session answers as for any oversized frame and closes 1009 (issue 14 #8). `limit` in bytes.
+   */
+  handleOversizedFrame(limit: number): void {
+    if (this.st === 'closed') return;
+    const cmd = this.o.dialect.oversizedFrame(limit + 1, this.o.limits.maxFrameBytes);
+    if (cmd.kind !== 'invalid') return;
+    this.fatal(cmd.code, cmd.message.replace(/frame of \d+ bytes/, `frame over ${limit} bytes`), cmd.close ?? { code: CloseCode.TOO_BIG, reason: cmd.code });
   }
 
   /** Handle one binary frame (never valid on TTS). Never throws. */

@@ -154,7 +154,8 @@ function request(url: URL, policy: FetchPolicy, signal?: AbortSignal): Promise<I
       if (bad || list.length === 0) {
         refused = new VoxgateError(
           'invalid_request',
-          `host "${host}" resolves to ${bad?.address ?? 'nothing'}, a loopback/private/link-local address that is not allowlisted (list the address itself in http.fetch.allowHosts to allow it)`,
+          // Never say which address: that would let a client map internal DNS (issue 14 #8).
+          `host "${host}" is not allowed: fetching from it is refused by this server's address policy (config http.fetch.allowHosts)`,
         );
         return cb(refused, '', 0);
       }

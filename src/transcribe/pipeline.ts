@@ -135,9 +135,17 @@ class Run {
 
   async go(): Promise<FileTranscription> {
     const { o, decoder } = this;
-    // Mono output needs exactly one engine stream: start it now (a busy engine fails before the upload is read).
-    if (!o.multichannel) await this.ensureStreams(1, Math.max(1, o.parallel ?? 1));
+    // The engine stream (a decoder from the pool) is taken only once the first bytes of audio have
+    // arrived (issue 14 #2): a client that opens an upload and sends nothing holds no decoder. Mono
+    // output needs exactly one stream: it is started before the first byte is decoded (a busy engine
+    // fails after reading one chunk, not the whole upload).
+    let started = o.multichannel;
     for await (const chunk of this.chunks(o.input)) {
+      if (!started) {
+        started = true;
+        await this.ensureStreams(1, Math.max(1, o.parallel ?? 1));
+        this.check();
+      }
       this.check();
       this.bytes += chunk.length;
       if (this.bytes > o.maxBytes) {

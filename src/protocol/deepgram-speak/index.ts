@@ -152,6 +152,7 @@ export function createDeepgramSpeakDialect(now: () => number = Date.now): TtsDia
     parseText: (text) => parseSpeakFrame(text, flushTimes, now()),
     binaryFrame: () => ({ kind: 'invalid', code: 'invalid_request', message: 'binary frames are not accepted on /v1/speak', close: { code: 1003, reason: 'MESSAGE-0000' } }),
     oversizedFrame: (bytes, limit) => ({ kind: 'invalid', code: 'payload_too_large', message: `frame of ${bytes} bytes exceeds the ${limit}-byte limit`, close: { code: CloseCode.TOO_BIG, reason: 'BIG-0000' } }),
+    rejectedText: (message) => ({ kind: 'invalid', code: 'invalid_request', message, close: DATA_0000 }),
     encode: (ev) => encodeSpeak(ev).map((f): WireFrame => (Buffer.isBuffer(f) ? f : JSON.stringify(f))),
     closeFor: speakCloseFor,
   };

@@ -123,6 +123,7 @@ export function createUnifiedTtsDialect(o: UnifiedTtsDialectOptions): TtsDialect
       message: `binary frame of ${bytes} bytes rejected: TTS routes take JSON text messages only ({"type":"text","text":"…"})`,
     }),
     oversizedFrame: (bytes, limit) => ({ kind: 'invalid', code: 'payload_too_large', message: `frame of ${bytes} bytes exceeds the ${limit}-byte limit; the frame was rejected` }),
+    rejectedText: (message) => ({ kind: 'invalid', code: 'invalid_request', message: `${message}; the frame was rejected` }),
     encode: (ev) => encodeUnifiedTts(ev, o.audio).map((f): WireFrame => (Buffer.isBuffer(f) ? f : JSON.stringify(f))),
     closeFor: unifiedCloseFor,
   };

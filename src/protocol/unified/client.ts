@@ -29,7 +29,8 @@ export function parseSlngClientFrame(text: string, extraTypes: Record<string, Cl
   if (typeof type !== 'string') {
     return { kind: 'invalid', code: 'invalid_request', message: 'missing "type" field' };
   }
-  const extra = extraTypes[type];
+  // Own keys only: a plain-object lookup would find `constructor`, `toString`, `__proto__`… (issue 14 #8).
+  const extra = Object.hasOwn(extraTypes, type) ? extraTypes[type] : undefined;
   if (extra) return extra;
   const parsed = clientMessageSchema.safeParse(json);
   if (!parsed.success) {
