@@ -147,7 +147,7 @@ describe('TTS over HTTP', () => {
       req.on('error', () => {});
       req.end(JSON.stringify({ text: `${LONG} ${LONG}`, stream: true, sample_rate: 48000 }));
     });
-    await eventually(() => flite.stats().activeJobs === 0, 3000, 'engine idle');
+    await eventually(() => flite.stats().activeJobs === 0, 10_000, 'engine idle');
     const after = flite.stats().finishedJobs;
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(flite.stats().finishedJobs, after, 'no further segments are synthesised for the gone client');
