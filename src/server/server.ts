@@ -194,7 +194,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     return reply.code(503).headers({ ...r.headers, Connection: 'close' }).send(r.body);
   });
   app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
-  // issue 14 #8: /metrics needs a key unless `metrics.public` (README "Limits and protection").
+  // issue 14 #8: /metrics needs a key unless `metrics.public` (docs/operations.md "Limits and protection").
   app.get('/metrics', async (req, reply) => {
     if (!config.metrics.public) {
       const key = presentedKey(req.headers, new URL(req.url, 'http://x'));

@@ -2,7 +2,7 @@
  * Issue #14 item 4, in process: `RunningVoxgate.drain()` (what SIGTERM calls) on a real gateway.
  * - While an STT session waits for its utterance to end, everything new is refused with 503 (TTS
  *   upgrades in their dialect, HTTP requests before their body is read) and /healthz says `draining`.
- * - TTS going-away semantics (README "Shutdown"): text already received is spoken to its end,
+ * - TTS going-away semantics (docs/operations.md "Shutdown"): text already received is spoken to its end,
  *   `audio_end`, then close 1001.
  * - A client that falls silent mid-utterance: at half the deadline the utterance is cut, its final
  *   delivered, close 1001 — nothing said is lost.

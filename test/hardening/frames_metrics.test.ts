@@ -46,7 +46,7 @@ describe('hardening: frames the transport refuses', { timeout: 120_000 }, () => 
     assert.equal(c.texts.find((m) => m.type === 'Error')?.code, 'payload_too_large');
   });
 
-  it('/v1/listen: close 1009 BIG-0000 (README)', async () => {
+  it('/v1/listen: close 1009 BIG-0000 (docs/stt.md)', async () => {
     const c = new WsProbe(`${s.wsUrl}/v1/listen?encoding=linear16&sample_rate=16000`, s.key);
     await c.opened;
     c.ws.send(Buffer.alloc(3 * FRAME));

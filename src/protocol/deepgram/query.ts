@@ -77,7 +77,7 @@ export interface ListenOptions {
 
 /**
  * How each recognised parameter is treated by the embedded PocketSphinx engine. Served in
- * `GET /v1/models` and documented in the README: `honoured` parameters change output; `no-op`
+ * `GET /v1/models` and documented in docs/stt.md: `honoured` parameters change output; `no-op`
  * parameters are accepted (so clients work unchanged) but do not change output for this engine.
  */
 export const LISTEN_PARAMETER_SUPPORT: Record<string, 'honoured' | 'no-op'> = {
