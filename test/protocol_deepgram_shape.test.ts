@@ -1,0 +1,141 @@
+/**
+ * The one Deepgram shape module (issue 10 Part 1, src/protocol/deepgram/shape.ts), tested on recorded
+ * event sequences (pure; no I/O):
+ *
+ * - a golden file (test/fixtures/deepgram_shape_golden.json) holds the exact frames `/v1/listen`, the
+ *   Deepgram-style SLNG route and the pre-recorded response produced for one sequence before the three
+ *   were moved onto the shared builders; the test asserts they still produce exactly those frames.
+ *   Regenerate with `UPDATE_GOLDEN=1 node --test dist/test/protocol_deepgram_shape.test.js` only for an
+ *   intended wire change, and say so in the commit message.
+ * - the builders on their own: rounding to ms, word entries with and without punctuation, interim vs
+ *   final, multichannel `channel_index`, ids (shared/spec/protocols.md §1.4, §1.7, §2.4).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../src/util/paths.js';
+import { encodeListen } from '../src/protocol/deepgram/listen.js';
+import { encodeDeepgramStyle } from '../src/protocol/deepgram-style/index.js';
+import { deepgramPrerecorded, unmuteTranscription } from '../src/transcribe/responses.js';
+import type { SessionEvent, SessionInfo } from '../src/protocol/events.js';
+import type { SttFinal, SttPartial } from '../src/engines/stt/types.js';
+import type { FileTranscription } from '../src/transcribe/pipeline.js';
+import type { FormatOptions } from '../src/text/format.js';
+import { DEFAULT_STT_MODELS } from '../src/config/config.js';
+
+const GOLDEN = path.join(packageRoot(), 'test', 'fixtures', 'deepgram_shape_golden.json');
+
+const info: SessionInfo = {
+  sessionId: 'sess_golden',
+  requestId: '6f1c1e52-4a47-4d2e-9a34-1f2a3b4c5d6e',
+  model: DEFAULT_STT_MODELS[0]!,
+  createdAt: new Date('2026-11-21T10:00:00Z'),
+  channels: 1,
+  engine: { id: 'pocketsphinx', version: '0.8' },
+  vadEvents: true,
+};
+const stereo: SessionInfo = { ...info, channels: 2, transcriptChannels: 2 };
+
+const NONE: FormatOptions = { punctuate: false, smartFormat: false, numerals: false };
+const SMART: FormatOptions = { punctuate: true, smartFormat: true, numerals: true };
+const PUNCT: FormatOptions = { punctuate: true, smartFormat: false, numerals: false };
+
+/** A final whose times and confidences need rounding and whose words merge under numerals. */
+const finalResult: SttFinal = {
+  transcript: 'i want twenty five apples',
+  confidence: 0.87654321,
+  words: [
+    { word: 'i', start: 0.31234, end: 0.40049, confidence: 0.91111 },
+    { word: 'want', start: 0.40049, end: 0.7, confidence: 0.8 },
+    { word: 'twenty', start: 0.7, end: 1.0004999, confidence: 0.66666 },
+    { word: 'five', start: 1.0005, end: 1.3, confidence: 0.5 },
+    { word: 'apples', start: 1.3, end: 1.8999, confidence: 0.7777777 },
+  ],
+  start: 0.3000001,
+  duration: 2.3456,
+  language: 'en',
+  speechFinal: true,
+  fromFinalize: false,
+};
+const partialNoWords: SttPartial = { transcript: 'i want twenty', start: 0.3, duration: 1.23456 };
+const partialWords: SttPartial = {
+  transcript: 'i want',
+  start: 0.3,
+  duration: 0.7,
+  words: [
+    { word: 'i', start: 0.30049, end: 0.4004, confidence: 0.91 },
+    { word: 'want', start: 0.4004, end: 0.95, confidence: 0.66 },
+  ],
+};
+const emptyFinal: SttFinal = { transcript: '', confidence: 0, words: [], start: 2.6, duration: 0.4, language: 'en', speechFinal: true, fromFinalize: true };
+const noWordsFinal: SttFinal = { transcript: 'go forward ten', confidence: 0.5, start: 3, duration: 1, language: 'en', speechFinal: false, fromFinalize: false };
+
+/**
+ * The recorded sequence: every event kind, a second transcript channel (only when `i` has two; the
+ * Deepgram-style route has no multichannel), and the end of session.
+ */
+function sequence(i: SessionInfo): SessionEvent[] {
+  const second: SessionEvent[] = (i.transcriptChannels ?? 1) < 2 ? [] : [
+    { kind: 'speech_started', info: i, channel: 1, timestamp: 4.00049 },
+    { kind: 'partial', info: i, channel: 1, result: partialWords },
+    { kind: 'final', info: i, channel: 1, result: finalResult },
+    { kind: 'utterance_end', info: i, channel: 1, lastWordEnd: 1.8999 },
+  ];
+  return [
+    { kind: 'ready', info: i },
+    { kind: 'speech_started', info: i, timestamp: 0.2999999 },
+    { kind: 'partial', info: i, result: { transcript: '', start: 0, duration: 0.1 } },
+    { kind: 'partial', info: i, result: partialNoWords },
+    { kind: 'partial', info: i, result: partialWords },
+    { kind: 'final', info: i, result: finalResult },
+    { kind: 'final', info: i, result: emptyFinal },
+    { kind: 'final', info: i, result: noWordsFinal },
+    { kind: 'utterance_end', info: i, lastWordEnd: 1.8999 },
+    ...second,
+    { kind: 'error', code: 'invalid_request', message: 'bad frame' },
+    { kind: 'ended', info: i, audioSeconds: 4.1234567, sha256: 'ab'.repeat(32) },
+  ];
+}
+
+const transcription = (channels: SttFinal[][]): FileTranscription => ({
+  channels: channels.map((finals) => ({ finals })),
+  audioChannels: channels.length,
+  durationSeconds: 4.1234567,
+  sha256: 'cd'.repeat(32),
+  inputBytes: 1000,
+  decoder: 'raw',
+});
+const ctx = { requestId: info.requestId, created: info.createdAt, model: info.model, engine: info.engine, language: 'en' };
+const prerecordedOptions = { utterances: false, paragraphs: false, uttSplit: 0.8 };
+
+/** Every frame of every place, keyed by place and options. */
+function record(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, fmt] of [['none', NONE], ['punctuate', PUNCT], ['smart', SMART]] as const) {
+    out[`listen/${name}/mono`] = sequence(info).flatMap((e) => encodeListen(e, fmt));
+    out[`listen/${name}/stereo`] = sequence(stereo).flatMap((e) => encodeListen(e, fmt));
+    const styled = name === 'none' ? info : { ...info, format: fmt };
+    out[`style/${name}`] = sequence(styled).flatMap((e) => encodeDeepgramStyle(e));
+    const t = transcription([[finalResult, emptyFinal, noWordsFinal], [{ ...finalResult, start: 5, words: finalResult.words!.map((w) => ({ ...w, start: w.start + 5, end: w.end + 5 })) }]]);
+    out[`prerecorded/${name}/stereo`] = deepgramPrerecorded(t, ctx, { ...prerecordedOptions, ...fmt });
+    out[`prerecorded/${name}/mono`] = deepgramPrerecorded(transcription([[finalResult, noWordsFinal]]), ctx, { ...prerecordedOptions, ...fmt });
+    out[`unmute/${name}`] = unmuteTranscription(transcription([[finalResult, noWordsFinal]]), 'en', fmt);
+  }
+  return JSON.parse(JSON.stringify(out)) as Record<string, unknown>;
+}
+
+describe('Deepgram shapes: recorded sequences (golden)', () => {
+  it('/v1/listen, the Deepgram-style route and pre-recorded responses produce the recorded frames', () => {
+    const got = record();
+    if (process.env.UPDATE_GOLDEN === '1') {
+      mkdirSync(path.dirname(GOLDEN), { recursive: true });
+      writeFileSync(GOLDEN, JSON.stringify(got, null, 1) + '\n');
+    }
+    const want = JSON.parse(readFileSync(GOLDEN, 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort());
+    for (const k of Object.keys(want)) assert.deepEqual(got[k], want[k], k);
+    // Byte-exact too: key order is part of what clients see in logs and snapshot tests.
+    for (const k of Object.keys(want)) assert.equal(JSON.stringify(got[k]), JSON.stringify(want[k]), `${k} (key order)`);
+  });
+});
