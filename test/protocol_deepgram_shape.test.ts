@@ -23,6 +23,9 @@ import type { SttFinal, SttPartial } from '../src/engines/stt/types.js';
 import type { FileTranscription } from '../src/transcribe/pipeline.js';
 import type { FormatOptions } from '../src/text/format.js';
 import { DEFAULT_STT_MODELS } from '../src/config/config.js';
+import { deepgramAlternative, deepgramLiveFrames, deepgramResults, nameUuid, requestMetadata, resultsMetadata, roundDg, type DeepgramResults } from '../src/protocol/deepgram/shape.js';
+import { listenServerMessageSchema } from '../src/protocol/deepgram/schema.js';
+import { serverMessageSchema as deepgramStyleSchema } from '../src/protocol/deepgram-style/schema.js';
 
 const GOLDEN = path.join(packageRoot(), 'test', 'fixtures', 'deepgram_shape_golden.json');
 
@@ -137,5 +140,101 @@ describe('Deepgram shapes: recorded sequences (golden)', () => {
     for (const k of Object.keys(want)) assert.deepEqual(got[k], want[k], k);
     // Byte-exact too: key order is part of what clients see in logs and snapshot tests.
     for (const k of Object.keys(want)) assert.equal(JSON.stringify(got[k]), JSON.stringify(want[k]), `${k} (key order)`);
+  });
+});
+
+describe('Deepgram shape builders (src/protocol/deepgram/shape.ts)', () => {
+  it('roundDg rounds to 3 decimals, half away from zero for positives, and leaves exact values', () => {
+    assert.deepEqual([0.31234, 0.4005, 1.0004999, 2.3456, 0.3000001, 7].map((x) => roundDg(x)), [0.312, 0.401, 1, 2.346, 0.3, 7]);
+    assert.equal(roundDg(0.87654321, 2), 0.88);
+  });
+
+  it('word entries without formatting: word/start/end/confidence only, rounded, in that key order', () => {
+    const a = deepgramAlternative(finalResult.transcript, finalResult.words!, finalResult.confidence, NONE);
+    assert.equal(a.transcript, 'i want twenty five apples');
+    assert.equal(a.confidence, 0.877);
+    assert.deepEqual(a.words[0], { word: 'i', start: 0.312, end: 0.4, confidence: 0.911 });
+    assert.deepEqual(Object.keys(a.words[0]!), ['word', 'start', 'end', 'confidence']);
+    assert.ok(a.words.every((w) => !('punctuated_word' in w)), 'Deepgram sends punctuated_word only when formatting (§2.4)');
+    assert.equal(a.words.length, 5);
+  });
+
+  it('word entries with punctuate: punctuated_word on every word, word unchanged, transcript from punctuated words', () => {
+    const a = deepgramAlternative(finalResult.transcript, finalResult.words!, finalResult.confidence, PUNCT);
+    assert.deepEqual(a.words.map((w) => [w.word, w.punctuated_word]), [['i', 'I'], ['want', 'want'], ['twenty', 'twenty'], ['five', 'five'], ['apples', 'apples.']]);
+    assert.equal(a.transcript, 'I want twenty five apples.');
+    assert.deepEqual(Object.keys(a.words[0]!), ['word', 'start', 'end', 'confidence', 'punctuated_word']);
+  });
+
+  it('word entries with smart_format: numbers merge into one word spanning both, times rounded after the merge', () => {
+    const a = deepgramAlternative(finalResult.transcript, finalResult.words!, finalResult.confidence, SMART);
+    assert.equal(a.transcript, 'I want 25 apples.');
+    const n = a.words.find((w) => w.word === '25')!;
+    assert.equal(n.start, 0.7);
+    assert.equal(n.end, 1.3);
+  });
+
+  it('an alternative without words formats the engine transcript (finals without word timestamps)', () => {
+    assert.deepEqual(deepgramAlternative('go forward ten', [], 0.5, SMART), { transcript: 'Go forward 10.', confidence: 0.5, words: [] });
+    assert.deepEqual(deepgramAlternative('go forward ten', [], 0.5, NONE), { transcript: 'go forward ten', confidence: 0.5, words: [] });
+  });
+
+  it('interim vs final: is_final, speech_final and from_finalize; interims derive words, empty interims send nothing', () => {
+    const interim = deepgramResults({ kind: 'partial', info, result: partialNoWords }, NONE)!;
+    assert.equal(interim.is_final, false);
+    assert.equal(interim.speech_final, false);
+    assert.equal(interim.from_finalize, false);
+    assert.equal(interim.duration, 1.235);
+    assert.deepEqual(interim.channel.alternatives[0]!.words.map((w) => w.word), ['i', 'want', 'twenty']);
+    assert.equal(interim.channel.alternatives[0]!.words.at(-1)!.end, 1.535, 'derived words span the interim');
+    assert.equal(deepgramResults({ kind: 'partial', info, result: { transcript: '', start: 0, duration: 1 } }, NONE), null);
+    const fin = deepgramResults({ kind: 'final', info, result: { ...finalResult, fromFinalize: true } }, NONE)!;
+    assert.deepEqual([fin.is_final, fin.speech_final, fin.from_finalize], [true, true, true]);
+    const empty = deepgramResults({ kind: 'final', info, result: emptyFinal }, NONE)!;
+    assert.deepEqual(empty.channel.alternatives, [{ transcript: '', confidence: 0, words: [] }], 'empty finals are sent');
+    for (const m of [interim, fin, empty]) {
+      listenServerMessageSchema.parse(m);
+      deepgramStyleSchema.parse(m);
+    }
+  });
+
+  it('multichannel: channel_index and the channel of SpeechStarted/UtteranceEnd are [channel, total]', () => {
+    const evs: SessionEvent[] = [
+      { kind: 'final', info: stereo, channel: 1, result: finalResult },
+      { kind: 'partial', info: stereo, channel: 1, result: partialWords },
+      { kind: 'final', info: stereo, result: finalResult },
+      { kind: 'speech_started', info: stereo, channel: 1, timestamp: 1 },
+      { kind: 'utterance_end', info: stereo, channel: 1, lastWordEnd: 1.8999 },
+    ];
+    const frames = evs.flatMap((e) => deepgramLiveFrames(e, NONE)!);
+    assert.deepEqual(
+      frames.map((f) => (f.type === 'Results' ? f.channel_index : f.channel)),
+      [[1, 2], [1, 2], [0, 2], [1, 2], [1, 2]],
+    );
+    const last = frames.at(-1)!;
+    assert.equal(last.type === 'UtteranceEnd' ? last.last_word_end : undefined, 1.9);
+    for (const f of frames) listenServerMessageSchema.parse(f);
+  });
+
+  it('SpeechStarted only with vad_events; ready/error/ended are left to the dialect', () => {
+    assert.deepEqual(deepgramLiveFrames({ kind: 'speech_started', info: { ...info, vadEvents: false }, timestamp: 1 }, NONE), []);
+    assert.equal(deepgramLiveFrames({ kind: 'ready', info }, NONE), undefined);
+    assert.equal(deepgramLiveFrames({ kind: 'error', code: 'internal_error', message: 'x' }, NONE), undefined);
+    assert.equal(deepgramLiveFrames({ kind: 'ended', info, audioSeconds: 1, sha256: '' }, NONE), undefined);
+  });
+
+  it('ids: model_uuid is the name UUID of the model code, in Results metadata and request metadata alike', () => {
+    const served = { code: info.model.code, engine: info.engine };
+    const rm = resultsMetadata(info.requestId, served);
+    assert.deepEqual(rm, { request_id: info.requestId, model_info: { name: info.model.code, version: '0.8', arch: 'pocketsphinx' }, model_uuid: nameUuid(info.model.code) });
+    const md = requestMetadata({ requestId: info.requestId, sha256: 'ab', created: info.createdAt, duration: 4.1234567, channels: 2, model: served });
+    assert.deepEqual(md.models, [rm.model_uuid]);
+    assert.deepEqual(md.model_info[rm.model_uuid], rm.model_info);
+    assert.equal(md.duration, 4.123);
+    assert.equal(md.created, '2026-11-21T10:00:00.000Z');
+    assert.deepEqual(Object.keys(md), ['transaction_key', 'request_id', 'sha256', 'created', 'duration', 'channels', 'models', 'model_info']);
+    assert.match(nameUuid('a'), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const r: DeepgramResults = deepgramResults({ kind: 'final', info, result: finalResult }, NONE)!;
+    assert.deepEqual(r.metadata, rm);
   });
 });

@@ -7,7 +7,8 @@
  *
  * `Results`, `SpeechStarted` and `UtteranceEnd` are built by the shared Deepgram shape module
  * (src/protocol/deepgram/shape.ts), exactly as on `/v1/listen`; only the SLNG `Metadata` and `Error`
- * frames are this dialect's own. Unlike the unified dialect, empty finals are sent (Deepgram sends
+ * frames are this dialect's own. So words carry `punctuated_word` only when `init.config` asks for
+ * `punctuate`, `smart_format` or `numerals` (§1.4 server frames are the §2.4 shapes). Unlike the unified dialect, empty finals are sent (Deepgram sends
  * empty `Results` when an endpoint closes an utterance with no words), and every final carries `words`.
  */
 import type { SessionEvent, SessionInfo, SttDialect } from '../events.js';
@@ -15,8 +16,6 @@ import { parseSlngClientFrame } from '../unified/client.js';
 import type { DeepgramStyleServerMessage } from './schema.js';
 import { deepgramLiveFrames, NO_FORMAT, roundDg } from '../deepgram/shape.js';
 import { slngErrorCode } from '../../util/errors.js';
-
-export { nameUuid } from '../deepgram/shape.js';
 
 /** The SLNG `Metadata` frame (§1.4), in its documented key order. `duration` in seconds. */
 function metadata(info: SessionInfo, duration: number, sha256: string): DeepgramStyleServerMessage {
@@ -37,8 +36,8 @@ function metadata(info: SessionInfo, duration: number, sha256: string): Deepgram
  * SLNG's (see {@link slngErrorCode}).
  */
 export function encodeDeepgramStyle(ev: SessionEvent): DeepgramStyleServerMessage[] {
-  const live = 'info' in ev ? deepgramLiveFrames(ev, { fmt: ev.info.format ?? NO_FORMAT, punctuated: 'always' }) : undefined;
-  if (live) return live as DeepgramStyleServerMessage[];
+  const live = 'info' in ev ? deepgramLiveFrames(ev, ev.info.format ?? NO_FORMAT) : undefined;
+  if (live) return live;
   switch (ev.kind) {
     case 'ready':
       return [metadata(ev.info, 0, 'incomplete')];

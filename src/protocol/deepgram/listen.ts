@@ -124,7 +124,7 @@ export function parseListenText(text: string): ClientCommand {
  * @param fmt the session's formatting options (from `punctuate`/`smart_format`/`numerals`).
  */
 export function encodeListen(ev: SessionEvent, fmt: FormatOptions): DeepgramListenFrame[] {
-  const live = deepgramLiveFrames(ev, { fmt });
+  const live = deepgramLiveFrames(ev, fmt);
   if (live) return live;
   switch (ev.kind) {
     case 'ended':

@@ -20,6 +20,8 @@ import type { SttFinal, SttWord } from '../../engines/stt/types.js';
 import { formatText, formatUtterance, type FormatOptions } from '../../text/format.js';
 import type { SessionEvent, SessionInfo } from '../events.js';
 import { interimWords } from '../interim.js';
+import type { ListenServerMessage } from './schema.js';
+import type { DeepgramStyleServerMessage } from '../deepgram-style/schema.js';
 
 /** One word of an alternative (SDK `ListenV1Results…Words.Item`; §2.4). Times s, confidence [0, 1]. */
 export interface DeepgramWord {
@@ -105,6 +107,19 @@ export type DeepgramListenMetadata = { type: 'Metadata' } & DeepgramRequestMetad
 /** Any server frame of `/v1/listen` (SDK `V1Socket.Response`); v1 has no JSON error frame (§2.4–2.5). */
 export type DeepgramListenFrame = DeepgramResults | DeepgramListenMetadata | DeepgramUtteranceEnd | DeepgramSpeechStarted;
 
+/** `T` when it is assignable to `U`; a compile error otherwise. */
+type Fits<T extends U, U> = T;
+/**
+ * Compile-time checks: every frame these types allow fits the wire schemas of `/v1/listen`
+ * (./schema.ts) and of the Deepgram-style route (../deepgram-style/schema.ts), so a field's type
+ * cannot drift apart silently (an extra field is caught at run time by the strict schemas in tests).
+ * The check lives here, not in the schema files: those import only zod, for the browser client.
+ */
+export type FramesFitSchemas = [
+  Fits<DeepgramListenFrame, ListenServerMessage>,
+  Fits<DeepgramResults | DeepgramSpeechStarted | DeepgramUtteranceEnd, DeepgramStyleServerMessage>,
+];
+
 /**
  * Round to `digits` decimals (3: times to the millisecond, confidences to 3 places), as every
  * Deepgram shape here does.
@@ -161,12 +176,6 @@ export function requestMetadata(o: { requestId: string; sha256: string; created:
   };
 }
 
-/**
- * When words carry `punctuated_word`: `'when-formatting'` (Deepgram, §2.4: only with punctuate,
- * smart_format or numerals) or `'always'` (the word itself when not formatting).
- */
-export type PunctuatedWords = 'when-formatting' | 'always';
-
 /** No formatting. */
 export const NO_FORMAT: FormatOptions = { punctuate: false, smartFormat: false, numerals: false };
 
@@ -178,13 +187,13 @@ export function formatting(fmt: FormatOptions): boolean {
 /**
  * One alternative (§2.4) for interims, finals and pre-recorded utterances alike: the transcript
  * (formatted when `fmt` asks; from the words when there are any, else from `text`), the confidence
- * and the word entries, times and confidences rounded ({@link roundDg}).
+ * and the word entries, times and confidences rounded ({@link roundDg}). Words carry
+ * `punctuated_word` only when formatting is on, as on Deepgram (§2.4).
  * @param text the engine's transcript.
  * @param words the engine's words, seconds from stream start; only word/start/end/confidence are used.
  * @param confidence utterance confidence in [0, 1].
- * @param punctuated whether unformatted words still carry `punctuated_word` (= `word`).
  */
-export function deepgramAlternative(text: string, words: readonly SttWord[], confidence: number, fmt: FormatOptions, punctuated: PunctuatedWords = 'when-formatting'): DeepgramAlternative {
+export function deepgramAlternative(text: string, words: readonly SttWord[], confidence: number, fmt: FormatOptions): DeepgramAlternative {
   const raw = words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence }));
   const on = formatting(fmt);
   let transcript = text;
@@ -193,8 +202,6 @@ export function deepgramAlternative(text: string, words: readonly SttWord[], con
     const f = raw.length > 0 ? formatUtterance(raw, fmt) : { words: [], transcript: formatText(text, fmt) };
     transcript = f.transcript;
     out = f.words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuated_word }));
-  } else if (punctuated === 'always') {
-    out = raw.map((w) => ({ ...w, punctuated_word: w.word }));
   }
   return {
     transcript,
@@ -208,28 +215,21 @@ function channelPair(info: SessionInfo, channel: number | undefined): [number, n
   return [channel ?? 0, info.transcriptChannels ?? 1];
 }
 
-/** How a dialect renders the frames this module builds from session events. */
-export interface DeepgramShapeOptions {
-  /** Formatting for transcripts and `punctuated_word` (§2.2). */
-  fmt: FormatOptions;
-  /** See {@link PunctuatedWords}. Default `'when-formatting'`. */
-  punctuated?: PunctuatedWords;
-}
-
 /**
  * A `Results` frame for an interim (`is_final: false`; words from src/protocol/interim.ts) or a final.
+ * @param fmt the session's formatting (§2.2 `punctuate`/`smart_format`/`numerals`).
  * @returns `null` for an interim without text (Deepgram sends none); finals are always sent, empty ones too.
  */
-export function deepgramResults(ev: Extract<SessionEvent, { kind: 'partial' | 'final' }>, o: DeepgramShapeOptions): DeepgramResults | null {
+export function deepgramResults(ev: Extract<SessionEvent, { kind: 'partial' | 'final' }>, fmt: FormatOptions): DeepgramResults | null {
   let final: Pick<SttFinal, 'speechFinal' | 'fromFinalize'> = { speechFinal: false, fromFinalize: false };
   let alternative: DeepgramAlternative;
   if (ev.kind === 'partial') {
     if (!ev.result.transcript) return null;
     const interim = interimWords(ev.result);
-    alternative = deepgramAlternative(ev.result.transcript, interim.words, interim.confidence, o.fmt, o.punctuated);
+    alternative = deepgramAlternative(ev.result.transcript, interim.words, interim.confidence, fmt);
   } else {
     final = ev.result;
-    alternative = deepgramAlternative(ev.result.transcript, ev.result.words ?? [], ev.result.confidence, o.fmt, o.punctuated);
+    alternative = deepgramAlternative(ev.result.transcript, ev.result.words ?? [], ev.result.confidence, fmt);
   }
   return {
     type: 'Results',
@@ -247,13 +247,14 @@ export function deepgramResults(ev: Extract<SessionEvent, { kind: 'partial' | 'f
 /**
  * The frames of the session events both live Deepgram dialects render alike (§2.4): `Results` for
  * `partial`/`final`, `SpeechStarted` (only when the client asked for `vad_events`), `UtteranceEnd`.
+ * @param fmt the session's formatting (§2.2).
  * @returns `undefined` for the events a dialect renders itself (`ready`, `error`, `ended`).
  */
-export function deepgramLiveFrames(ev: SessionEvent, o: DeepgramShapeOptions): (DeepgramResults | DeepgramSpeechStarted | DeepgramUtteranceEnd)[] | undefined {
+export function deepgramLiveFrames(ev: SessionEvent, fmt: FormatOptions): (DeepgramResults | DeepgramSpeechStarted | DeepgramUtteranceEnd)[] | undefined {
   switch (ev.kind) {
     case 'partial':
     case 'final': {
-      const r = deepgramResults(ev, o);
+      const r = deepgramResults(ev, fmt);
       return r ? [r] : [];
     }
     case 'speech_started':
