@@ -22,22 +22,14 @@ import type { SessionEvent, SessionInfo } from '../src/protocol/events.js';
 import type { SttFinal, SttPartial } from '../src/engines/stt/types.js';
 import type { FileTranscription } from '../src/transcribe/pipeline.js';
 import type { FormatOptions } from '../src/text/format.js';
-import { DEFAULT_STT_MODELS } from '../src/config/config.js';
+import { testSessionInfo } from './session_info.js';
 import { deepgramAlternative, deepgramLiveFrames, deepgramResults, nameUuid, requestMetadata, resultsMetadata, roundDg, type DeepgramResults } from '../src/protocol/deepgram/shape.js';
 import { listenServerMessageSchema } from '../src/protocol/deepgram/schema.js';
 import { serverMessageSchema as deepgramStyleSchema } from '../src/protocol/deepgram-style/schema.js';
 
 const GOLDEN = path.join(packageRoot(), 'test', 'fixtures', 'deepgram_shape_golden.json');
 
-const info: SessionInfo = {
-  sessionId: 'sess_golden',
-  requestId: '6f1c1e52-4a47-4d2e-9a34-1f2a3b4c5d6e',
-  model: DEFAULT_STT_MODELS[0]!,
-  createdAt: new Date('2026-11-21T10:00:00Z'),
-  channels: 1,
-  engine: { id: 'pocketsphinx', version: '0.8' },
-  vadEvents: true,
-};
+const info: SessionInfo = testSessionInfo({ sessionId: 'sess_golden' });
 const stereo: SessionInfo = { ...info, channels: 2, transcriptChannels: 2 };
 
 const NONE: FormatOptions = { punctuate: false, smartFormat: false, numerals: false };

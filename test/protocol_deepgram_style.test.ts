@@ -8,16 +8,9 @@ import { nameUuid } from '../src/protocol/deepgram/shape.js';
 import { serverMessageSchema } from '../src/protocol/deepgram-style/schema.js';
 import type { SessionInfo } from '../src/protocol/events.js';
 import { DEFAULT_STT_MODELS } from '../src/config/config.js';
+import { testSessionInfo } from './session_info.js';
 
-const info: SessionInfo = {
-  sessionId: 'sess_y',
-  requestId: '6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
-  model: DEFAULT_STT_MODELS[1]!,
-  createdAt: new Date('2026-11-21T10:00:00Z'),
-  channels: 1,
-  engine: { id: 'pocketsphinx', version: '0.8' },
-  vadEvents: true,
-};
+const info: SessionInfo = testSessionInfo({ sessionId: 'sess_y', requestId: '6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b', model: DEFAULT_STT_MODELS[1]! });
 const frames = (ev: Parameters<typeof deepgramStyleDialect.encode>[0]) => deepgramStyleDialect.encode(ev).map((f) => JSON.parse(f));
 
 describe('deepgram-style dialect', () => {
