@@ -23,9 +23,23 @@ import type { SttFinal, SttPartial } from '../src/engines/stt/types.js';
 import type { FileTranscription } from '../src/transcribe/pipeline.js';
 import type { FormatOptions } from '../src/text/format.js';
 import { testSessionInfo } from './session_info.js';
-import { deepgramAlternative, deepgramLiveFrames, deepgramResults, nameUuid, requestMetadata, resultsMetadata, roundDg, type DeepgramResults } from '../src/protocol/deepgram/shape.js';
+import { deepgramAlternative, deepgramLiveFrames, deepgramResults, nameUuid, requestMetadata, resultsMetadata, roundDg, type DeepgramListenFrame, type DeepgramResults } from '../src/protocol/deepgram/shape.js';
+import type { DeepgramPrerecordedResponse } from '../src/transcribe/responses.js';
+import type { Deepgram } from '@deepgram/sdk';
 import { listenServerMessageSchema } from '../src/protocol/deepgram/schema.js';
 import { serverMessageSchema as deepgramStyleSchema } from '../src/protocol/deepgram-style/schema.js';
+
+/** `T` when it is assignable to `U`; a compile error otherwise. */
+type Fits<T extends U, U> = T;
+/**
+ * Compile-time proof against a client we did not write: every frame type of the shape module is
+ * one the official `@deepgram/sdk` (v5) declares for `/v1/listen` (`V1Socket.Response`), and the
+ * pre-recorded body is its `ListenV1Response`. This file does not compile if they drift.
+ */
+export type ShapesFitTheDeepgramSdk = [
+  Fits<DeepgramListenFrame, Deepgram.listen.ListenV1Results | Deepgram.listen.ListenV1Metadata | Deepgram.listen.ListenV1UtteranceEnd | Deepgram.listen.ListenV1SpeechStarted>,
+  Fits<DeepgramPrerecordedResponse, Deepgram.ListenV1Response>,
+];
 
 const GOLDEN = path.join(packageRoot(), 'test', 'fixtures', 'deepgram_shape_golden.json');
 
