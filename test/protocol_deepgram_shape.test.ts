@@ -139,7 +139,10 @@ describe('Deepgram shapes: recorded sequences (golden)', () => {
     const got = record();
     if (process.env.UPDATE_GOLDEN === '1') {
       mkdirSync(path.dirname(GOLDEN), { recursive: true });
-      writeFileSync(GOLDEN, JSON.stringify(got, null, 1) + '\n');
+      // One frame per line, so a wire change shows as a readable diff.
+      const entry = ([k, v]: [string, unknown]): string =>
+        `${JSON.stringify(k)}: ${Array.isArray(v) ? `[\n  ${v.map((f) => JSON.stringify(f)).join(',\n  ')}\n ]` : JSON.stringify(v)}`;
+      writeFileSync(GOLDEN, `{\n ${Object.entries(got).map(entry).join(',\n ')}\n}\n`);
     }
     const want = JSON.parse(readFileSync(GOLDEN, 'utf8')) as Record<string, unknown>;
     assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort());
