@@ -3,20 +3,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { deepgramStyleDialect, nameUuid } from '../src/protocol/deepgram-style/index.js';
+import { deepgramStyleDialect } from '../src/protocol/deepgram-style/index.js';
+import { nameUuid } from '../src/protocol/deepgram/shape.js';
 import { serverMessageSchema } from '../src/protocol/deepgram-style/schema.js';
 import type { SessionInfo } from '../src/protocol/events.js';
 import { DEFAULT_STT_MODELS } from '../src/config/config.js';
+import { testSessionInfo } from './session_info.js';
 
-const info: SessionInfo = {
-  sessionId: 'sess_y',
-  requestId: '6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
-  model: DEFAULT_STT_MODELS[1]!,
-  createdAt: new Date('2026-11-21T10:00:00Z'),
-  channels: 1,
-  engine: { id: 'pocketsphinx', version: '0.8' },
-  vadEvents: true,
-};
+const info: SessionInfo = testSessionInfo({ sessionId: 'sess_y', requestId: '6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b', model: DEFAULT_STT_MODELS[1]! });
 const frames = (ev: Parameters<typeof deepgramStyleDialect.encode>[0]) => deepgramStyleDialect.encode(ev).map((f) => JSON.parse(f));
 
 describe('deepgram-style dialect', () => {
@@ -58,7 +52,8 @@ describe('deepgram-style dialect', () => {
     assert.equal(seq[0].sha256, 'incomplete');
     assert.equal(seq[2].is_final, false);
     assert.deepEqual(seq[3].channel_index, [0, 1]);
-    assert.equal(seq[3].channel.alternatives[0].words[1].punctuated_word, 'horizon');
+    assert.equal(seq[3].channel.alternatives[0].words[1].word, 'horizon');
+    assert.ok(!('punctuated_word' in seq[3].channel.alternatives[0].words[1]), 'no punctuated_word unless init asks for formatting (§1.4 → §2.4)');
     assert.equal(seq[3].metadata.model_uuid, nameUuid(info.model.code));
     assert.equal(seq[4].from_finalize, true, 'empty finals are sent in this dialect');
     assert.equal(seq[6].duration, 5);
@@ -76,7 +71,7 @@ describe('deepgram-style dialect', () => {
 });
 
 describe('deepgram-style dialect: init-level formatting (§1.4 smart_format)', () => {
-  it('formats transcript and punctuated_word when init asks for smart_format, and not otherwise', async () => {
+  it('formats transcript and punctuated_word when init asks for smart_format; without it, no punctuated_word (as on /v1/listen, §2.4)', async () => {
     const { encodeDeepgramStyle } = await import('../src/protocol/deepgram-style/index.js');
     const { parseInit } = await import('../src/protocol/unified/client.js');
     const cmd = parseInit({ smart_format: true });
@@ -100,6 +95,7 @@ describe('deepgram-style dialect: init-level formatting (§1.4 smart_format)', (
     assert.equal(on!.channel.alternatives[0]!.words[2]!.end, 1);
     const [off] = encodeDeepgramStyle({ kind: 'final', info: base, result }) as typeof on[];
     assert.equal(off!.channel.alternatives[0]!.transcript, 'go forward twenty five');
-    assert.deepEqual(off!.channel.alternatives[0]!.words.map((w) => w.punctuated_word), ['go', 'forward', 'twenty', 'five']);
+    assert.deepEqual(off!.channel.alternatives[0]!.words.map((w) => w.word), ['go', 'forward', 'twenty', 'five']);
+    assert.ok(off!.channel.alternatives[0]!.words.every((w) => !('punctuated_word' in w)));
   });
 });

@@ -16,18 +16,10 @@ import { createSmallestDialect, parseSmallestQuery } from '../src/protocol/small
 import { interimWords } from '../src/protocol/interim.js';
 import type { SessionEvent, SessionInfo, SttDialect } from '../src/protocol/events.js';
 import type { SttFinal, SttPartial } from '../src/engines/stt/types.js';
-import { DEFAULT_STT_MODELS } from '../src/config/config.js';
+import { testSessionInfo } from './session_info.js';
 import { VoxgateError, type ErrorCode } from '../src/util/errors.js';
 
-const info: SessionInfo = {
-  sessionId: 'sess_s',
-  requestId: '6f1c1e52-4a47-4d2e-9a34-1f2a3b4c5d6e',
-  model: DEFAULT_STT_MODELS[0]!,
-  createdAt: new Date('2026-11-21T10:00:00Z'),
-  channels: 1,
-  engine: { id: 'pocketsphinx', version: '0.8' },
-  vadEvents: true,
-};
+const info: SessionInfo = testSessionInfo();
 type Json = Record<string, unknown>;
 const encode = (d: SttDialect, evs: SessionEvent[]): Json[] => evs.flatMap((e) => d.encode(e)).map((f) => JSON.parse(f) as Json);
 const partial = (result: SttPartial): SessionEvent => ({ kind: 'partial', info, result });

@@ -10,18 +10,19 @@
  * - The SLNG unmute bridge shape (`POST /v1/bridges/unmute/stt/{model_variant}`, §1.7):
  *   `{"type":"transcription","is_final":true,"alternatives":[{confidence,transcript}],"channel":0,"language"}`.
  *
- * Formatting (`punctuate`, `smart_format`, `numerals`) is applied per engine final (one utterance
- * between pauses) with `formatUtterance` from src/text/format.ts, exactly as on the live route.
+ * Each engine final (one utterance between pauses) becomes words and text through the shared Deepgram
+ * shape builder (src/protocol/deepgram/shape.ts), so formatting (`punctuate`, `smart_format`,
+ * `numerals`), `punctuated_word`, rounding and `metadata` ids are exactly those of the live route.
  * Times are seconds, rounded to milliseconds; confidences in [0, 1].
  */
 import { randomUUID } from 'node:crypto';
 import type { SttModelEntry } from '../config/config.js';
 import type { SttFinal } from '../engines/stt/types.js';
-import { nameUuid } from '../protocol/deepgram-style/index.js';
-import { formatText, formatUtterance, type FormatOptions } from '../text/format.js';
+import { deepgramAlternative, requestMetadata, roundDg, type DeepgramRequestMetadata, type DeepgramWord } from '../protocol/deepgram/shape.js';
+import type { FormatOptions } from '../text/format.js';
 import type { FileTranscription } from './pipeline.js';
 
-const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
+export type { DeepgramWord } from '../protocol/deepgram/shape.js';
 
 /** What a pre-recorded response may include (Deepgram query parameters, §2.2). */
 export interface PrerecordedOptions extends FormatOptions {
@@ -42,15 +43,6 @@ export interface ResponseContext {
   engine: { id: string; version: string };
   /** ISO-639-1 language of the transcript. */
   language: string;
-}
-
-/** One word of a Deepgram alternative. */
-export interface DeepgramWord {
-  word: string;
-  start: number;
-  end: number;
-  confidence: number;
-  punctuated_word?: string;
 }
 
 /** One sentence of a paragraph. */
@@ -80,16 +72,7 @@ export interface DeepgramUtterance {
 
 /** The Deepgram pre-recorded response. */
 export interface DeepgramPrerecordedResponse {
-  metadata: {
-    transaction_key: 'deprecated';
-    request_id: string;
-    sha256: string;
-    created: string;
-    duration: number;
-    channels: number;
-    models: string[];
-    model_info: Record<string, { name: string; version: string; arch: string }>;
-  };
+  metadata: DeepgramRequestMetadata;
   results: {
     channels: { alternatives: { transcript: string; confidence: number; words: DeepgramWord[]; paragraphs?: DeepgramParagraphs }[] }[];
     utterances?: DeepgramUtterance[];
@@ -105,25 +88,22 @@ interface ChannelText {
   sentences: Sentence[];
 }
 
+/**
+ * A channel's formatted words and transcript: each final rendered as one Deepgram alternative by the
+ * shared builder (src/protocol/deepgram/shape.ts, exactly as a live `Results`), then joined.
+ * `confidence` is the mean of the (rounded) word confidences, else of the finals' confidences, else 0.
+ */
 function channelText(finals: SttFinal[], fmt: FormatOptions): ChannelText {
-  const formatting = fmt.punctuate || fmt.smartFormat || fmt.numerals;
   const words: ChannelText['words'] = [];
   const sentences: Sentence[] = [];
   finals.forEach((f, i) => {
-    const raw = (f.words ?? []).map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence }));
-    let text = f.transcript;
-    if (formatting) {
-      const out = raw.length > 0 ? formatUtterance(raw, fmt) : { words: [], transcript: formatText(f.transcript, fmt) };
-      text = out.transcript;
-      for (const w of out.words) words.push({ word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence), punctuated_word: w.punctuated_word, final: i });
-    } else {
-      for (const w of raw) words.push({ word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence), final: i });
-    }
-    if (text) sentences.push({ text, start: round(f.words?.[0]?.start ?? f.start), end: round(f.words?.at(-1)?.end ?? f.start + f.duration) });
+    const alt = deepgramAlternative(f.transcript, f.words ?? [], f.confidence, fmt);
+    for (const w of alt.words) words.push({ ...w, final: i });
+    if (alt.transcript) sentences.push({ text: alt.transcript, start: roundDg(f.words?.[0]?.start ?? f.start), end: roundDg(f.words?.at(-1)?.end ?? f.start + f.duration) });
   });
   const confidence =
     words.length > 0 ? words.reduce((s, w) => s + w.confidence, 0) / words.length : finals.length > 0 ? finals.reduce((s, f) => s + f.confidence, 0) / finals.length : 0;
-  return { transcript: sentences.map((s) => s.text).join(' '), confidence: round(confidence), words, sentences };
+  return { transcript: sentences.map((s) => s.text).join(' '), confidence: roundDg(confidence), words, sentences };
 }
 
 const strip = ({ final: _final, ...w }: DeepgramWord & { final: number }): DeepgramWord => w;
@@ -137,7 +117,7 @@ function utterancesOf(ch: ChannelText, channel: number, uttSplit: number): Deepg
     out.push({
       start: cur[0]!.start,
       end: cur.at(-1)!.end,
-      confidence: round(cur.reduce((s, w) => s + w.confidence, 0) / cur.length),
+      confidence: roundDg(cur.reduce((s, w) => s + w.confidence, 0) / cur.length),
       channel,
       transcript: cur.map((w) => w.punctuated_word ?? w.word).join(' '),
       words: cur.map(strip),
@@ -204,19 +184,16 @@ function paragraphsOf(ch: ChannelText): DeepgramParagraphs {
  */
 export function deepgramPrerecorded(t: FileTranscription, ctx: ResponseContext, o: PrerecordedOptions): DeepgramPrerecordedResponse {
   const fmt: FormatOptions = { punctuate: o.punctuate || o.smartFormat || o.paragraphs, smartFormat: o.smartFormat, numerals: o.numerals || o.smartFormat };
-  const uuid = nameUuid(ctx.model.code);
   const texts = t.channels.map((c) => channelText(c.finals, fmt));
   const res: DeepgramPrerecordedResponse = {
-    metadata: {
-      transaction_key: 'deprecated',
-      request_id: ctx.requestId,
+    metadata: requestMetadata({
+      requestId: ctx.requestId,
       sha256: t.sha256,
-      created: ctx.created.toISOString(),
-      duration: round(t.durationSeconds),
+      created: ctx.created,
+      duration: t.durationSeconds,
       channels: Math.max(1, t.audioChannels),
-      models: [uuid],
-      model_info: { [uuid]: { name: ctx.model.code, version: ctx.engine.version, arch: ctx.engine.id } },
-    },
+      model: { code: ctx.model.code, engine: ctx.engine },
+    }),
     results: {
       channels: texts.map((ch) => {
         const alt: DeepgramPrerecordedResponse['results']['channels'][number]['alternatives'][number] = {

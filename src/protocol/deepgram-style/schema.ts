@@ -1,47 +1,14 @@
 /**
  * zod schemas of the server frames of the SLNG direct-route STT dialect with Deepgram-native
- * responses ("dialect B", shared/spec/protocols.md §1.4; field rules from §2.4).
+ * responses ("dialect B", shared/spec/protocols.md §1.4). `Results`, `SpeechStarted` and
+ * `UtteranceEnd` are Deepgram's `/v1/listen` frames (§1.4: "Deepgram v1/listen shapes, see §2"), so
+ * their schemas are those of src/protocol/deepgram/schema.ts; `Metadata` and `Error` are SLNG's own.
  */
 import { z } from 'zod';
+import { listenResultsSchema, listenSpeechStartedSchema, listenUtteranceEndSchema } from '../deepgram/schema.js';
 
-const word = z
-  .object({
-    word: z.string(),
-    start: z.number().min(0),
-    end: z.number().min(0),
-    confidence: z.number().min(0).max(1),
-    punctuated_word: z.string(),
-  })
-  .strict();
-
-/** `Results` (§1.4 / §2.4): required `type, channel_index, duration, start, channel, metadata`. */
-export const resultsSchema = z
-  .object({
-    type: z.literal('Results'),
-    channel_index: z.tuple([z.number().int().min(0), z.number().int().min(1)]),
-    duration: z.number().min(0),
-    start: z.number().min(0),
-    is_final: z.boolean(),
-    speech_final: z.boolean(),
-    from_finalize: z.boolean(),
-    channel: z
-      .object({
-        alternatives: z
-          .array(
-            z.object({ transcript: z.string(), confidence: z.number().min(0).max(1), words: z.array(word) }).strict(),
-          )
-          .length(1),
-      })
-      .strict(),
-    metadata: z
-      .object({
-        request_id: z.string().uuid(),
-        model_info: z.object({ name: z.string(), version: z.string(), arch: z.string() }).strict(),
-        model_uuid: z.string().uuid(),
-      })
-      .strict(),
-  })
-  .strict();
+/** `Results` (§1.4 / §2.4): the `/v1/listen` schema. */
+export const resultsSchema = listenResultsSchema;
 
 /** `Metadata` (§1.4): at session open and again at the end with totals. */
 export const metadataSchema = z
@@ -57,14 +24,10 @@ export const metadataSchema = z
   .strict();
 
 /** `SpeechStarted` (§2.4), only when the client asked for voice-activity events. */
-export const speechStartedSchema = z
-  .object({ type: z.literal('SpeechStarted'), channel: z.tuple([z.number().int(), z.number().int()]), timestamp: z.number().min(0) })
-  .strict();
+export const speechStartedSchema = listenSpeechStartedSchema;
 
 /** `UtteranceEnd` (§2.4): no words for `utterance_end_ms` after `last_word_end` (seconds). */
-export const utteranceEndSchema = z
-  .object({ type: z.literal('UtteranceEnd'), channel: z.tuple([z.number().int(), z.number().int()]), last_word_end: z.number().min(0) })
-  .strict();
+export const utteranceEndSchema = listenUtteranceEndSchema;
 
 /** `Error` (§1.4): capitalised type with SLNG-style `code`/`message`. */
 export const errorSchema = z.object({ type: z.literal('Error'), code: z.string().min(1), message: z.string().min(1) }).strict();

@@ -14,20 +14,17 @@
  * | engine failure                                     | 1011  | `NET-0000`    |
  * | over capacity (a race past the handshake's 429)    | 1013  | `NET-0000`    |
  *
- * Formatting (`punctuate`, `smart_format`, `numerals`) is applied to finals here, with
- * `src/text/format.ts`; `punctuated_word` appears only when one of them is on (as in Deepgram).
+ * The frames are built by ./shape.ts (shared with the Deepgram-style route and pre-recorded
+ * responses); formatting (`punctuate`, `smart_format`, `numerals`) is applied there with
+ * `src/text/format.ts`, and `punctuated_word` appears only when one of them is on (as in Deepgram).
  */
 import { z } from 'zod';
 import type { ErrorCode } from '../../util/errors.js';
-import { formatText, formatUtterance, type FormatOptions } from '../../text/format.js';
-import type { ClientCommand, DialectClose, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../events.js';
-import { nameUuid } from '../deepgram-style/index.js';
-import { interimWords } from '../interim.js';
-import type { SttWord } from '../../engines/stt/types.js';
+import type { FormatOptions } from '../../text/format.js';
+import type { ClientCommand, DialectClose, SessionEvent, SttDialect, SttInitRequest } from '../events.js';
+import { deepgramLiveFrames, requestMetadata, type DeepgramListenFrame } from './shape.js';
 import type { ListenOptions } from './query.js';
-import { listenClientMessageSchema, type ListenServerMessage } from './schema.js';
-
-const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
+import { listenClientMessageSchema } from './schema.js';
 
 /** Deepgram's default `endpointing` when the query does not set it (§2.2): 10 ms. */
 export const DEEPGRAM_DEFAULT_ENDPOINTING_MS = 10;
@@ -121,106 +118,32 @@ export function parseListenText(text: string): ClientCommand {
   }
 }
 
-function resultsMetadata(info: SessionInfo) {
-  return {
-    request_id: info.requestId,
-    model_info: { name: info.model.code, version: info.engine.version, arch: info.engine.id },
-    model_uuid: nameUuid(info.model.code),
-  };
-}
-
-/** A word of a `Results` alternative (§2.4). */
-type ListenWord = { word: string; start: number; end: number; confidence: number; punctuated_word?: string };
-
 /**
- * One `Results` alternative (§2.4) for interims and finals alike: the transcript (formatted when
- * `fmt` asks), its confidence and its words, times rounded to ms; `punctuated_word` only when formatting.
- * @param words times in seconds from stream start.
- */
-function listenAlternative(text: string, words: readonly SttWord[], confidence: number, fmt: FormatOptions): { transcript: string; confidence: number; words: ListenWord[] } {
-  const formatting = fmt.punctuate || fmt.smartFormat || fmt.numerals;
-  const raw = words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence }));
-  let transcript = text;
-  let out: ListenWord[] = raw;
-  if (formatting) {
-    const f = raw.length > 0 ? formatUtterance(raw, fmt) : { words: [], transcript: formatText(text, fmt) };
-    transcript = f.transcript;
-    out = f.words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuated_word }));
-  }
-  return {
-    transcript,
-    confidence: round(confidence),
-    words: out.map((w) => ({ ...w, start: round(w.start), end: round(w.end), confidence: round(w.confidence) })),
-  };
-}
-
-/**
- * Encode one session event as `/v1/listen` frames (pure). Interim `Results` carry words and a
- * confidence too (src/protocol/interim.ts).
+ * Encode one session event as `/v1/listen` frames (pure), with the shared Deepgram shapes of
+ * ./shape.ts. Interim `Results` carry words and a confidence too (src/protocol/interim.ts).
  * @param fmt the session's formatting options (from `punctuate`/`smart_format`/`numerals`).
  */
-export function encodeListen(ev: SessionEvent, fmt: FormatOptions): ListenServerMessage[] {
+export function encodeListen(ev: SessionEvent, fmt: FormatOptions): DeepgramListenFrame[] {
+  const live = deepgramLiveFrames(ev, fmt);
+  if (live) return live;
   switch (ev.kind) {
-    case 'ready':
-    case 'error':
-      // v1 sends nothing at open, and errors are close codes (the session closes via listenCloseFor).
-      return [];
-    case 'partial': {
-      if (!ev.result.transcript) return [];
-      const total = ev.info.transcriptChannels ?? 1;
-      const interim = interimWords(ev.result);
-      return [
-        {
-          type: 'Results',
-          channel_index: [ev.channel ?? 0, total],
-          duration: round(ev.result.duration),
-          start: round(ev.result.start),
-          is_final: false,
-          speech_final: false,
-          from_finalize: false,
-          channel: { alternatives: [listenAlternative(ev.result.transcript, interim.words, interim.confidence, fmt)] },
-          metadata: resultsMetadata(ev.info),
-        },
-      ];
-    }
-    case 'final': {
-      const r = ev.result;
-      return [
-        {
-          type: 'Results',
-          channel_index: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1],
-          duration: round(r.duration),
-          start: round(r.start),
-          is_final: true,
-          speech_final: r.speechFinal,
-          from_finalize: r.fromFinalize,
-          channel: { alternatives: [listenAlternative(r.transcript, r.words ?? [], r.confidence, fmt)] },
-          metadata: resultsMetadata(ev.info),
-        },
-      ];
-    }
-    case 'speech_started':
-      return ev.info.vadEvents
-        ? [{ type: 'SpeechStarted', channel: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1], timestamp: round(ev.timestamp) }]
-        : [];
-    case 'utterance_end':
-      return [{ type: 'UtteranceEnd', channel: [ev.channel ?? 0, ev.info.transcriptChannels ?? 1], last_word_end: round(ev.lastWordEnd) }];
-    case 'ended': {
-      const uuid = nameUuid(ev.info.model.code);
+    case 'ended':
       return [
         {
           type: 'Metadata',
-          transaction_key: 'deprecated',
-          request_id: ev.info.requestId,
-          sha256: ev.sha256,
-          created: ev.info.createdAt.toISOString(),
-          duration: round(ev.audioSeconds),
-          channels: ev.info.channels,
-          models: [uuid],
-          model_info: { [uuid]: { name: ev.info.model.code, version: ev.info.engine.version, arch: ev.info.engine.id } },
+          ...requestMetadata({
+            requestId: ev.info.requestId,
+            sha256: ev.sha256,
+            created: ev.info.createdAt,
+            duration: ev.audioSeconds,
+            channels: ev.info.channels,
+            model: { code: ev.info.model.code, engine: ev.info.engine },
+          }),
         },
       ];
-    }
+    default:
+      // `ready`, `error`: v1 sends nothing at open, and errors are close codes (the session closes via listenCloseFor).
+      return [];
   }
 }
 

@@ -1,7 +1,10 @@
 /**
  * zod schemas of Deepgram's live STT protocol `/v1/listen` (shared/spec/protocols.md §2.3–2.4), both
  * directions. Server schemas are strict so tests catch any field voxgate invents; the client schema
- * is the three control messages of §2.3.
+ * is the three control messages of §2.3. `Results`, `SpeechStarted` and `UtteranceEnd` are also the
+ * frames of the Deepgram-style SLNG route (§1.4; src/protocol/deepgram-style/schema.ts reuses them),
+ * all built by src/protocol/deepgram/shape.ts, whose compile-time checks tie its types to these.
+ * (Only zod is imported here: the browser client imports these types.)
  */
 import { z } from 'zod';
 
