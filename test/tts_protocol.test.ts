@@ -106,6 +106,15 @@ describe('unified TTS dialect (§1.5)', () => {
     assert.deepEqual(d.closeFor('provider_error'), { code: 1011, reason: 'provider_error' });
     assert.deepEqual(d.closeFor('backpressure'), { code: 1008, reason: 'backpressure' });
   });
+
+  it('error frames carry SLNG codes only (seed 003): engine failures are provider_error, unknown models invalid_request', () => {
+    const d = createUnifiedTtsDialect({ audio: 'binary', maxTextChars: 100 });
+    const code = (c: 'internal_error' | 'not_found' | 'invalid_audio' | 'rate_limit') => (d.encode({ kind: 'error', code: c, message: 'detail' })[0] as unknown as string);
+    assert.deepEqual(JSON.parse(code('internal_error')), { type: 'error', code: 'provider_error', message: 'detail' });
+    assert.equal(JSON.parse(code('not_found')).code, 'invalid_request');
+    assert.equal(JSON.parse(code('invalid_audio')).code, 'invalid_request');
+    assert.equal(JSON.parse(code('rate_limit')).code, 'rate_limit');
+  });
 });
 
 describe('Deepgram /v1/speak dialect (§3)', () => {

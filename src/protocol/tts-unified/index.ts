@@ -6,7 +6,8 @@
  * `text` {text, flush}; `flush`; `clear`; `cancel`; `close`; `keepalive`.
  * Server: `ready`, audio as binary frames or `audio_chunk` {data: base64, sequence} — the catalogue
  * entry's `audio` decides —, `segment_start`/`segment_end` {segment_id}, `flushed`, `cleared`,
- * `audio_end` {duration (s)}, `error` {code, message}.
+ * `audio_end` {duration (s)}, `error` {code, message} with SLNG codes only (see `slngErrorCode`: an
+ * engine failure is `provider_error`, an unknown model `invalid_request`).
  *
  * Errors that keep the session: malformed JSON, unknown `type`, a `text` over the size limit,
  * binary frames (clients never send audio on TTS). Ending errors close with the catalogue's close
@@ -14,7 +15,7 @@
  */
 import { z } from 'zod';
 import type { TtsAudioFraming } from '../../config/tts_config.js';
-import { CloseCode, ERRORS, type ErrorCode } from '../../util/errors.js';
+import { CloseCode, ERRORS, slngErrorCode, type ErrorCode } from '../../util/errors.js';
 import type { CloseSpec, TtsCommand, TtsDialect, TtsEvent, TtsInitRequest, WireFrame } from '../tts_events.js';
 import { ttsClientMessageSchema, ttsInitConfigSchema, type TtsUnifiedServerMessage } from './schema.js';
 
@@ -100,7 +101,7 @@ export function encodeUnifiedTts(ev: TtsEvent, audio: TtsAudioFraming): (TtsUnif
     case 'audio_end':
       return [{ type: 'audio_end', duration: Math.round(ev.duration * 1000) / 1000 }];
     case 'error':
-      return [{ type: 'error', code: ev.code, message: ev.message }];
+      return [{ type: 'error', code: slngErrorCode(ev.code), message: ev.message }]; // SLNG codes only (issue 9 §3)
     case 'warning':
       return [];
   }
