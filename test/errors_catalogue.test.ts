@@ -81,29 +81,32 @@ describe('error catalogue renderers', () => {
   });
 
   it('close codes per family come from the catalogue and keep the Deepgram tables of protocols.md §2.5 and §3', () => {
-    // The tables the dialects held before the catalogue did (listen.ts / deepgram-speak/index.ts).
-    const listen: Partial<Record<ErrorCode, [number, string]>> = {
-      idle_timeout_exceeded: [1011, 'NET-0001'],
-      max_connection_duration_exceeded: [1011, 'NET-0003'],
-      payload_too_large: [1009, 'BIG-0000'],
-      rate_limit: [1013, 'NET-0000'],
-      internal_error: [1011, 'NET-0000'],
-      provider_error: [1011, 'NET-0000'],
+    // The tables the dialects held before the catalogue did (listen.ts / deepgram-speak/index.ts):
+    // code → [/v1/listen close, tag], [/v1/speak close, reason].
+    const D = [1008, 'DATA-0000'] as const;
+    const N0 = [1011, 'NET-0000'] as const;
+    const before: Record<ErrorCode, readonly [readonly [number, string], readonly [number, string]]> = {
+      auth_error: [D, N0],
+      config_error: [D, D],
+      invalid_request: [D, D],
+      invalid_audio: [D, N0],
+      payload_too_large: [[1009, 'BIG-0000'], [1009, 'BIG-0000']],
+      rate_limit: [[1013, 'NET-0000'], [1013, 'rate_limit']],
+      idle_timeout_exceeded: [[1011, 'NET-0001'], [1011, 'NET-0001']],
+      max_connection_duration_exceeded: [[1011, 'NET-0003'], [1011, 'NET-0003']],
+      not_found: [D, N0],
+      backpressure: [D, [1011, 'NET-0002']],
+      provider_error: [N0, N0],
+      internal_error: [N0, N0],
+      unavailable: [D, N0],
     };
-    const speak: Partial<Record<ErrorCode, [number, string]>> = {
-      idle_timeout_exceeded: [1011, 'NET-0001'],
-      backpressure: [1011, 'NET-0002'],
-      max_connection_duration_exceeded: [1011, 'NET-0003'],
-      payload_too_large: [1009, 'BIG-0000'],
-      config_error: [1008, 'DATA-0000'],
-      invalid_request: [1008, 'DATA-0000'],
-      rate_limit: [1013, 'rate_limit'],
-    };
+    const listen = (c: ErrorCode) => before[c][0];
+    const speak = (c: ErrorCode) => before[c][1];
     for (const code of CODES) {
       const l = listenCloseFor(code, 'detail');
-      assert.deepEqual([l.code, l.reason.split(':')[0]], listen[code] ?? [1008, 'DATA-0000'], `listen ${code}`);
+      assert.deepEqual([l.code, l.reason.split(':')[0]], listen(code), `listen ${code}`);
       const sp = speakCloseFor(code);
-      assert.deepEqual([sp.code, sp.reason], speak[code] ?? [1011, 'NET-0000'], `speak ${code}`);
+      assert.deepEqual([sp.code, sp.reason], speak(code), `speak ${code}`);
       const c = ERRORS[code].close;
       assert.ok(c === null || (c >= 1000 && c < 5000), `slng ${code}`);
     }

@@ -7,7 +7,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import type { DialectFamily, RenderedError, RenderOptions, VoxgateError } from '../util/errors.js';
+import { VoxgateError as VoxgateErrorClass, type DialectFamily, type RenderedError, type RenderOptions, type VoxgateError } from '../util/errors.js';
 
 /**
  * Refuse a WebSocket upgrade: write `HTTP/1.1 <status> <reason>`, the rendered headers,
@@ -54,3 +54,18 @@ export function sendError(reply: FastifyReply, r: RenderedError, headers: Record
  * @param url the request URL when it could be parsed (for the log).
  */
 export type UpgradeRefuser = (socket: Duplex, family: DialectFamily, err: VoxgateError, url: URL | null, opts?: RenderOptions) => void;
+
+/**
+ * Anything fastify hands an error handler, as a catalogue error: a {@link VoxgateError} as is; a
+ * fastify/plugin error with a 4xx `statusCode` → `payload_too_large` (413), `idle_timeout_exceeded`
+ * (408) or `invalid_request` with its message (never a 500 for what the client sent); anything else
+ * `internal_error` with the message "internal error" (the detail is for the log, not the client).
+ */
+export function fastifyError(err: Error & { statusCode?: number }): VoxgateError {
+  if (err instanceof VoxgateErrorClass) return err;
+  const s = err.statusCode;
+  if (typeof s === 'number' && s >= 400 && s < 500) {
+    return new VoxgateErrorClass(s === 413 ? 'payload_too_large' : s === 408 ? 'idle_timeout_exceeded' : 'invalid_request', err.message, { cause: err });
+  }
+  return new VoxgateErrorClass('internal_error', 'internal error', { cause: err });
+}

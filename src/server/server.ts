@@ -29,7 +29,7 @@ import { CloseCode, renderError, VoxgateError, type DialectFamily } from '../uti
 import { randomUUID } from 'node:crypto';
 import type { SttDialect, SttInitRequest } from '../protocol/events.js';
 import { authenticate, redactUrl, selectAuthSubprotocol } from './auth.js';
-import { abortHandshake, sendError, type UpgradeRefuser } from './refuse.js';
+import { abortHandshake, fastifyError, sendError, type UpgradeRefuser } from './refuse.js';
 import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
@@ -175,6 +175,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
   void app.register(httpSttPlugin, { config, engines, keys, log });
+  // Unknown HTTP routes, and errors outside the route scopes (which have their own handlers), are
+  // answered from the catalogue in the path's dialect family (fastify's lib/error-handler.js: one place).
+  app.setNotFoundHandler((req, reply) => {
+    const pathname = req.url.split('?', 1)[0]!;
+    return sendError(reply, renderError(familyOfPath(pathname), new VoxgateError('not_found', `no route ${req.method} ${pathname}`)));
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const e = fastifyError(err);
+    if (e.httpStatus >= 500) log.error({ err }, 'http request failed');
+    return sendError(reply, renderError(familyOfPath(req.url.split('?', 1)[0]!), e));
+  });
   app.get('/healthz', async (_req, reply) => (draining ? reply.code(503).send({ status: 'draining' }) : { status: 'ok' }));
   // Drain: new HTTP requests are refused before their body is read (in-flight ones finish).
   app.addHook('onRequest', async (req, reply) => {

@@ -53,7 +53,7 @@ import type { KeyStore } from '../store/keys.js';
 import { renderError, toVoxgateError, VoxgateError, type DialectFamily } from '../util/errors.js';
 import { authenticate } from './auth.js';
 import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
-import { sendError, type UpgradeRefuser } from './refuse.js';
+import { fastifyError, sendError, type UpgradeRefuser } from './refuse.js';
 import { routeFrames } from './ws_frames.js';
 
 /** Dependencies of the TTS routes. */
@@ -518,11 +518,9 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     scope.removeContentTypeParser('application/json');
     scope.addContentTypeParser('application/json', jsonBodyParser((req) => (familyOf(req.url) === 'speak' ? config.http.maxJsonBodyBytes : textJsonLimit), { maxDepth: config.limits.maxJsonDepth, maxTokens: config.limits.maxJsonTokens }));
     scope.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-      const e = err instanceof VoxgateError ? err : null;
-      const status = e?.httpStatus ?? (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500);
-      const code = e?.code ?? (status === 413 ? 'payload_too_large' : status === 408 ? 'idle_timeout_exceeded' : status < 500 ? 'invalid_request' : 'internal_error');
-      if (status >= 500) log.error({ err }, 'tts http request failed');
-      return httpFail(familyOf(req.url), req, reply, new VoxgateError(code, status >= 500 ? 'internal error' : err.message, { cause: err }));
+      const e = fastifyError(err);
+      if (e.httpStatus >= 500) log.error({ err }, 'tts http request failed');
+      return httpFail(familyOf(req.url), req, reply, e);
     });
     // Plain-text bodies are the text itself (curl --data-binary @speech.txt).
     scope.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: limits.maxHttpTextChars * 4 }, (_req, body, done) => done(null, body));
