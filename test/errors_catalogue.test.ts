@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { listenCloseFor } from '../src/protocol/deepgram/listen.js';
 import { speakCloseFor } from '../src/protocol/deepgram-speak/index.js';
+import { createUnifiedTtsDialect } from '../src/protocol/tts-unified/index.js';
 import { ERRORS, headerSafe, renderError, slngErrorCode, VoxgateError, type DialectFamily, type ErrorCode } from '../src/util/errors.js';
 
 const SLNG = new Set(['auth_error', 'config_error', 'rate_limit', 'provider_error', 'backend_connection_failed', 'invalid_request', 'payload_too_large', 'idle_timeout_exceeded', 'max_connection_duration_exceeded', 'backpressure']);
@@ -110,5 +111,16 @@ describe('error catalogue renderers', () => {
       const c = ERRORS[code].close;
       assert.ok(c === null || (c >= 1000 && c < 5000), `slng ${code}`);
     }
+  });
+
+  it('unified TTS frames and close reasons carry SLNG codes only (an engine failure is provider_error)', () => {
+    const d = createUnifiedTtsDialect({ audio: 'binary', maxTextChars: 100 });
+    for (const code of CODES) {
+      const [frame] = d.encode({ kind: 'error', code, message: 'm' });
+      const m = JSON.parse(String(frame)) as { type: string; code: string };
+      assert.ok(SLNG.has(m.code), `${code} → ${m.code}`);
+      assert.ok(SLNG.has(d.closeFor(code).reason), `close ${code}`);
+    }
+    assert.equal((JSON.parse(String(d.encode({ kind: 'error', code: 'internal_error', message: 'm' })[0])) as { code: string }).code, 'provider_error');
   });
 });

@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 import type { TtsAudioFraming } from '../../config/tts_config.js';
-import { CloseCode, ERRORS, type ErrorCode } from '../../util/errors.js';
+import { CloseCode, ERRORS, slngErrorCode, type ErrorCode } from '../../util/errors.js';
 import type { CloseSpec, TtsCommand, TtsDialect, TtsEvent, TtsInitRequest, WireFrame } from '../tts_events.js';
 import { ttsClientMessageSchema, ttsInitConfigSchema, type TtsUnifiedServerMessage } from './schema.js';
 
@@ -100,15 +100,15 @@ export function encodeUnifiedTts(ev: TtsEvent, audio: TtsAudioFraming): (TtsUnif
     case 'audio_end':
       return [{ type: 'audio_end', duration: Math.round(ev.duration * 1000) / 1000 }];
     case 'error':
-      return [{ type: 'error', code: ev.code, message: ev.message }];
+      return [{ type: 'error', code: slngErrorCode(ev.code), message: ev.message }]; // SLNG codes only (§1.3)
     case 'warning':
       return [];
   }
 }
 
-/** Close code and reason for a session-ending error: the catalogue's, 1008 for codes that normally keep a session. */
+/** Close code and reason (the SLNG code) for a session-ending error: the catalogue's, 1008 for codes that normally keep a session. */
 export function unifiedCloseFor(code: ErrorCode): CloseSpec {
-  return { code: ERRORS[code].close ?? CloseCode.POLICY, reason: code };
+  return { code: ERRORS[code].close ?? CloseCode.POLICY, reason: slngErrorCode(code) };
 }
 
 /** Create a unified TTS dialect instance. */
