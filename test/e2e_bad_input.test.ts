@@ -53,6 +53,16 @@ describe('bad input', () => {
     assert.ok(body.models.some((m) => m.code === UNIFIED));
   });
 
+  it('an unknown HTTP route is a 404 in the path\'s dialect family (the error catalogue), not fastify\'s own body', async () => {
+    const slng = await fetch(`${s.wsUrl.replace(/^ws/, "http")}/v1/nothing-here`);
+    assert.equal(slng.status, 404);
+    assert.deepEqual(await slng.json(), { error: 'invalid_request', message: 'no route GET /v1/nothing-here', statusCode: 404, status: 404 });
+    const dg = await fetch(`${s.wsUrl.replace(/^ws/, "http")}/v1/listen`); // GET: only POST and WebSocket upgrades exist
+    assert.equal(dg.status, 404);
+    assert.equal(((await dg.json()) as { err_code: string }).err_code, 'NOT_FOUND');
+    assert.ok(dg.headers.get('dg-error'));
+  });
+
   it('binary audio before init closes with 1008', async () => {
     const c = await openSocket(`${s.wsUrl}/v1/stt/${UNIFIED}`, { Authorization: `Bearer ${s.key}` });
     c.ws.send(silence(100));

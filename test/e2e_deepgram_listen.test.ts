@@ -151,7 +151,7 @@ describe('Deepgram /v1/listen', () => {
       await assert.rejects(listen(q), (e: { statusCode?: number; body?: string; headers?: Record<string, string> }) => {
         assert.equal(e.statusCode, 400, q);
         const body = JSON.parse(e.body!) as { err_code: string; err_msg: string; request_id: string };
-        assert.equal(body.err_code, 'config_error');
+        assert.equal(body.err_code, 'INVALID_QUERY_PARAMETER');
         assert.ok(body.err_msg.length > 10, body.err_msg);
         assert.equal(e.headers?.['dg-request-id'], body.request_id);
         return true;

@@ -98,7 +98,8 @@ describe('smallest.ai Lightning / Pulse get_text', () => {
     for (const q of ['sample_rate=7', 'encoding=foo', 'eou_timeout_ms=5', 'word_timestamps=maybe']) {
       await assert.rejects(open('/waves/v1/pulse/get_text', q), (e: { statusCode?: number; body?: string }) => {
         assert.equal(e.statusCode, 400, q);
-        assert.equal((JSON.parse(e.body!) as { error: string }).error, 'config_error');
+        assert.deepEqual(Object.keys(JSON.parse(e.body!) as object).sort(), ['error', 'status']); // §4.1 error shape
+        assert.equal((JSON.parse(e.body!) as { error: { code: string } }).error.code, 'config_error');
         return true;
       });
     }

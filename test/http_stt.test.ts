@@ -262,7 +262,8 @@ describe('pre-recorded STT over HTTP', () => {
     for (const auth of ['', 'Token vgk_not_a_key']) {
       const r = await post(s, '/v1/listen', wav, { 'Content-Type': 'audio/wav' }, auth);
       assert.equal(r.status, 401);
-      assert.equal(r.json.err_code, 'auth_error');
+      assert.equal(r.json.err_code, 'INVALID_AUTH'); // Deepgram's own err_code (issue 10)
+      assert.ok(r.headers.get('dg-error'));
       assert.equal(r.headers.get('dg-request-id'), r.json.request_id);
       const sl = await post(s, `/v1/stt/${MODEL}`, wav, { 'Content-Type': 'audio/wav' }, auth);
       assert.equal(sl.status, 401);
@@ -276,7 +277,7 @@ describe('pre-recorded STT over HTTP', () => {
     for (const q of ['encoding=linear16&sample_rate=7', 'encoding=foo', 'punctuate=maybe', 'language=xx', 'model=not-a-model']) {
       const r = await post(s, `/v1/listen?${q}`, wav, { 'Content-Type': 'audio/wav' });
       assert.equal(r.status, 400, q);
-      assert.equal(r.json.err_code, 'config_error', q);
+      assert.equal(r.json.err_code, 'INVALID_QUERY_PARAMETER', q);
     }
     const nf = await post(s, '/v1/stt/local/nope:en', wav, { 'Content-Type': 'audio/wav' }, `Bearer ${s.key}`);
     assert.equal(nf.status, 404);
@@ -297,7 +298,7 @@ describe('pre-recorded STT over HTTP', () => {
     for (const [body, type, why] of cases) {
       const r = await post(s, '/v1/listen', body, { 'Content-Type': type });
       assert.equal(r.status, 400, JSON.stringify(r.json));
-      assert.equal(r.json.err_code, 'invalid_audio');
+      assert.equal(r.json.err_code, 'Bad Request'); // Deepgram: "failed to process audio: corrupt or unsupported data"
       assert.match(r.json.err_msg, why);
     }
     const opus = await post(s, '/v1/listen?encoding=opus', randomBytes(5000), { 'Content-Type': 'application/octet-stream' });
@@ -310,7 +311,7 @@ describe('pre-recorded STT over HTTP', () => {
     const big = Buffer.concat([readFileSync(sharedData(CLIP)), Buffer.alloc(LIMIT)]);
     const r = await post(s, '/v1/listen', big, { 'Content-Type': 'audio/wav' });
     assert.equal(r.status, 413);
-    assert.equal(r.json.err_code, 'payload_too_large');
+    assert.equal(r.json.err_code, 'PAYLOAD_TOO_LARGE');
     assert.match(r.json.err_msg, /limit/);
     // Chunked (no Content-Length): counted while streaming.
     const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -332,7 +333,7 @@ describe('pre-recorded STT over HTTP', () => {
       pump();
     });
     assert.equal(chunked.status, 413, chunked.body);
-    assert.equal(JSON.parse(chunked.body).err_code, 'payload_too_large');
+    assert.equal(JSON.parse(chunked.body).err_code, 'PAYLOAD_TOO_LARGE');
     await eventually(() => s.v.engines.get('pocketsphinx')!.stats().activeStreams === 0, 5000, 'engine streams released');
   });
 
@@ -381,7 +382,7 @@ describe('pre-recorded STT with the default configuration', () => {
   it('malformed JSON → 400 in the route\'s error shape with a request id', async () => {
     const r = await post(d, '/v1/listen', '{"url": ', { 'Content-Type': 'application/json' });
     assert.equal(r.status, 400);
-    assert.equal(r.json.err_code, 'invalid_request');
+    assert.equal(r.json.err_code, 'Bad Request'); // Deepgram's code for a body it cannot parse
     assert.equal(r.headers.get('dg-request-id'), r.json.request_id);
   });
 });

@@ -162,7 +162,7 @@ describe('documented no-op parameters are read leniently (issue 9 §3, §2.2)', 
 
 describe('SLNG dialects use SLNG error codes (issue 9 §3, §1.3)', () => {
   const SLNG = new Set(['auth_error', 'config_error', 'rate_limit', 'provider_error', 'backend_connection_failed', 'invalid_request', 'payload_too_large', 'idle_timeout_exceeded', 'max_connection_duration_exceeded', 'backpressure']);
-  const all: ErrorCode[] = ['auth_error', 'config_error', 'invalid_request', 'invalid_audio', 'payload_too_large', 'rate_limit', 'idle_timeout_exceeded', 'max_connection_duration_exceeded', 'not_found', 'backpressure', 'provider_error', 'internal_error'];
+  const all: ErrorCode[] = ['auth_error', 'config_error', 'invalid_request', 'invalid_audio', 'payload_too_large', 'rate_limit', 'idle_timeout_exceeded', 'max_connection_duration_exceeded', 'not_found', 'backpressure', 'provider_error', 'internal_error', 'unavailable'];
   for (const [name, d] of [
     ['unified', unifiedDialect],
     ['deepgram-style', deepgramStyleDialect],

@@ -156,9 +156,10 @@ describe('TTS over HTTP', () => {
   it('errors are JSON: 401, 404 listing models, 400 naming voices, 400 missing text, 400 bad container, 413 too long', async () => {
     const noKey = await fetch(`${base}/v1/tts/local/flite:en`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'x' }) });
     assert.equal(noKey.status, 401);
-    assert.deepEqual(Object.keys((await noKey.json()) as object), ['error', 'message', 'status']);
+    // The SLNG error shape of the catalogue: §1.7 `statusCode`, and `status` as before (issue 10).
+    assert.deepEqual(Object.keys((await noKey.json()) as object), ['error', 'message', 'statusCode', 'status']);
     const cases: [string, unknown, number, string, RegExp][] = [
-      ['/v1/tts/local/nope:1', { text: 'x' }, 404, 'not_found', /unknown TTS model/],
+      ['/v1/tts/local/nope:1', { text: 'x' }, 404, 'invalid_request', /unknown TTS model/],
       ['/v1/tts/local/flite:en', { text: 'x', voice: 'darth' }, 400, 'config_error', /available voices: kal16, slt, rms, awb, kal/],
       ['/v1/tts/local/flite:en', { voice: 'slt' }, 400, 'invalid_request', /Missing required field: text/],
       ['/v1/tts/local/flite:en', { text: 'x', encoding: 'linear16', container: 'ogg' }, 400, 'config_error', /container "ogg"/],

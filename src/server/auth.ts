@@ -6,6 +6,8 @@
  * form present, in that order, wins. Keys are never logged: use {@link redactUrl} before logging a URL.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { KeyInfo, KeyStore } from '../store/keys.js';
+import { VoxgateError } from '../util/errors.js';
 
 /** Extract the presented API key from headers or query, or `null` when none was sent. */
 export function presentedKey(headers: IncomingHttpHeaders, url: URL): string | null {
@@ -52,4 +54,27 @@ export function subprotocolKey(headers: IncomingHttpHeaders): { scheme: string; 
     if (/^(token|bearer)$/i.test(parts[i]!)) return { scheme: parts[i]!, key: parts[i + 1]! };
   }
   return null;
+}
+
+/** The outcome of {@link authenticate}: the key's record, or the `auth_error` to refuse with. */
+export type AuthResult = { ok: true; key: KeyInfo } | { ok: false; error: VoxgateError };
+
+/** What the client is told when it sent no key (every accepted form). */
+export const MISSING_KEY_MESSAGE =
+  'missing API key: send "Authorization: Bearer <key>" (or "Token <key>"), "X-API-Key: <key>", "Sec-WebSocket-Protocol: token, <key>" or ?token=<key>';
+
+/**
+ * The one authentication check of every route — HTTP hooks and WebSocket upgrades alike
+ * (protocols.md §1.2, §2.1): the presented key ({@link presentedKey}) verified against the key store.
+ * Never throws and never logs the key.
+ * @param headers request headers; @param url the request URL (for `?token=`).
+ * @param keys the key store (only `verify` is used).
+ * @returns `{ok: true, key}` with the key's record, or `{ok: false, error}` with an `auth_error`
+ *   (HTTP 401) whose message says whether the key was missing or invalid/revoked.
+ */
+export function authenticate(headers: IncomingHttpHeaders, url: URL, keys: Pick<KeyStore, 'verify'>): AuthResult {
+  const presented = presentedKey(headers, url);
+  const key = presented ? keys.verify(presented) : null;
+  if (key) return { ok: true, key };
+  return { ok: false, error: new VoxgateError('auth_error', presented ? 'invalid or revoked API key' : MISSING_KEY_MESSAGE) };
 }

@@ -13,14 +13,15 @@
  *   loop and nothing oversized or deeply nested reaches `JSON.parse`.
  *
  * Authentication of the HTTP routes happens in each route scope's `onRequest` hook (http_stt.ts,
- * tts_routes.ts), which fastify runs before it reads any of the body.
+ * tts_routes.ts), which fastify runs before it reads any of the body, with the one check of every
+ * route (`authenticate`, auth.ts); errors are rendered by the catalogue (`renderError`, util/errors.ts).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpConfig } from '../config/config.js';
 import { JsonShapeScanner, type JsonShapeLimits } from '../util/json_guard.js';
-import { VoxgateError } from '../util/errors.js';
+import { ERRORS, VoxgateError } from '../util/errors.js';
 
 /**
  * Cap the connections one remote address holds open (HTTP keep-alive and upgraded WebSockets alike).
@@ -144,11 +145,9 @@ export function lingerClose(req: IncomingMessage, res: ServerResponse, maxBytes 
   });
 }
 
-/** Error raised by {@link jsonBodyParser}: carries the HTTP status fastify's error handler uses. */
+/** Error raised by {@link jsonBodyParser}: carries the catalogue's HTTP status as `statusCode` (what fastify reads). */
 function bodyError(code: 'payload_too_large' | 'invalid_request', message: string): VoxgateError & { statusCode: number } {
-  const e = new VoxgateError(code, message) as VoxgateError & { statusCode: number };
-  e.statusCode = code === 'payload_too_large' ? 413 : 400;
-  return e;
+  return Object.assign(new VoxgateError(code, message), { statusCode: ERRORS[code].http });
 }
 
 /**

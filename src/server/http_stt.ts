@@ -12,9 +12,11 @@
  * by the engine (src/transcribe/pipeline.ts); files are never buffered whole (multipart is parsed
  * in streaming mode; only an MP4 whose index follows its audio is spooled to a temp file).
  *
- * Errors are JSON with the code, a clear message and the request id: Deepgram's shape
- * `{err_code, err_msg, request_id}` on `/v1/listen`, SLNG's `{error, message, statusCode}` on the
- * SLNG routes (both also carry `metadata.request_id`). 401 missing/invalid key, 400 bad options or
+ * Errors are JSON with the code, a clear message and the request id, rendered from the catalogue
+ * (`renderError`, src/util/errors.ts): Deepgram's shape `{err_code, err_msg, request_id}` with
+ * Deepgram's own `err_code` (`INVALID_AUTH`, `INVALID_QUERY_PARAMETER`, `PAYLOAD_TOO_LARGE`, …) and a
+ * `dg-error` header on `/v1/listen`, SLNG's `{error, message, statusCode, status}` on the SLNG routes
+ * (both also carry `request_id` and `metadata.request_id`). 401 missing/invalid key, 400 bad options or
  * undecodable/truncated audio (`invalid_audio`), 404 unknown model, 413 over `http.maxBodyBytes`,
  * 429 engine at capacity. Every response carries `dg-request-id`. A client that disconnects
  * mid-upload or mid-transcription frees everything at once (ffmpeg killed, engine streams aborted).
@@ -33,10 +35,11 @@ import type { KeyStore } from '../store/keys.js';
 import { openUrl } from '../transcribe/fetch_url.js';
 import { transcribeFile, type FileTranscription } from '../transcribe/pipeline.js';
 import { deepgramPrerecorded, unmuteTranscription, type PrerecordedOptions } from '../transcribe/responses.js';
-import { VoxgateError, slngErrorCode, toVoxgateError } from '../util/errors.js';
-import { presentedKey, redactUrl } from './auth.js';
+import { renderError, toVoxgateError, VoxgateError } from '../util/errors.js';
+import { authenticate, redactUrl } from './auth.js';
 import { resolveListenModel } from './compat_routes.js';
 import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
+import { sendError } from './refuse.js';
 import { matchSttRoute } from './routes.js';
 
 /** Dependencies of {@link httpSttPlugin}. */
@@ -180,20 +183,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       reply.header('connection', 'close');
       lingerClose(req.raw, reply.raw, e.httpStatus === 401 ? 64 * 1024 : undefined); // no key: discard little
     }
-    const status = e.httpStatus;
-    const body =
-      ctx.flavor === 'deepgram'
-        ? { err_code: e.code, err_msg: e.message, request_id: ctx.requestId, metadata: { request_id: ctx.requestId } }
-        : { error: slngErrorCode(e.code), message: e.message, statusCode: status, request_id: ctx.requestId, metadata: { request_id: ctx.requestId } };
-    if (status === 401) reply.header('www-authenticate', ctx.flavor === 'deepgram' ? 'Token' : 'Bearer');
-    return reply.code(status).type('application/json').send(body);
-  };
-
-  const authenticate = (req: FastifyRequest): void => {
-    const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
-    if (!key || !keys.verify(key)) {
-      throw new VoxgateError('auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Token <key>" or "Authorization: Bearer <key>"');
-    }
+    return sendError(reply, renderError(ctx.flavor, e, { requestId: ctx.requestId, extra: { request_id: ctx.requestId, metadata: { request_id: ctx.requestId } } }));
   };
 
   const contexts = new WeakMap<FastifyRequest, Ctx>();
@@ -208,11 +198,8 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
   app.addHook('onRequest', async (req, reply) => {
     const ctx = start(req, reply, flavorOf(req.url));
     contexts.set(req, ctx);
-    try {
-      authenticate(req);
-    } catch (err) {
-      return fail(req, reply, ctx, err);
-    }
+    const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+    if (!auth.ok) return fail(req, reply, ctx, auth.error);
     watchBodyIdle(req.raw, idleMs, () => {
       log.info({ request_id: ctx.requestId }, 'request body stalled; answering 408');
       answerStall(req, reply, () =>

@@ -7,6 +7,9 @@
  *   2. auth  → 401 JSON when the key is missing, malformed, unknown or revoked;
  *   3. capacity → 429 JSON (+ `Retry-After`) when the engine has no free stream (issue 9 §3);
  *   4. upgrade → an {@link SttSession} drives the socket.
+ * Every refusal (of STT, compatibility and TTS upgrades) goes through one path, `refuseUpgrade`:
+ * the catalogue error rendered for the route's dialect family (`renderError`, util/errors.ts), counted
+ * once, logged, written by `abortHandshake` (refuse.ts). Every route authenticates with `authenticate`.
  *
  * HTTP routes: `GET /v1/models` (catalogue with capabilities), `GET /healthz`, `GET /v1/status`
  * (authenticated; sessions and decoder-pool counters).
@@ -22,11 +25,11 @@ import type { SttEngine } from '../engines/stt/types.js';
 import { STT_DIALECT_IMPLS } from '../protocol/index.js';
 import { SttSession } from '../session/stt_session.js';
 import type { KeyStore } from '../store/keys.js';
-import { CloseCode } from '../util/errors.js';
+import { CloseCode, renderError, VoxgateError, type DialectFamily } from '../util/errors.js';
 import { randomUUID } from 'node:crypto';
 import type { SttDialect, SttInitRequest } from '../protocol/events.js';
-import { VoxgateError, slngErrorCode } from '../util/errors.js';
-import { presentedKey, redactUrl, selectAuthSubprotocol } from './auth.js';
+import { authenticate, redactUrl, selectAuthSubprotocol } from './auth.js';
+import { abortHandshake, fastifyError, sendError, type UpgradeRefuser } from './refuse.js';
 import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
@@ -88,36 +91,14 @@ const DRAIN_EXEMPT = new Set(['/healthz', '/metrics']);
 const DRAIN_MESSAGE = 'server is shutting down; retry shortly (another instance may serve you)';
 
 /**
- * The 503 a draining gateway answers with, in the dialect of `pathname`: Deepgram routes
- * (`/v1/listen`, `/v1/speak`) `{err_code, err_msg, request_id}` plus `dg-error`/`dg-request-id`;
- * all others the SLNG shape `{error, message, status}` (protocols.md §1.7).
+ * The dialect family of an HTTP path, for errors answered before a route runs (drain, 404s):
+ * Deepgram's `/v1/listen` and `/v1/speak`, the smallest.ai routes, else SLNG (protocols.md §1.7).
  */
-function drainingResponse(pathname: string): { body: Record<string, unknown>; headers: Record<string, string> } {
-  const headers: Record<string, string> = { 'Retry-After': '5' };
+function familyOfPath(pathname: string): DialectFamily {
   const p = pathname.replace(/\/+$/, '');
-  if (p === '/v1/listen' || p === '/v1/speak') {
-    const requestId = randomUUID();
-    Object.assign(headers, { 'dg-request-id': requestId, 'dg-error': DRAIN_MESSAGE });
-    return { body: { err_code: 'SERVICE_UNAVAILABLE', err_msg: DRAIN_MESSAGE, request_id: requestId }, headers };
-  }
-  return { body: { error: 'unavailable', message: DRAIN_MESSAGE, status: 503 }, headers };
-}
-
-/** Write a JSON HTTP response on a raw upgrade socket and close it. */
-function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unknown>, extraHeaders: Record<string, string> = {}): void {
-  const payload = JSON.stringify(body);
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Error';
-  const headers = {
-    'Content-Type': 'application/json',
-    'Content-Length': String(Buffer.byteLength(payload)),
-    Connection: 'close',
-    ...extraHeaders,
-  };
-  const head = Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}`)
-    .join('\r\n');
-  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head}\r\n\r\n${payload}`);
-  else socket.destroy();
+  if (p === '/v1/listen' || p === '/v1/speak') return 'deepgram';
+  const compat = compatProtocol(p);
+  return compat && compat !== 'deepgram' ? 'smallest' : 'slng';
 }
 
 /** Build the gateway (not yet listening). */
@@ -153,6 +134,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const id = (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId;
     if (id) headers.push(`dg-request-id: ${id}`);
   });
+  /** The one refusal path of every upgrade (STT, compatibility and TTS routes): render, count once, log, write. */
+  const refuseUpgrade: UpgradeRefuser = (socket, family, err, url, opts) => {
+    const r = renderError(family, err, opts);
+    metrics.rejectedUpgrades.inc({ status: String(r.status) });
+    log.info({ url: url ? redactUrl(url) : undefined, status: r.status, code: err.code }, `upgrade refused: ${err.message}`);
+    abortHandshake(socket, r);
+  };
+  const drainError = () => new VoxgateError('unavailable', DRAIN_MESSAGE);
   // TTS: HTTP routes, upgrade handling and model listing for /v1/tts, /v1/bridges/unmute/tts, /v1/speak.
   const tts = createTtsGateway({
     app,
@@ -161,7 +150,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     keys,
     log,
     registry: metrics.registry,
-    onUpgradeRefused: (status) => metrics.rejectedUpgrades.inc({ status: String(status) }),
+    wss,
+    refuseUpgrade,
+    drainError,
   });
 
   const modelList = () =>
@@ -184,29 +175,37 @@ export function createGateway(deps: GatewayDeps): Gateway {
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
   void app.register(httpSttPlugin, { config, engines, keys, log });
+  // Unknown HTTP routes, and errors outside the route scopes (which have their own handlers), are
+  // answered from the catalogue in the path's dialect family (fastify's lib/error-handler.js: one place).
+  app.setNotFoundHandler((req, reply) => {
+    const pathname = req.url.split('?', 1)[0]!;
+    return sendError(reply, renderError(familyOfPath(pathname), new VoxgateError('not_found', `no route ${req.method} ${pathname}`)));
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const e = fastifyError(err);
+    if (e.httpStatus >= 500) log.error({ err }, 'http request failed');
+    return sendError(reply, renderError(familyOfPath(req.url.split('?', 1)[0]!), e));
+  });
   app.get('/healthz', async (_req, reply) => (draining ? reply.code(503).send({ status: 'draining' }) : { status: 'ok' }));
   // Drain: new HTTP requests are refused before their body is read (in-flight ones finish).
   app.addHook('onRequest', async (req, reply) => {
     if (!draining) return;
     const pathname = req.url.split('?', 1)[0]!;
     if (DRAIN_EXEMPT.has(pathname)) return;
-    const r = drainingResponse(pathname);
-    return reply.code(503).headers({ ...r.headers, Connection: 'close' }).send(r.body);
+    return sendError(reply, renderError(familyOfPath(pathname), drainError()), { Connection: 'close' });
   });
   app.get('/v1/models', async () => ({ models: [...modelList(), ...tts.modelList()] })); // TTS: + tts entries
   // issue 14 #8: /metrics needs a key unless `metrics.public` (docs/operations.md "Limits and protection").
   app.get('/metrics', async (req, reply) => {
     if (!config.metrics.public) {
-      const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
-      if (!key || !keys.verify(key)) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'auth_error', message: 'missing or invalid API key (set metrics.public to serve /metrics without one)' });
+      const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+      if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key (set metrics.public to serve /metrics without one)')));
     }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.get('/v1/status', async (req, reply) => {
-    const key = presentedKey(req.headers, new URL(req.url, 'http://x'));
-    if (!key || !keys.verify(key)) {
-      return reply.code(401).send({ error: 'auth_error', message: 'missing or invalid API key' });
-    }
+    const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+    if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key')));
     const engineStats: Record<string, unknown> = {};
     for (const [id, e] of engines) engineStats[id] = e.stats();
     return { sessions: sessions.size, engines: engineStats, rss_bytes: process.memoryUsage().rss };
@@ -218,14 +217,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
     } catch {
-      rejectUpgrade(socket, 400, { error: 'invalid_request', message: 'malformed request URL' });
+      refuseUpgrade(socket, 'slng', new VoxgateError('invalid_request', 'malformed request URL'), null);
       return;
     }
     if (tts.handleUpgrade(req, socket, head, url)) return; // TTS routes
     if (draining) {
-      const r = drainingResponse(url.pathname);
-      metrics.rejectedUpgrades.inc({ status: '503' });
-      rejectUpgrade(socket, 503, r.body, r.headers);
+      refuseUpgrade(socket, familyOfPath(url.pathname), drainError(), url);
       return;
     }
     if (compatProtocol(url.pathname)) {
@@ -234,37 +231,23 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     const route = matchSttRoute(url.pathname, config.stt.models);
     if (route === null || 'notFound' in route) {
-      log.info({ url: redactUrl(url) }, 'upgrade for unknown route');
-      metrics.rejectedUpgrades.inc({ status: '404' });
-      rejectUpgrade(socket, 404, {
-        error: slngErrorCode('not_found'),
-        message: route ? `unknown model "${route.notFound}"` : `no streaming route at ${url.pathname}`,
-        models: config.stt.models.map((m) => ({ code: m.code, path: `/v1/stt/${m.code}`, dialect: m.dialect })),
-      });
+      const message = route ? `unknown model "${route.notFound}"` : `no streaming route at ${url.pathname}`;
+      const models = config.stt.models.map((m) => ({ code: m.code, path: `/v1/stt/${m.code}`, dialect: m.dialect }));
+      refuseUpgrade(socket, 'slng', new VoxgateError('not_found', message), url, { extra: { models } });
       return;
     }
-    const key = presentedKey(req.headers, url);
-    const keyInfo = key ? keys.verify(key) : null;
-    if (!keyInfo) {
-      log.info({ url: redactUrl(url), reason: key ? 'invalid key' : 'no key' }, 'upgrade rejected: auth');
-      metrics.rejectedUpgrades.inc({ status: '401' });
-      rejectUpgrade(
-        socket,
-        401,
-        { error: 'auth_error', message: key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" or ?token=<key>' },
-        { 'WWW-Authenticate': 'Bearer' },
-      );
+    const auth = authenticate(req.headers, url, keys);
+    if (!auth.ok) {
+      refuseUpgrade(socket, 'slng', auth.error, url);
       return;
     }
     const engine = engines.get(route.model.engine)!;
     const busy = capacityRefusal(engine, 1);
     if (busy) {
-      log.info({ url: redactUrl(url) }, `upgrade rejected: ${busy}`);
-      metrics.rejectedUpgrades.inc({ status: '429' });
-      rejectUpgrade(socket, 429, { error: 'rate_limit', message: busy }, { 'Retry-After': '1' });
+      refuseUpgrade(socket, 'slng', busy, url);
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], engine, keyInfo.id));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], engine, auth.key.id));
   });
 
   /**
@@ -274,15 +257,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
    * upgraded on that engine that have not started their stream yet (awaiting `init`).
    * A race past this check is still refused by the engine, with the dialect's in-session error.
    * @param streams engine streams the session will open (channels when multichannel, else 1).
-   * @returns the refusal message, or null when the session fits (or the engine reports no capacity).
+   * @returns the `rate_limit` refusal, or null when the session fits (or the engine reports no capacity).
    */
-  function capacityRefusal(engine: SttEngine, streams: number): string | null {
+  function capacityRefusal(engine: SttEngine, streams: number): VoxgateError | null {
     const free = engine.freeStreams?.();
     if (free === undefined) return null;
     let reserved = 0;
     for (const [s, e] of sessionEngines) if (e === engine && s.state === 'awaiting_init') reserved++;
     if (free - reserved >= streams) return null;
-    return `over capacity: all speech decoders of engine "${engine.id}" are busy; retry later`;
+    return new VoxgateError('rate_limit', `over capacity: all speech decoders of engine "${engine.id}" are busy; retry later`);
   }
 
   /**
@@ -292,41 +275,28 @@ export function createGateway(deps: GatewayDeps): Gateway {
    */
   function upgradeCompat(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
     const requestId = randomUUID();
-    const deepgram = compatProtocol(url.pathname) === 'deepgram';
-    const reject = (status: number, code: string, message: string, extra: Record<string, string> = {}) => {
-      metrics.rejectedUpgrades.inc({ status: String(status) });
-      const headers: Record<string, string> = { ...extra };
-      if (deepgram) {
-        headers['dg-request-id'] = requestId;
-        headers['dg-error'] = message.replace(/[\r\n]+/g, ' ').slice(0, 200);
-      }
-      rejectUpgrade(socket, status, deepgram ? { err_code: code, err_msg: message, request_id: requestId, error: code, message } : { error: code, message }, headers);
-    };
-    const key = presentedKey(req.headers, url);
-    const keyInfo = key ? keys.verify(key) : null;
-    if (!keyInfo) {
-      log.info({ url: redactUrl(url), reason: key ? 'invalid key' : 'no key' }, 'upgrade rejected: auth');
-      reject(401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Token <key>", "Authorization: Bearer <key>" or Sec-WebSocket-Protocol: token, <key>', { 'WWW-Authenticate': 'Token' });
+    const family = familyOfPath(url.pathname);
+    const refuse = (err: VoxgateError) => refuseUpgrade(socket, family, err, url, { requestId: family === 'deepgram' ? requestId : undefined });
+    const auth = authenticate(req.headers, url, keys);
+    if (!auth.ok) {
+      refuse(auth.error);
       return;
     }
     let route: CompatRoute;
     try {
       route = matchCompatRoute(url, config, engines)!;
     } catch (err) {
-      const e = err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err));
-      log.info({ url: redactUrl(url), code: e.code }, `upgrade rejected: ${e.message}`);
-      reject(e.httpStatus, e.code, e.message);
+      refuse(err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)));
       return;
     }
     const engine = engines.get(route.model.engine)!;
     const busy = capacityRefusal(engine, route.init.multichannel ? (route.init.channels ?? 1) : 1);
     if (busy) {
-      log.info({ url: redactUrl(url) }, `upgrade rejected: ${busy}`);
-      reject(429, 'rate_limit', busy, { 'Retry-After': '1' });
+      refuse(busy);
       return;
     }
     (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId = requestId;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, engine, keyInfo.id, route.init, requestId));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, engine, auth.key.id, route.init, requestId));
   }
 
   function attach(ws: WebSocket, model: (typeof config.stt.models)[number], dialect: SttDialect, engine: SttEngine, keyId: string, init?: SttInitRequest, requestId?: string): void {
@@ -416,7 +386,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
       for (const s of [...sessions]) s.handleTransportClose();
-      tts.close(); // TTS
+      tts.close(); // TTS sessions (their sockets are among wss.clients, closed above)
       wss.close();
       await app.close();
     },

@@ -21,11 +21,13 @@
  *   same pipeline, Deepgram defaults (linear16 in WAV at 24 kHz) and `dg-*` headers.
  *   Deepgram's limits apply there: `speed` 0.7–1.5 (also on the WebSocket upgrade), ≤ 2000
  *   characters (413), and empty or blank text is a 400 `Bad Request` "Input text contains no characters.".
- * Errors: SLNG routes `{"error": code, "message", "status"}` (§1.7); Deepgram routes
- * `{"err_code", "err_msg", "request_id"}` with a `dg-error` header.
+ * Errors come from the catalogue (`renderError`, src/util/errors.ts): SLNG routes
+ * `{"error": code, "message", "statusCode", "status"}` with SLNG codes (§1.7); Deepgram routes
+ * `{"err_code", "err_msg", "request_id"}` with a `dg-error` header. Upgrades are refused through the
+ * gateway's one refusal path (`UpgradeRefuser`, refuse.ts).
  *
- * Authentication is the STT one (`presentedKey`: Bearer, Token, X-API-Key, ?token=), plus the
- * Deepgram browser form `Sec-WebSocket-Protocol: token, <key>` on upgrades.
+ * Authentication is the one check of every route (`authenticate`: Bearer, Token, X-API-Key,
+ * ?token=, and the Deepgram browser form `Sec-WebSocket-Protocol: token, <key>`).
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -33,7 +35,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { contentType, isPcmEncoding, supportedSampleRates, TTS_ENCODINGS, wavHeader, type PcmEncoding, type TtsEncoding } from '../audio/encode.js';
 import type { VoxgateConfig } from '../config/config.js';
@@ -48,10 +50,11 @@ import { defaultVoice, lookupVoice, modelVoices, resolveTtsOptions, voiceForLang
 import { synthesizeText } from '../session/tts_render.js';
 import { TtsSession } from '../session/tts_session.js';
 import type { KeyStore } from '../store/keys.js';
-import { CloseCode, toVoxgateError, VoxgateError, type ErrorCode } from '../util/errors.js';
-import { presentedKey, redactUrl, selectAuthSubprotocol } from './auth.js';
+import { renderError, toVoxgateError, VoxgateError, type DialectFamily } from '../util/errors.js';
+import { authenticate } from './auth.js';
 import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
-import { routeFrames, WS_SERVER_OPTIONS } from './ws_frames.js';
+import { fastifyError, sendError, type UpgradeRefuser } from './refuse.js';
+import { routeFrames } from './ws_frames.js';
 
 /** Dependencies of the TTS routes. */
 export interface TtsGatewayDeps {
@@ -63,8 +66,15 @@ export interface TtsGatewayDeps {
   log: Logger;
   /** Prometheus registry to add TTS metrics to. */
   registry?: Registry;
-  /** Called once per refused WebSocket upgrade with its HTTP status (the gateway's rejected-upgrades metric). */
-  onUpgradeRefused?: (status: number) => void;
+  /**
+   * The gateway's one `WebSocketServer` (`noServer`, frame limits, auth subprotocol): TTS upgrades are
+   * completed on it, so every session of the listener is in one `clients` set.
+   */
+  wss: WebSocketServer;
+  /** The gateway's one refusal path for WebSocket upgrades (renders, counts, logs, writes). */
+  refuseUpgrade: UpgradeRefuser;
+  /** The error a draining gateway refuses new work with (`unavailable`). */
+  drainError: () => VoxgateError;
 }
 
 /** The TTS part of the gateway. */
@@ -79,7 +89,7 @@ export interface TtsGateway {
   modelList(): Record<string, unknown>[];
   /** Open TTS WebSocket sessions. */
   sessionCount(): number;
-  /** Close every TTS session with 1001. */
+  /** End every TTS session (their sockets are closed with 1001 by the gateway, which owns the WebSocketServer). */
   close(): void;
   /**
    * Graceful shutdown (issue #14 item 4): refuse new upgrades with HTTP 503 (in the route's
@@ -135,34 +145,6 @@ export function resolveSpeakVoice(name: string, models: readonly TtsModelEntry[]
     }
   }
   return null;
-}
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 413: 'Payload Too Large', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
-
-function rejectUpgrade(socket: Duplex, status: number, body: Record<string, unknown>, extraHeaders: Record<string, string> = {}): void {
-  const payload = JSON.stringify(body);
-  const head = Object.entries({ 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)), Connection: 'close', ...extraHeaders })
-    .map(([k, v]) => `${k}: ${v}`)
-    .join('\r\n');
-  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${head}\r\n\r\n${payload}`);
-  else socket.destroy();
-}
-
-/** `text` as a valid HTTP header value: printable ASCII only (dashes kept as `-`; Node refuses the rest). */
-function headerSafe(text: string): string {
-  return text.replace(/[\u2010-\u2015]/g, '-').replace(/[^\x20-\x7e]/g, ' ');
-}
-
-/** Deepgram's `err_code` for a request whose body cannot be spoken (e.g. "Input text contains no characters."). */
-const DG_BAD_REQUEST = 'Bad Request';
-
-/**
- * Deepgram error body (`err_code`, `err_msg`, `request_id`) and its `dg-error` header.
- * @param errCode Deepgram's `err_code`; by default derived from `status` (400 → `INVALID_QUERY_PARAMETER`).
- */
-function deepgramError(status: number, message: string, requestId: string, errCode?: string): { body: Record<string, unknown>; headers: Record<string, string> } {
-  errCode ??= status === 401 ? 'INVALID_AUTH' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status === 503 ? 'SERVICE_UNAVAILABLE' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'INVALID_QUERY_PARAMETER';
-  return { body: { err_code: errCode, err_msg: message, request_id: requestId }, headers: { 'dg-error': headerSafe(message).slice(0, 200), 'dg-request-id': requestId } };
 }
 
 /** HTTP/JSON request body of the TTS HTTP routes (§1.7), tolerant of provider-specific field names. */
@@ -230,12 +212,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
   const sessions = new Set<TtsSession>();
   /** Set by drain(): upgrades are refused with 503. */
   let draining = false;
-  const wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: config.limits.maxFrameBytes * 2,
-    ...WS_SERVER_OPTIONS, // larger frames and invalid UTF-8 are answered in-dialect (ws_frames.ts)
-    handleProtocols: selectAuthSubprotocol,
-  });
+  const { wss } = deps;
 
   const reg = deps.registry ? [deps.registry] : [];
   const m = {
@@ -267,30 +244,19 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): boolean {
     const route = matchTtsRoute(url.pathname, models);
     if (!route) return false;
-    const requestId = randomUUID();
-    const speak = route.kind === 'speak';
-    const refuse = (status: number, code: string, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
-      log.info({ url: redactUrl(url), status, code }, 'tts upgrade refused');
-      deps.onUpgradeRefused?.(status);
-      if (speak) {
-        const e = deepgramError(status, message, requestId);
-        rejectUpgrade(socket, status, e.body, { ...e.headers, ...(status === 401 ? { 'WWW-Authenticate': 'Token' } : {}), ...headers });
-      } else {
-        rejectUpgrade(socket, status, { error: code, message, ...extra }, { ...(status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}), ...headers });
-      }
-    };
+    const family: DialectFamily = route.kind === 'speak' ? 'deepgram' : 'slng';
+    const refuse = (err: VoxgateError, extra?: Record<string, unknown>) => deps.refuseUpgrade(socket, family, err, url, { extra });
     if (draining) {
-      refuse(503, 'unavailable', 'server is shutting down; reconnect to another instance or retry shortly', {}, { 'Retry-After': '5' });
+      refuse(deps.drainError());
       return true;
     }
     if (route.kind === 'not_found') {
-      refuse(404, 'not_found', `unknown TTS model "${route.code}"`, { models: modelCatalogue() });
+      refuse(new VoxgateError('not_found', `unknown TTS model "${route.code}"`), { models: modelCatalogue() });
       return true;
     }
-    const key = presentedKey(req.headers, url);
-    const keyInfo = key ? keys.verify(key) : null;
-    if (!keyInfo) {
-      refuse(401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" (or "Token <key>") or ?token=<key>');
+    const auth = authenticate(req.headers, url, keys);
+    if (!auth.ok) {
+      refuse(auth.error);
       return true;
     }
     let model: TtsModelEntry;
@@ -306,8 +272,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
         model = found.model;
         resolved = resolveTtsOptions({ voice: found.voice, encoding: q.encoding, sampleRate: q.sampleRate, speed: q.speed }, model, engines.get(model.engine)!, ['linear16', 'mulaw', 'alaw']);
       } catch (err) {
-        const e = toVoxgateError(err);
-        refuse(e.httpStatus, e.code, e.message);
+        refuse(toVoxgateError(err));
         return true;
       }
       dialect = createDeepgramSpeakDialect();
@@ -316,7 +281,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       dialect = createUnifiedTtsDialect({ audio: model.audio, maxTextChars: limits.maxTextChars });
     }
     const engine = engines.get(model.engine)!;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, engine, dialect, resolved, pacing, keyInfo.id));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, engine, dialect, resolved, pacing, auth.key.id));
     return true;
   }
 
@@ -376,27 +341,26 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
   const requestIds = new WeakMap<FastifyRequest, string>();
   const familyOf = (url: string): Family => (url.startsWith('/v1/speak') ? 'speak' : url.startsWith(BRIDGE) ? 'bridge' : 'direct');
 
-  /** Answer an HTTP request with an error in its route family's shape (§1.7; Deepgram's on /v1/speak). */
-  function httpFail(family: Family, req: FastifyRequest, reply: FastifyReply, status: number, code: ErrorCode | string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+  /**
+   * Answer an HTTP request with an error in its route family's shape (the catalogue renderer: SLNG's
+   * on `/v1/tts/…` and the bridge, §1.7; Deepgram's on `/v1/speak`, §3).
+   */
+  function httpFail(family: Family, req: FastifyRequest, reply: FastifyReply, err: VoxgateError, extra?: Record<string, unknown>): FastifyReply {
     if (reply.sent || reply.raw.headersSent) return reply;
     const requestId = requestIds.get(req) ?? randomUUID();
-    m.http.inc({ route: family, status: String(status) });
+    const r = renderError(family === 'speak' ? 'deepgram' : 'slng', err, { requestId: family === 'speak' ? requestId : undefined, extra });
+    m.http.inc({ route: family, status: String(r.status) });
     if (!req.raw.complete) {
       reply.header('connection', 'close'); // the unread body is never read as a next request
-      lingerClose(req.raw, reply.raw, status === 401 ? 64 * 1024 : undefined); // no key: discard little
+      lingerClose(req.raw, reply.raw, r.status === 401 ? 64 * 1024 : undefined); // no key: discard little
     }
-    if (status === 401) reply.header('www-authenticate', family === 'speak' ? 'Token' : 'Bearer');
-    if (family === 'speak') {
-      const e = deepgramError(status, message, requestId, code === DG_BAD_REQUEST ? DG_BAD_REQUEST : undefined);
-      return reply.code(status).headers(e.headers).send(e.body);
-    }
-    return reply.code(status).header('x-request-id', requestId).send({ error: code, message, status, ...extra });
+    return sendError(reply, r, family === 'speak' ? {} : { 'x-request-id': requestId });
   }
 
   async function handleHttp(family: Family, req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const requestId = requestIds.get(req) ?? randomUUID();
     const url = new URL(req.url, 'http://localhost');
-    const fail = (status: number, code: ErrorCode | string, message: string, extra: Record<string, unknown> = {}) => httpFail(family, req, reply, status, code, message, extra);
+    const fail = (err: VoxgateError, extra?: Record<string, unknown>) => httpFail(family, req, reply, err, extra);
 
     // Which model, and the raw options.
     let model: TtsModelEntry;
@@ -428,14 +392,14 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
         opts = { voice: found.voice, encoding: body.encoding ?? sq.encoding, sampleRate: body.sample_rate ?? sq.sampleRate, speed: body.speed ?? sq.speed, container: body.container ?? sq.container, stream: body.stream };
         checkSpeakSpeed(opts.speed); // Deepgram's 0.7–1.5, for a body `speed` too
         if ([...text].length > SPEAK_MAX_CHARS) {
-          return fail(413, 'payload_too_large', `Input text exceeds maximum character limit of ${SPEAK_MAX_CHARS}.`);
+          return fail(new VoxgateError('payload_too_large', `Input text exceeds maximum character limit of ${SPEAK_MAX_CHARS}.`));
         }
-        // Deepgram answers 400 ("Input Text Contained No Characters"), not 200 with an empty WAV.
-        if (text.trim() === '') return fail(400, DG_BAD_REQUEST, 'Input text contains no characters.');
+        // Deepgram answers 400 `Bad Request` ("Input Text Contained No Characters"), not 200 with an empty WAV.
+        if (text.trim() === '') return fail(new VoxgateError('invalid_request', 'Input text contains no characters.'));
       } else {
         const route = matchTtsRoute((family === 'bridge' ? BRIDGE : DIRECT) + (req.params as { '*': string })['*'], models);
         if (!route || route.kind !== 'model') {
-          return fail(404, 'not_found', `unknown TTS model "${(req.params as { '*': string })['*']}"`, { models: modelCatalogue() });
+          return fail(new VoxgateError('not_found', `unknown TTS model "${(req.params as { '*': string })['*']}"`), { models: modelCatalogue() });
         }
         model = route.model;
         const accept = encodingFromAccept(req.headers.accept);
@@ -454,11 +418,10 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
         };
       }
       if (text.length > limits.maxHttpTextChars) {
-        return fail(413, 'payload_too_large', `text of ${text.length} characters exceeds the ${limits.maxHttpTextChars}-character limit`);
+        return fail(new VoxgateError('payload_too_large', `text of ${text.length} characters exceeds the ${limits.maxHttpTextChars}-character limit`));
       }
     } catch (err) {
-      const e = toVoxgateError(err);
-      return fail(e.httpStatus, e.code, e.message);
+      return fail(toVoxgateError(err));
     }
 
     let resolved: ResolvedTtsOptions;
@@ -467,8 +430,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       resolved = resolveTtsOptions(opts, model, engines.get(model.engine)!);
       container = containerFor(resolved.encoding, opts.container);
     } catch (err) {
-      const e = toVoxgateError(err);
-      return fail(e.httpStatus, e.code, e.message);
+      return fail(toVoxgateError(err));
     }
 
     const headers: Record<string, string> = {
@@ -498,7 +460,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
         if (ctl.signal.aborted) return;
         const e = toVoxgateError(err);
         log.error({ err: e.message, model: model.code }, 'tts http synthesis failed');
-        return fail(e.httpStatus, e.code, `speech synthesis failed: ${e.message}`);
+        return fail(new VoxgateError(e.code, `speech synthesis failed: ${e.message}`, { cause: err }));
       }
       let data = Buffer.concat(chunks);
       if (wav) data = Buffer.concat([wavHeader(resolved.encoding as PcmEncoding, resolved.sampleRate, data.length), data]);
@@ -543,13 +505,11 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     scope.addHook('onRequest', async (req, reply) => {
       requestIds.set(req, randomUUID());
       const family = familyOf(req.url);
-      const key = presentedKey(req.headers, new URL(req.url, 'http://localhost'));
-      if (!key || !keys.verify(key)) {
-        return httpFail(family, req, reply, 401, 'auth_error', key ? 'invalid or revoked API key' : 'missing API key: send "Authorization: Bearer <key>" (or "Token <key>") or ?token=<key>');
-      }
+      const auth = authenticate(req.headers, new URL(req.url, 'http://localhost'), keys);
+      if (!auth.ok) return httpFail(family, req, reply, auth.error);
       const idleMs = config.http.bodyIdleTimeoutMs;
       watchBodyIdle(req.raw, idleMs, () =>
-        answerStall(req, reply, () => httpFail(family, req, reply, 408, 'idle_timeout_exceeded', `no request body data arrived for ${idleMs} ms (config http.bodyIdleTimeoutMs)`)),
+        answerStall(req, reply, () => httpFail(family, req, reply, new VoxgateError('idle_timeout_exceeded', `no request body data arrived for ${idleMs} ms (config http.bodyIdleTimeoutMs)`))),
       );
     });
     // JSON bodies: at most http.maxJsonBodyBytes — or, on the routes taking tts.limits.maxHttpTextChars
@@ -558,11 +518,9 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     scope.removeContentTypeParser('application/json');
     scope.addContentTypeParser('application/json', jsonBodyParser((req) => (familyOf(req.url) === 'speak' ? config.http.maxJsonBodyBytes : textJsonLimit), { maxDepth: config.limits.maxJsonDepth, maxTokens: config.limits.maxJsonTokens }));
     scope.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-      const e = err instanceof VoxgateError ? err : null;
-      const status = e?.httpStatus ?? (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500);
-      const code = e?.code ?? (status === 413 ? 'payload_too_large' : status < 500 ? 'invalid_request' : 'internal_error');
-      if (status >= 500) log.error({ err }, 'tts http request failed');
-      return httpFail(familyOf(req.url), req, reply, status, code, status >= 500 ? 'internal error' : err.message);
+      const e = fastifyError(err);
+      if (e.httpStatus >= 500) log.error({ err }, 'tts http request failed');
+      return httpFail(familyOf(req.url), req, reply, e);
     });
     // Plain-text bodies are the text itself (curl --data-binary @speech.txt).
     scope.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: limits.maxHttpTextChars * 4 }, (_req, body, done) => done(null, body));
@@ -607,9 +565,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       await Promise.all([...sessions].map((s) => s.drain(deadlineMs)));
     },
     close() {
-      for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down');
       for (const s of [...sessions]) s.handleTransportClose();
-      wss.close();
     },
   };
 }

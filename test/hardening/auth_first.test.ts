@@ -53,7 +53,7 @@ describe('hardening: authentication before the body, bounded JSON', { timeout: 1
     const r = await c.response();
     assert.equal(r.status, 413, r.body);
     assert.equal(r.sentBeforeAnswer, 0);
-    assert.equal((JSON.parse(r.body) as { err_code: string }).err_code, 'payload_too_large');
+    assert.equal((JSON.parse(r.body) as { err_code: string }).err_code, 'PAYLOAD_TOO_LARGE');
     c.destroy();
   });
 

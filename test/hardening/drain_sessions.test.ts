@@ -58,7 +58,7 @@ describe('gateway drain (issue #14 item 4)', { timeout: 120_000 }, () => {
         (e: { statusCode?: number; body?: string }) => e,
       );
       assert.equal(refusedTts.statusCode, 503);
-      assert.equal((JSON.parse(refusedTts.body!) as { error: string }).error, 'unavailable');
+      assert.equal((JSON.parse(refusedTts.body!) as { error: string }).error, 'backpressure');
       const speak = await openTts(s, '/v1/speak?model=aura-2-thalia-en', { Authorization: `Token ${s.key}` }).then(
         () => assert.fail('/v1/speak upgrade accepted during the drain'),
         (e: { statusCode?: number; body?: string }) => e,
@@ -67,7 +67,7 @@ describe('gateway drain (issue #14 item 4)', { timeout: 120_000 }, () => {
       assert.equal((JSON.parse(speak.body!) as { err_code: string }).err_code, 'SERVICE_UNAVAILABLE');
       const post = await fetch(`${s.url}/v1/tts/local/flite:en`, { method: 'POST', headers: { Authorization: `Bearer ${s.key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ text: 'hello' }) });
       assert.equal(post.status, 503);
-      assert.equal(((await post.json()) as { error: string }).error, 'unavailable');
+      assert.equal(((await post.json()) as { error: string }).error, 'backpressure');
 
       // The user finishes the sentence: its final, then 1001.
       await stt.sendBinary(rest);

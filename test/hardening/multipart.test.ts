@@ -85,7 +85,7 @@ describe('hardening: multipart limits', { timeout: 120_000 }, () => {
     for (let i = 0; i < 300; i++) form2.append('audio', new Blob([i === 0 ? clip : Buffer.alloc(16)]), `a${i}.wav`);
     const r2 = await postForm(s, '/v1/listen', form2);
     assert.ok(r2.status === 413 || r2.status === 400, `got ${r2.status} ${JSON.stringify(r2.body)}`);
-    assert.match(String(r2.body.err_code), /^(payload_too_large|invalid_request)$/);
+    assert.match(String(r2.body.err_code), /^(PAYLOAD_TOO_LARGE|Bad Request)$/);
   });
 
   it('an option field over http.maxFieldBytes: 413 naming the field', async () => {

@@ -182,7 +182,7 @@ describe('SIGTERM drains live sessions (issue #14 item 4)', { timeout: 180_000 }
         (e: { statusCode?: number; body?: string }) => e,
       );
       assert.equal(refusedUnified.statusCode, 503);
-      assert.equal((JSON.parse(refusedUnified.body!) as { error: string }).error, 'unavailable');
+      assert.equal((JSON.parse(refusedUnified.body!) as { error: string }).error, 'backpressure');
       const refusedListen = await openSocket(`ws://127.0.0.1:${s.port}/v1/listen?encoding=linear16&sample_rate=16000`, { Authorization: `Token ${s.key}` }).then(
         () => assert.fail('upgrade accepted during the drain'),
         (e: { statusCode?: number; body?: string; headers?: Record<string, string> }) => e,

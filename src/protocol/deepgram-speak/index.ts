@@ -18,7 +18,7 @@
  * could not speak, rejected text) are `Warning`s too.
  */
 import { z } from 'zod';
-import { CloseCode, type ErrorCode } from '../../util/errors.js';
+import { CloseCode, ERRORS, type ErrorCode } from '../../util/errors.js';
 import type { CloseSpec, TtsCommand, TtsDialect, TtsEvent, WireFrame } from '../tts_events.js';
 import { FLUSH_LIMIT, FLUSH_WINDOW_MS, SPEAK_MAX_CHARS, speakClientMessageSchema, type SpeakServerMessage } from './schema.js';
 
@@ -122,25 +122,10 @@ export function encodeSpeak(ev: TtsEvent): (SpeakServerMessage | Buffer)[] {
   }
 }
 
-/** Close code and Deepgram reason for a session-ending error. */
+/** Close code and Deepgram reason for a session-ending error (the catalogue's `deepgramSpeakClose`, util/errors.ts; §3). */
 export function speakCloseFor(code: ErrorCode): CloseSpec {
-  switch (code) {
-    case 'idle_timeout_exceeded':
-      return { code: CloseCode.INTERNAL, reason: 'NET-0001' };
-    case 'backpressure':
-      return { code: CloseCode.INTERNAL, reason: 'NET-0002' };
-    case 'max_connection_duration_exceeded':
-      return { code: CloseCode.INTERNAL, reason: 'NET-0003' };
-    case 'payload_too_large':
-      return { code: CloseCode.TOO_BIG, reason: 'BIG-0000' };
-    case 'config_error':
-    case 'invalid_request':
-      return DATA_0000;
-    case 'rate_limit':
-      return { code: CloseCode.TRY_AGAIN_LATER, reason: 'rate_limit' };
-    default:
-      return { code: CloseCode.INTERNAL, reason: 'NET-0000' };
-  }
+  const c = ERRORS[code].deepgramSpeakClose;
+  return { code: c.code, reason: c.tag };
 }
 
 /** Create a `/v1/speak` dialect instance for one session. `now` is injectable for tests. */

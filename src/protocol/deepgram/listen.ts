@@ -19,7 +19,7 @@
  * `src/text/format.ts`, and `punctuated_word` appears only when one of them is on (as in Deepgram).
  */
 import { z } from 'zod';
-import type { ErrorCode } from '../../util/errors.js';
+import { ERRORS, type ErrorCode } from '../../util/errors.js';
 import type { FormatOptions } from '../../text/format.js';
 import type { ClientCommand, DialectClose, SessionEvent, SttDialect, SttInitRequest } from '../events.js';
 import { deepgramLiveFrames, requestMetadata, type DeepgramListenFrame } from './shape.js';
@@ -54,26 +54,9 @@ export function listenInit(o: ListenOptions): SttInitRequest {
   };
 }
 
-/** The close that reports an error code on `/v1/listen` (module table; §2.5). */
+/** The close that reports an error code on `/v1/listen` (the catalogue's `deepgramListenClose`, util/errors.ts; §2.5). */
 export function listenCloseFor(code: ErrorCode, message: string): DialectClose {
-  const pick = (): [number, string] => {
-    switch (code) {
-      case 'idle_timeout_exceeded':
-        return [1011, 'NET-0001'];
-      case 'max_connection_duration_exceeded':
-        return [1011, 'NET-0003'];
-      case 'payload_too_large':
-        return [1009, 'BIG-0000'];
-      case 'rate_limit':
-        return [1013, 'NET-0000'];
-      case 'internal_error':
-      case 'provider_error':
-        return [1011, 'NET-0000'];
-      default:
-        return [1008, 'DATA-0000'];
-    }
-  };
-  const [closeCode, tag] = pick();
+  const { code: closeCode, tag } = ERRORS[code].deepgramListenClose;
   const detail =
     code === 'idle_timeout_exceeded'
       ? 'did not receive audio data or a text message within the timeout window. See https://dpgr.am/net0001'

@@ -101,15 +101,15 @@ export function encodeUnifiedTts(ev: TtsEvent, audio: TtsAudioFraming): (TtsUnif
     case 'audio_end':
       return [{ type: 'audio_end', duration: Math.round(ev.duration * 1000) / 1000 }];
     case 'error':
-      return [{ type: 'error', code: slngErrorCode(ev.code), message: ev.message }]; // SLNG codes only (issue 9 §3)
+      return [{ type: 'error', code: slngErrorCode(ev.code), message: ev.message }]; // SLNG codes only (§1.3)
     case 'warning':
       return [];
   }
 }
 
-/** Close code and reason for a session-ending error: the catalogue's, 1008 for codes that normally keep a session. */
+/** Close code and reason (the SLNG code) for a session-ending error: the catalogue's, 1008 for codes that normally keep a session. */
 export function unifiedCloseFor(code: ErrorCode): CloseSpec {
-  return { code: ERRORS[code].close ?? CloseCode.POLICY, reason: code };
+  return { code: ERRORS[code].close ?? CloseCode.POLICY, reason: slngErrorCode(code) };
 }
 
 /** Create a unified TTS dialect instance. */
