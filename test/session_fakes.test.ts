@@ -28,7 +28,8 @@ async function startFakeServer(limits: Partial<VoxgateConfig['limits']> = {}): P
     ...base,
     stt: {
       models: [
-        { code: UNIFIED, engine: 'fake', dialect: 'unified', options: {}, aliases: [] },
+        // The registry gives the engine the script of the first entry naming it.
+        { code: UNIFIED, engine: 'fake', dialect: 'unified', options: { script: { finalizeTranscript: 'from the config' } }, aliases: [] },
         { code: DG_STYLE, engine: 'fake', dialect: 'deepgram-style', options: {}, aliases: [] },
       ],
     },
@@ -140,6 +141,7 @@ describe('STT sessions on the fake engine', () => {
     s = await startFakeServer();
     stt = s.engines.get('fake') as FakeSttEngine;
     assert.ok(stt instanceof FakeSttEngine);
+    assert.equal(stt.script.finalizeTranscript, 'from the config');
   });
   after(async () => {
     await s?.cleanup();
