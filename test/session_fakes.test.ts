@@ -5,15 +5,11 @@
  * fire on audio time, so nothing here depends on timing.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import { FakeEngineError, FakeSttEngine, type FakeSttScript } from '../src/engines/stt/fake/index.js';
 import { FakeTtsEngine } from '../src/engines/tts/fake/index.js';
-import { startVoxgate } from '../src/server/bootstrap.js';
-import { openSocket, silence, type RecordingClient, type TestServer } from './helpers.js';
+import { openSocket, silence, startConfiguredServer, type RecordingClient, type TestServer } from './helpers.js';
 import { openTtsSession } from './tts_helpers.js';
 
 const UNIFIED = 'test/fake:en';
@@ -22,7 +18,6 @@ const TTS = 'test/fake:tts';
 
 /** A gateway whose whole catalogue is served by the fake engines (no real engine is loaded). */
 async function startFakeServer(limits: Partial<VoxgateConfig['limits']> = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'voxgate-fakes-'));
   const base = loadConfig();
   const config: VoxgateConfig = {
     ...base,
@@ -37,17 +32,7 @@ async function startFakeServer(limits: Partial<VoxgateConfig['limits']> = {}): P
     compat: { defaultSttModel: UNIFIED },
     limits: { ...base.limits, ...limits },
   };
-  const v = await startVoxgate({ port: 0, host: '127.0.0.1', dataDir, config, logLevel: process.env.VOXGATE_TEST_LOG ?? 'silent' });
-  const { key } = v.keys.create('test');
-  return {
-    ...v,
-    key,
-    wsUrl: `ws://127.0.0.1:${v.port}`,
-    async cleanup() {
-      await v.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  return startConfiguredServer(config);
 }
 
 /** A result as the client saw it: final or interim, and its transcript. */
