@@ -11,7 +11,6 @@
  * status, headers and JSON body a client of that family reads — like fastify's lib/error-handler.js,
  * one place decides the reply; the routes only say which family they speak.
  */
-import { randomUUID } from 'node:crypto';
 
 /** Stable machine-readable error codes (protocols.md §1.3). */
 export type ErrorCode =
@@ -257,7 +256,7 @@ export function renderError(family: DialectFamily, err: VoxgateError, opts: Rend
   let own: Record<string, unknown>;
   switch (family) {
     case 'deepgram': {
-      const requestId = opts.requestId ?? randomUUID();
+      const requestId = opts.requestId ?? globalThis.crypto.randomUUID(); // Web Crypto: this module is also bundled into the browser SDK (src/client)
       headers['dg-request-id'] = requestId;
       headers['dg-error'] = headerSafe(err.message);
       own = { err_code: spec.deepgram, err_msg: err.message, request_id: requestId };
