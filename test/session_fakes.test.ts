@@ -9,6 +9,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import { FakeEngineError, FakeSttEngine, type FakeSttScript } from '../src/engines/stt/fake/index.js';
 import { FakeTtsEngine } from '../src/engines/tts/fake/index.js';
+import { DRAIN_STALL_MIN_SECONDS } from '../src/session/stt_session.js';
 import { openSocket, silence, startConfiguredServer, type RecordingClient, type TestServer } from './helpers.js';
 import { openTtsSession } from './tts_helpers.js';
 
@@ -197,21 +198,24 @@ describe('STT sessions on the fake engine', () => {
     assert.equal(last.from_finalize, true);
   });
 
-  // Known defect, found with the fake: during a client `close` the session awaits the engine's drain with
-  // no deadline (the idle timer is cleared), so a stalled engine leaves the client waiting until
-  // maxSessionSeconds. The fix (a drain deadline, or failover on backend silence) belongs to the
-  // session core / failover work; this test states the wanted behaviour until then.
-  it('unified: an engine that stalls while draining does not hold the session open past the idle timeout', { todo: 'session drain has no deadline (stt_session closeGracefully)' }, async () => {
+  // A stalled engine used to hold a closing session open until maxSessionSeconds (the drain had no
+  // deadline and the idle timer is off while draining). Now: no result and no backlog decoded for
+  // max(idle timeout, DRAIN_STALL_MIN_SECONDS) → the engine-failure error, close 1011.
+  it('unified: an engine that stalls while draining ends the session with the engine error, not a hang', async () => {
     const s2 = await startFakeServer({ idleTimeoutSeconds: 1 });
     try {
-      (s2.engines.get('fake') as FakeSttEngine).script = { steps: [{ at: 0.2, final: { transcript: 'first' } }, { at: 0.5, stall: true }, { at: 0.9, final: { transcript: 'second' } }] };
+      const fake = s2.engines.get('fake') as FakeSttEngine;
+      fake.script = { steps: [{ at: 0.2, final: { transcript: 'first' } }, { at: 0.5, stall: true }, { at: 0.9, final: { transcript: 'second' } }] };
       const c = await DIALECTS[0]!.open(s2);
       await c.sendBinary(silence(2000));
       c.sendJson({ type: 'close' });
-      const closed = await Promise.race([c.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+      const closed = await Promise.race([c.closed, new Promise<null>((r) => setTimeout(() => r(null), (DRAIN_STALL_MIN_SECONDS + 10) * 1000))]);
       c.ws.terminate();
-      assert.ok(closed, `still open 5 s after close with a 1 s idle timeout; got ${JSON.stringify(c.messages)}`);
-      assert.equal(c.messages.at(-1)?.type, 'error');
+      assert.ok(closed, `still open ${DRAIN_STALL_MIN_SECONDS + 10} s after close; got ${JSON.stringify(c.messages)}`);
+      assert.equal(closed.code, 1011);
+      assert.deepEqual(finals(DIALECTS[0]!.results(c)), ['first']);
+      assert.deepEqual(c.messages.at(-1), { type: 'error', code: 'provider_error', message: `speech engine failed: no result for ${DRAIN_STALL_MIN_SECONDS} s while finishing the session` });
+      assert.equal(fake.stats().activeStreams, 0, 'the stalled stream was aborted');
     } finally {
       await s2.cleanup();
     }
