@@ -18,22 +18,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
-import { VoxgateError, type ErrorCode } from '../../../util/errors.js';
+import type { ErrorCode } from '../../../util/errors.js';
+import { FakeEngineError, ScriptedFake } from '../../fake.js';
 import type { SttCapabilities, SttEngine, SttEngineStats, SttFinal, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from '../types.js';
 
-/**
- * An engine failure with LiveKit's `retryable` flag (agents-js `APIError.retryable`): true when the
- * same request may succeed on another attempt or another backend (the failover tests' switch).
- */
-export class FakeEngineError extends VoxgateError {
-  /** Whether a retry (or another backend) may succeed. */
-  readonly retryable: boolean;
-  constructor(code: ErrorCode, message: string, retryable: boolean) {
-    super(code, message);
-    this.name = 'FakeEngineError';
-    this.retryable = retryable;
-  }
-}
+export { FakeEngineError };
 
 /** zod schema of a scripted failure. */
 export const fakeFailureSchema = z.object({
@@ -120,30 +109,16 @@ function toError(f: FakeFailure): FakeEngineError {
  * A scripted {@link SttEngine}. Each `start()` takes the current {@link script} (so a test may change
  * it between sessions); `started` records each stream's config for assertions.
  */
-export class FakeSttEngine implements SttEngine {
-  readonly id: string;
-  readonly version = 'fake-1';
+export class FakeSttEngine extends ScriptedFake<typeof fakeSttScriptSchema> implements SttEngine {
   readonly capabilities: SttCapabilities;
   /** Stream configs passed to `start`, in order (including refused starts). */
   readonly started: SttStreamConfig[] = [];
-  private parsed: ParsedScript;
   private readonly open = new Set<FakeSttStream>();
 
   constructor(o: FakeSttEngineOptions = {}) {
-    this.id = o.id ?? 'fake';
+    super(fakeSttScriptSchema, o.id ?? 'fake', o.script);
     this.capabilities = { ...FAKE_STT_CAPABILITIES, ...o.capabilities };
-    this.parsed = fakeSttScriptSchema.parse(o.script ?? {});
   }
-
-  /** The script new streams follow. Setting it validates it (throws a zod error when malformed). */
-  get script(): FakeSttScript {
-    return this.parsed;
-  }
-  set script(s: FakeSttScript) {
-    this.parsed = fakeSttScriptSchema.parse(s);
-  }
-
-  async init(): Promise<void> {}
 
   /** @throws FakeEngineError when the script says `failAtStart`. */
   async start(config: SttStreamConfig): Promise<SttStream> {

@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import { abortError } from '../process.js';
 import type { ErrorCode } from '../../../util/errors.js';
-import { FakeEngineError } from '../../stt/fake/index.js';
+import { FakeEngineError, ScriptedFake } from '../../fake.js';
 import type { TtsCapabilities, TtsEngine, TtsEngineStats, TtsSynthesis, TtsSynthesisRequest, TtsVoice } from '../types.js';
 
 export { FakeEngineError };
@@ -47,7 +47,6 @@ export const fakeTtsScriptSchema = z.object({
 });
 /** A fake TTS script (input form: defaults may be omitted). */
 export type FakeTtsScript = z.input<typeof fakeTtsScriptSchema>;
-type ParsedScript = z.output<typeof fakeTtsScriptSchema>;
 
 /** The one voice: 16 kHz, English. */
 export const FAKE_TTS_VOICE: TtsVoice = { id: 'fake', name: 'Fake tone voice (tests)', languages: ['en-us', 'en'], gender: 'unknown', sampleRate: 16000 };
@@ -66,34 +65,20 @@ export interface FakeTtsEngineOptions {
 /**
  * A scripted {@link TtsEngine}. `requests` records each synthesis request, in order, for assertions.
  */
-export class FakeTtsEngine implements TtsEngine {
-  readonly id: string;
-  readonly version = 'fake-1';
+export class FakeTtsEngine extends ScriptedFake<typeof fakeTtsScriptSchema> implements TtsEngine {
   readonly capabilities: TtsCapabilities;
   /** Every `synthesize` request, in order. */
   readonly requests: TtsSynthesisRequest[] = [];
-  private parsed: ParsedScript;
   private active = 0;
   private finished = 0;
   private readonly aborts = new Set<AbortController>();
 
   constructor(o: FakeTtsEngineOptions = {}) {
-    this.id = o.id ?? 'fake';
+    super(fakeTtsScriptSchema, o.id ?? 'fake', o.script);
     const voices = o.voices ?? [FAKE_TTS_VOICE];
     const languages = [...new Set(voices.flatMap((v) => v.languages.map((l) => l.split('-')[0]!)))].sort();
     this.capabilities = { voices, languages, speed: o.speed === undefined ? { min: 0.5, max: 2 } : o.speed, incremental: true };
-    this.parsed = fakeTtsScriptSchema.parse(o.script ?? {});
   }
-
-  /** The script new syntheses follow. Setting it validates it (throws a zod error when malformed). */
-  get script(): FakeTtsScript {
-    return this.parsed;
-  }
-  set script(s: FakeTtsScript) {
-    this.parsed = fakeTtsScriptSchema.parse(s);
-  }
-
-  async init(): Promise<void> {}
 
   synthesize(req: TtsSynthesisRequest, signal?: AbortSignal): TtsSynthesis {
     this.requests.push(req);
