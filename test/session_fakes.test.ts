@@ -24,8 +24,8 @@ async function startFakeServer(limits: Partial<VoxgateConfig['limits']> = {}): P
     ...base,
     stt: {
       models: [
-        // The registry gives the engine the script of the first entry naming it.
-        { code: UNIFIED, engine: 'fake', dialect: 'unified', options: { script: { finalizeTranscript: 'from the config' } }, aliases: [] },
+        // The registry gives the engine the script and capabilities of the first entry naming it.
+        { code: UNIFIED, engine: 'fake', dialect: 'unified', options: { script: { finalizeTranscript: 'from the config' }, capabilities: { diarization: true, languages: ['en', 'hi'] } }, aliases: [] },
         { code: DG_STYLE, engine: 'fake', dialect: 'deepgram-style', options: {}, aliases: [] },
       ],
     },
@@ -134,6 +134,18 @@ describe('STT sessions on the fake engine', () => {
   });
   beforeEach(() => {
     stt.script = {};
+  });
+
+  it('capabilities are data: the configured ones reach GET /v1/models and init validation', async () => {
+    const all = (await (await fetch(`${s.url}/v1/models`)).json()) as { models: { code: string; capabilities?: { languages: string[]; diarization: boolean } }[] };
+    const m = all.models.find((x) => x.code === UNIFIED);
+    assert.deepEqual(m?.capabilities && { languages: m.capabilities.languages, diarization: m.capabilities.diarization }, { languages: ['en', 'hi'], diarization: true });
+    const c = await openSocket(`${s.wsUrl}/v1/stt/${UNIFIED}`, { Authorization: `Bearer ${s.key}` });
+    c.sendJson({ type: 'init', config: { language: 'hi', sample_rate: 16000, encoding: 'linear16' } });
+    await c.waitType('ready');
+    assert.equal(stt.started.at(-1)?.language, 'hi');
+    c.ws.close();
+    await c.closed;
   });
 
   const ORDER: FakeSttScript = {
