@@ -43,11 +43,18 @@ export interface TestServer extends RunningVoxgate {
 
 /** Start a gateway with test defaults; `limits` override the default limits. */
 export async function startTestServer(limits: Partial<VoxgateConfig['limits']> = {}, engines: VoxgateConfig['engines'] = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'voxgate-test-'));
   const base = loadConfig();
-  const config: VoxgateConfig = { ...base, limits: { ...base.limits, ...limits }, engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 6 }, ...engines } };
+  return startConfiguredServer({ ...base, limits: { ...base.limits, ...limits }, engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 6 }, ...engines } });
+}
+
+/**
+ * Start a gateway on 127.0.0.1:0 with exactly `config`, a temporary data directory (removed by
+ * `cleanup`) and an API key named `keyName`.
+ */
+export async function startConfiguredServer(config: VoxgateConfig, keyName = 'test'): Promise<TestServer> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'voxgate-test-'));
   const v = await startVoxgate({ port: 0, host: '127.0.0.1', dataDir, config, logLevel: process.env.VOXGATE_TEST_LOG ?? 'silent' });
-  const { key } = v.keys.create('test');
+  const { key } = v.keys.create(keyName);
   return {
     ...v,
     key,

@@ -4,7 +4,7 @@
  * the audio.
  */
 import WebSocket from 'ws';
-import type { TestServer } from './helpers.js';
+import { startConfiguredServer, type TestServer } from './helpers.js';
 
 /** One received frame. */
 export type TtsFrame = { kind: 'json'; m: Record<string, unknown>; t: number } | { kind: 'bin'; data: Buffer; t: number };
@@ -118,28 +118,12 @@ export async function openTtsSession(s: TestServer, model = 'local/flite:en', in
 
 /** Start a gateway like `startTestServer`, with TTS limits (and general limits) overridden. */
 export async function startTtsServer(tts: Partial<import('../src/config/tts_config.js').TtsLimits> = {}, limits: Partial<import('../src/config/config.js').Limits> = {}): Promise<TestServer> {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const path = (await import('node:path')).default;
   const { loadConfig } = await import('../src/config/config.js');
-  const { startVoxgate } = await import('../src/server/bootstrap.js');
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'voxgate-tts-test-'));
   const base = loadConfig();
-  const config = {
+  return startConfiguredServer({
     ...base,
     limits: { ...base.limits, ...limits },
     tts: { ...base.tts, limits: { ...base.tts.limits, ...tts } },
     engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 4 } },
-  };
-  const v = await startVoxgate({ port: 0, host: '127.0.0.1', dataDir, config, logLevel: process.env.VOXGATE_TEST_LOG ?? 'silent' });
-  const { key } = v.keys.create('test');
-  return {
-    ...v,
-    key,
-    wsUrl: `ws://127.0.0.1:${v.port}`,
-    async cleanup() {
-      await v.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  });
 }

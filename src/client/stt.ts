@@ -12,10 +12,11 @@
 import type { UnifiedServerMessage } from '../protocol/unified/schema.js';
 import type { DeepgramStyleServerMessage } from '../protocol/deepgram-style/schema.js';
 import { ERRORS, type ErrorCode } from '../util/errors.js';
-import { TypedEmitter } from './emitter.js';
-import { SocketTransport, bytesToBase64, ReadyState, type AuthMode, type SocketError, type WebSocketConstructor } from './transport.js';
+import { SessionClient, type SessionClientEvents } from './session.js';
+import { bytesToBase64, type AuthMode, type WebSocketConstructor } from './transport.js';
 
 export type { SocketError, WebSocketConstructor, AuthMode } from './transport.js';
+export { modelPath } from './session.js';
 
 /** `init.config` fields (protocols.md §1.3). */
 export interface SttClientInit {
@@ -44,16 +45,11 @@ export const SESSION_ENDING_CODES: ReadonlySet<string> = new Set((Object.keys(ER
 /** Any server frame the client may receive. */
 export type SttServerMessage = UnifiedServerMessage | DeepgramStyleServerMessage;
 
-/** Client events. */
-export interface SttClientEvents {
-  [event: string]: unknown[];
-  /** The session is ready (`ready`, or the first `Metadata` on Deepgram-style routes). */
-  open: [];
-  message: [SttServerMessage];
-  /** The socket closed; `code` per RFC 6455 (1000 normal, 1008 policy, 1006 no close frame …). */
-  close: [code: number, reason: string];
-  /** Transport-level failure (including a refused upgrade: `statusCode` set under Node). */
-  error: [SocketError];
+/**
+ * Client events: `open` (the session is ready: `ready`, or the first `Metadata` on Deepgram-style
+ * routes), `message`, `close`, `error` (./session.ts), and `ending`.
+ */
+export interface SttClientEvents extends SessionClientEvents<SttServerMessage> {
   /**
    * The server ended, or began ending, the session: a session-ending error frame
    * ({@link SESSION_ENDING_CODES}) or the close. Emitted once, before `close`. From now on
@@ -84,23 +80,9 @@ export interface SttClientOptions {
   WebSocket?: WebSocketConstructor;
 }
 
-/** Encode a model code for a URL path, leaving `/` and `:` literal (protocols.md §1.1). */
-export function modelPath(model: string): string {
-  return model
-    .split('/')
-    .map((seg) => encodeURIComponent(seg).replace(/%3A/gi, ':'))
-    .join('/');
-}
-
 /** A streaming STT connection. Create with {@link SttClient.connect}. */
-export class SttClient extends TypedEmitter<SttClientEvents> {
-  private opened = false;
-  private closeCode: number | null = null;
+export class SttClient extends SessionClient<SttClientEvents, SttServerMessage> {
   private endingReason: string | null = null;
-
-  private constructor(readonly transport: SocketTransport) {
-    super();
-  }
 
   /**
    * Open the socket and send `init`. Resolves once the session is ready.
@@ -108,47 +90,16 @@ export class SttClient extends TypedEmitter<SttClientEvents> {
    *   fails; Error `init rejected: <code>: <message>` when the server answers `init` with an error.
    */
   static async connect(o: SttClientOptions): Promise<SttClient> {
-    const base = o.url.replace(/\/+$/, '');
-    const prefix = o.route === 'bridge' ? '/v1/bridges/unmute/stt/' : '/v1/stt/';
-    const transport = await SocketTransport.open({ url: `${base}${prefix}${modelPath(o.model)}`, key: o.key, auth: o.auth, WebSocket: o.WebSocket });
-    const c = new SttClient(transport);
+    const c = new SttClient(await SessionClient.openTransport({ ...o, kind: 'stt' }));
     if (o.onMessage) c.on('message', o.onMessage);
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const fail = (e: SocketError) => {
-        if (!settled) {
-          settled = true;
-          reject(e);
-        } else c.emit('error', e);
-      };
-      transport.on('error', fail);
-      transport.on('open', () => transport.sendText(JSON.stringify({ type: 'init', config: o.init })));
-      transport.on('text', (data) => {
-        let msg: SttServerMessage;
-        try {
-          msg = JSON.parse(data) as SttServerMessage;
-        } catch {
-          fail(new Error(`server sent a text frame that is not JSON: ${data.slice(0, 80)}`));
-          return;
-        }
-        if (!c.opened && (msg.type === 'ready' || msg.type === 'Metadata')) {
-          c.opened = true;
-          settled = true;
-          resolve(c);
-          c.emit('open');
-        }
-        c.emit('message', msg);
-        if ((msg.type === 'error' || msg.type === 'Error') && SESSION_ENDING_CODES.has(msg.code)) c.markEnding(`${msg.code}: ${msg.message}`);
-        if (!c.opened && (msg.type === 'error' || msg.type === 'Error')) {
-          fail(Object.assign(new Error(`init rejected: ${msg.code}: ${msg.message}`), { code: msg.code }));
-        }
-      });
-      transport.on('close', (code, reason) => {
-        c.closeCode = code;
-        c.markEnding(`closed ${code}${reason ? ` ${reason}` : ''}`);
-        if (!settled) fail(new Error(`connection closed before ready: ${code} ${reason}`.trim()));
-        c.emit('close', code, reason);
-      });
+    return c.handshake({
+      init: { type: 'init', config: o.init },
+      isReady: (m) => m.type === 'ready' || m.type === 'Metadata',
+      errorOf: (m) => (m.type === 'error' || m.type === 'Error' ? m : null),
+      onFrame: (m) => {
+        if ((m.type === 'error' || m.type === 'Error') && SESSION_ENDING_CODES.has(m.code)) c.markEnding(`${m.code}: ${m.message}`);
+      },
+      onClose: (code, reason) => c.markEnding(`closed ${code}${reason ? ` ${reason}` : ''}`),
     });
   }
 
@@ -187,12 +138,7 @@ export class SttClient extends TypedEmitter<SttClientEvents> {
 
   /** Flush the utterance in progress; a final with `from_finalize: true` follows. */
   finalize(): void {
-    this.transport.sendText(JSON.stringify({ type: 'finalize' }));
-  }
-
-  /** Keep the session alive during silence. */
-  keepAlive(): void {
-    this.transport.sendText(JSON.stringify({ type: 'keepalive' }));
+    this.sendJson({ type: 'finalize' });
   }
 
   /**
@@ -200,26 +146,8 @@ export class SttClient extends TypedEmitter<SttClientEvents> {
    * code (1006 when already closed without a code). When the server has not closed within
    * `timeoutMs` (ms), the client closes the socket itself.
    */
-  close(timeoutMs = 30_000): Promise<number> {
-    return new Promise((resolve) => {
-      if (this.closeCode !== null || this.transport.socket.readyState === ReadyState.CLOSED) return resolve(this.closeCode ?? 1006);
-      const t = setTimeout(() => this.transport.close(1000, 'client timeout waiting for close'), timeoutMs);
-      this.once('close', (code) => {
-        clearTimeout(t);
-        resolve(code);
-      });
-      if (this.transport.isOpen) this.transport.sendText(JSON.stringify({ type: 'close' }));
-    });
-  }
-
-  /** Close the socket at once, without draining (e.g. the user navigated away). */
-  abort(): void {
-    this.transport.close(1000, 'client abort');
-  }
-
-  /** True while the socket is open. */
-  get isOpen(): boolean {
-    return this.transport.isOpen;
+  override close(timeoutMs = 30_000): Promise<number> {
+    return super.close(timeoutMs);
   }
 
   /** Bytes queued in the socket but not yet sent (for pacing). */

@@ -12,9 +12,8 @@
  * `init.config.encoding`; `segment_start`/`segment_end` {segment_id}; `flushed`; `cleared`;
  * `audio_end` {duration (s)}; `error` {code, message}.
  */
-import { TypedEmitter } from './emitter.js';
-import { modelPath } from './stt.js';
-import { SocketTransport, base64ToBytes, ReadyState, type AuthMode, type SocketError, type WebSocketConstructor } from './transport.js';
+import { SessionClient, type SessionClientEvents } from './session.js';
+import { base64ToBytes, type AuthMode, type WebSocketConstructor } from './transport.js';
 
 /** `init.config` of a TTS session (§1.5). Unknown keys are passed through. */
 export interface TtsClientConfig {
@@ -47,19 +46,13 @@ export interface TtsAudioInfo {
   sequence?: number;
 }
 
-/** Client events. */
-export interface TtsClientEvents {
-  [event: string]: unknown[];
-  /** The session is ready (`ready` received). */
-  open: [];
-  /** Every JSON frame, including `audio_chunk` (whose bytes are also emitted as `audio`). */
-  message: [TtsServerMessage];
+/**
+ * Client events: `open` (`ready` received), `message` (every JSON frame, including `audio_chunk`,
+ * whose bytes are also emitted as `audio`), `close`, `error` (./session.ts), and `audio`.
+ */
+export interface TtsClientEvents extends SessionClientEvents<TtsServerMessage> {
   /** Audio bytes in the session's encoding, in arrival order. */
   audio: [bytes: Uint8Array, info: TtsAudioInfo];
-  /** The socket closed; `code` per RFC 6455. */
-  close: [code: number, reason: string];
-  /** Transport-level failure or an undecodable server frame. */
-  error: [SocketError];
 }
 
 /** Connection options. */
@@ -83,14 +76,7 @@ export interface TtsClientOptions {
 }
 
 /** A streaming TTS connection. Create with {@link TtsClient.connect}. */
-export class TtsClient extends TypedEmitter<TtsClientEvents> {
-  private opened = false;
-  private closeCode: number | null = null;
-
-  private constructor(readonly transport: SocketTransport) {
-    super();
-  }
-
+export class TtsClient extends SessionClient<TtsClientEvents, TtsServerMessage> {
   /**
    * Open the socket and send `init`. Resolves once `ready` arrives.
    * @throws Error (with `statusCode`/`body` under Node) when the upgrade is refused or the socket
@@ -98,62 +84,28 @@ export class TtsClient extends TypedEmitter<TtsClientEvents> {
    *   with an `error` (e.g. `config_error` for an unknown voice).
    */
   static async connect(o: TtsClientOptions): Promise<TtsClient> {
-    const base = o.url.replace(/\/+$/, '');
-    const prefix = o.route === 'bridge' ? '/v1/bridges/unmute/tts/' : '/v1/tts/';
-    const transport = await SocketTransport.open({ url: `${base}${prefix}${modelPath(o.model)}`, key: o.key, auth: o.auth, WebSocket: o.WebSocket });
-    const c = new TtsClient(transport);
+    const c = new TtsClient(await SessionClient.openTransport({ ...o, kind: 'tts' }));
     if (o.onMessage) c.on('message', o.onMessage);
     if (o.onAudio) c.on('audio', o.onAudio);
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const fail = (e: SocketError) => {
-        if (!settled) {
-          settled = true;
-          reject(e);
-        } else c.emit('error', e);
-      };
-      transport.on('error', fail);
-      transport.on('open', () => {
-        const init: Record<string, unknown> = { type: 'init', model: o.model };
-        if (o.voice !== undefined) init.voice = o.voice;
-        if (o.config) init.config = o.config;
-        transport.sendText(JSON.stringify(init));
-      });
-      transport.on('binary', (bytes) => c.emit('audio', bytes, { form: 'binary' }));
-      transport.on('text', (data) => {
-        let msg: TtsServerMessage;
+    c.transport.on('binary', (bytes) => c.emit('audio', bytes, { form: 'binary' }));
+    const init: Record<string, unknown> = { type: 'init', model: o.model };
+    if (o.voice !== undefined) init.voice = o.voice;
+    if (o.config) init.config = o.config;
+    return c.handshake({
+      init,
+      isReady: (m) => m.type === 'ready',
+      errorOf: (m) => (m.type === 'error' ? m : null),
+      onFrame: (m, fail) => {
+        if (m.type !== 'audio_chunk') return;
+        let bytes: Uint8Array;
         try {
-          msg = JSON.parse(data) as TtsServerMessage;
+          bytes = base64ToBytes(m.data);
         } catch {
-          fail(new Error(`server sent a text frame that is not JSON: ${data.slice(0, 80)}`));
+          fail(new Error(`audio_chunk ${m.sequence ?? ''} has invalid base64 data`));
           return;
         }
-        if (!c.opened && msg.type === 'ready') {
-          c.opened = true;
-          settled = true;
-          resolve(c);
-          c.emit('open');
-        }
-        c.emit('message', msg);
-        if (msg.type === 'audio_chunk') {
-          let bytes: Uint8Array;
-          try {
-            bytes = base64ToBytes(msg.data);
-          } catch {
-            fail(new Error(`audio_chunk ${msg.sequence ?? ''} has invalid base64 data`));
-            return;
-          }
-          c.emit('audio', bytes, { form: 'base64', sequence: msg.sequence });
-        }
-        if (!c.opened && msg.type === 'error') {
-          fail(Object.assign(new Error(`init rejected: ${msg.code}: ${msg.message}`), { code: msg.code }));
-        }
-      });
-      transport.on('close', (code, reason) => {
-        c.closeCode = code;
-        if (!settled) fail(new Error(`connection closed before ready: ${code} ${reason}`.trim()));
-        c.emit('close', code, reason);
-      });
+        c.emit('audio', bytes, { form: 'base64', sequence: m.sequence });
+      },
     });
   }
 
@@ -162,12 +114,12 @@ export class TtsClient extends TypedEmitter<TtsClientEvents> {
    * clause boundaries; `flush: true` synthesises everything buffered at once.
    */
   sendText(text: string, flush = false): void {
-    this.transport.sendText(JSON.stringify({ type: 'text', text, flush }));
+    this.sendJson({ type: 'text', text, flush });
   }
 
   /** Synthesise and deliver everything buffered; `flushed` follows the last audio. */
   flush(): void {
-    this.transport.sendText(JSON.stringify({ type: 'flush' }));
+    this.sendJson({ type: 'flush' });
   }
 
   /**
@@ -175,42 +127,19 @@ export class TtsClient extends TypedEmitter<TtsClientEvents> {
    * arrives after `cleared`.
    */
   clear(): void {
-    this.transport.sendText(JSON.stringify({ type: 'clear' }));
+    this.sendJson({ type: 'clear' });
   }
 
   /** Cancel the current generation (§1.5 `cancel`). */
   cancel(): void {
-    this.transport.sendText(JSON.stringify({ type: 'cancel' }));
-  }
-
-  /** Keep the session alive while idle. */
-  keepAlive(): void {
-    this.transport.sendText(JSON.stringify({ type: 'keepalive' }));
+    this.sendJson({ type: 'cancel' });
   }
 
   /**
    * End the session (`close`); resolves with the close code once the server closes, or after
    * `timeoutMs` (ms) when the client closes the socket itself.
    */
-  close(timeoutMs = 10_000): Promise<number> {
-    return new Promise((resolve) => {
-      if (this.closeCode !== null || this.transport.socket.readyState === ReadyState.CLOSED) return resolve(this.closeCode ?? 1006);
-      const t = setTimeout(() => this.transport.close(1000, 'client timeout waiting for close'), timeoutMs);
-      this.once('close', (code) => {
-        clearTimeout(t);
-        resolve(code);
-      });
-      if (this.transport.isOpen) this.transport.sendText(JSON.stringify({ type: 'close' }));
-    });
-  }
-
-  /** Close the socket at once. */
-  abort(): void {
-    this.transport.close(1000, 'client abort');
-  }
-
-  /** True while the socket is open. */
-  get isOpen(): boolean {
-    return this.transport.isOpen;
+  override close(timeoutMs = 10_000): Promise<number> {
+    return super.close(timeoutMs);
   }
 }

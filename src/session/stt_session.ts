@@ -64,6 +64,14 @@ export const BACKPRESSURE_HIGH_SECONDS = 10;
 /** Backlog at which reading resumes. */
 export const BACKPRESSURE_LOW_SECONDS = 5;
 
+/**
+ * Shortest engine silence, seconds, after which a draining session gives up on its engine: while
+ * draining, an engine that emits no result and decodes none of its backlog for
+ * max(idle timeout, this) seconds is stalled, and the session ends with the engine-failure error
+ * instead of waiting until `maxSessionSeconds`.
+ */
+export const DRAIN_STALL_MIN_SECONDS = 5;
+
 /** Lifecycle states (see module docs). */
 export type SttSessionState = 'awaiting_init' | 'starting' | 'streaming' | 'draining' | 'closed';
 
@@ -180,6 +188,8 @@ export class SttSession {
   /** The engine stream settings once started (shutdown needs to know whether endpointing is on). */
   private resolvedStream: SttStreamConfig | null = null;
   private readonly idleSeconds: number;
+  /** Engine results (partials, finals, speech starts) received: progress evidence while draining. */
+  private engineEvents = 0;
   /** The server is ending the session (limit or shutdown): in-flight client frames are expected. */
   private serverEnding = false;
   /** Audio bytes that arrived after a server-initiated ending began (not transcribed). */
@@ -487,10 +497,12 @@ export class SttSession {
     this.finalEndAt = new Array<number>(nStreams).fill(0);
     const info = this.info;
     stream.on('partial', (result, channel) => {
+      this.engineEvents++;
       if (result.transcript) this.ueLastWordEnd[channel] = null; // speech resumed before the gap elapsed
       this.emit({ kind: 'partial', info, channel, result });
     });
     stream.on('final', (result, channel) => {
+      this.engineEvents++;
       this.o.observer?.final(result.fromFinalize ? 'finalize' : result.speechFinal ? 'endpoint' : 'other');
       this.emit({ kind: 'final', info, channel, result });
       this.finalEndAt[channel] = Math.max(this.finalEndAt[channel] ?? 0, result.start + result.duration);
@@ -502,6 +514,7 @@ export class SttSession {
       }
     });
     stream.on('speech_started', ({ timestamp }, channel) => {
+      this.engineEvents++;
       this.speechStartAt[channel] = timestamp;
       this.emit({ kind: 'speech_started', info, channel, timestamp });
       // Deferred: this runs inside the engine's write(), which the cut's decoder.end() must not re-enter.
@@ -606,8 +619,13 @@ export class SttSession {
       return; // the decoder's `error` event already ended the session
     }
     if (this.st !== 'draining') return;
-    await stream.close();
+    const stalledFor = await this.drainOrStall(stream);
     if (this.st !== 'draining') return;
+    if (stalledFor !== null) {
+      this.log.error({ stalled_s: stalledFor }, 'engine stalled while draining');
+      this.fatal(CloseCode.INTERNAL, 'engine error', 'internal_error', `speech engine failed: no result for ${stalledFor} s while finishing the session`);
+      return;
+    }
     this.checkUtteranceEnd();
     this.emit({ kind: 'ended', info: this.info!, audioSeconds: stream.audioSeconds, sha256: this.sha.copy().digest('hex') });
     if (this.lateAudioBytes > 0) {
@@ -616,6 +634,31 @@ export class SttSession {
       if (!this.o.dialect.closeFor || code === CloseCode.GOING_AWAY) reason = `${reason}; ${this.lateAudioBytes} audio bytes sent after that were not transcribed`;
     }
     this.terminate(code, reason);
+  }
+
+  /**
+   * Close the engine stream and wait for its drain. Resolves null once drained, or with the silence
+   * (seconds) after which the engine was found stalled: no result and no backlog decoded for
+   * max(idle timeout, {@link DRAIN_STALL_MIN_SECONDS}) seconds.
+   */
+  private drainOrStall(stream: ChannelFanout): Promise<number | null> {
+    const limit = Math.max(this.idleSeconds, DRAIN_STALL_MIN_SECONDS);
+    return new Promise((resolve) => {
+      let last = { events: this.engineEvents, backlog: stream.backlogSeconds };
+      const timer = setInterval(() => {
+        const now = { events: this.engineEvents, backlog: stream.backlogSeconds };
+        if (now.events === last.events && now.backlog >= last.backlog) {
+          clearInterval(timer);
+          resolve(limit);
+        }
+        last = now;
+      }, limit * 1000);
+      timer.unref();
+      void stream.close().then(() => {
+        clearInterval(timer);
+        resolve(null);
+      });
+    });
   }
 
   // ---- timers ----

@@ -256,7 +256,7 @@ export function renderError(family: DialectFamily, err: VoxgateError, opts: Rend
   let own: Record<string, unknown>;
   switch (family) {
     case 'deepgram': {
-      const requestId = opts.requestId ?? globalThis.crypto.randomUUID(); // Web Crypto: this module is also bundled into the browser playground
+      const requestId = opts.requestId ?? globalThis.crypto.randomUUID(); // Web Crypto: this module is also bundled into the browser SDK (src/client)
       headers['dg-request-id'] = requestId;
       headers['dg-error'] = headerSafe(err.message);
       own = { err_code: spec.deepgram, err_msg: err.message, request_id: requestId };

@@ -4,13 +4,11 @@
  * without a body, a body that stops, …) and report what the server answered and when it closed.
  * Every wait is bounded so a regression fails instead of hanging.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import WebSocket from 'ws';
 import { loadConfig, type VoxgateConfig } from '../../src/config/config.js';
-import { startVoxgate, type RunningVoxgate } from '../../src/server/bootstrap.js';
+import type { RunningVoxgate } from '../../src/server/bootstrap.js';
+import { startConfiguredServer } from '../helpers.js';
 
 /** A running hardening test server and a valid key. */
 export interface HardServer extends RunningVoxgate {
@@ -29,7 +27,6 @@ export interface Overrides {
 
 /** Start a gateway with the built-in catalogue (STT + TTS engines) and `o` applied. */
 export async function startHardServer(o: Overrides = {}): Promise<HardServer> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'voxgate-hard-'));
   const base = loadConfig();
   const config: VoxgateConfig = {
     ...base,
@@ -38,17 +35,7 @@ export async function startHardServer(o: Overrides = {}): Promise<HardServer> {
     metrics: { ...base.metrics, ...o.metrics },
     engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: o.maxDecoders ?? 3 } },
   };
-  const v = await startVoxgate({ port: 0, host: '127.0.0.1', dataDir, config, logLevel: process.env.VOXGATE_TEST_LOG ?? 'silent' });
-  const { key } = v.keys.create('hardening');
-  return {
-    ...v,
-    key,
-    wsUrl: `ws://127.0.0.1:${v.port}`,
-    async cleanup() {
-      await v.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  return startConfiguredServer(config, 'hardening');
 }
 
 /** What a raw HTTP exchange produced. */

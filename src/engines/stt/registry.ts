@@ -7,17 +7,26 @@
  */
 import type { VoxgateConfig } from '../../config/config.js';
 import { engineSettings } from '../../config/config.js';
+import { FakeSttEngine, type FakeSttScript } from './fake/index.js';
 import { PocketSphinxEngine } from './pocketsphinx/index.js';
-import type { SttEngine } from './types.js';
+import type { SttCapabilities, SttEngine } from './types.js';
 
 /** A factory receives the resolved configuration and returns an un-initialised engine. */
 export type SttEngineFactory = (cfg: VoxgateConfig) => SttEngine;
 
-/** Built-in engines. */
+/**
+ * Built-in engines. `fake` is the scripted test engine (fake/index.ts): never in the default
+ * catalogue; a test config names it, with its script and capability overrides in the first entry's
+ * `options.script` / `options.capabilities`.
+ */
 export const STT_ENGINE_FACTORIES: Record<string, SttEngineFactory> = {
   pocketsphinx: (cfg) => {
     const s = engineSettings(cfg, 'pocketsphinx');
     return new PocketSphinxEngine({ minIdleDecoders: s.minIdleDecoders, maxDecoders: s.maxDecoders });
+  },
+  fake: (cfg) => {
+    const o = cfg.stt.models.find((m) => m.engine === 'fake')?.options ?? {};
+    return new FakeSttEngine({ script: o.script as FakeSttScript | undefined, capabilities: o.capabilities as Partial<SttCapabilities> | undefined });
   },
 };
 

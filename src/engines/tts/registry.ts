@@ -7,16 +7,21 @@
  */
 import type { VoxgateConfig } from '../../config/config.js';
 import { EspeakEngine } from './espeak/index.js';
+import { FakeTtsEngine } from './fake/index.js';
 import { FliteEngine } from './flite/index.js';
 import type { TtsEngine } from './types.js';
 
 /** A factory receives the resolved configuration and returns an un-initialised engine. */
 export type TtsEngineFactory = (cfg: VoxgateConfig) => TtsEngine;
 
-/** Built-in engines. */
+/**
+ * Built-in engines. `fake` is the scripted test engine (fake/index.ts): never in the default
+ * catalogue; tests name it in their config and set its script through the running engine.
+ */
 export const TTS_ENGINE_FACTORIES: Record<string, TtsEngineFactory> = {
   flite: (cfg) => new FliteEngine({ maxConcurrentJobs: cfg.tts.limits.maxConcurrentJobs, jobTimeoutMs: cfg.tts.limits.jobTimeoutSeconds * 1000 }),
   'espeak-ng': (cfg) => new EspeakEngine({ maxConcurrentJobs: cfg.tts.limits.maxConcurrentJobs, jobTimeoutMs: cfg.tts.limits.jobTimeoutSeconds * 1000 }),
+  fake: () => new FakeTtsEngine(),
 };
 
 /**
