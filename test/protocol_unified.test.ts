@@ -5,18 +5,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { unifiedDialect } from '../src/protocol/unified/index.js';
 import { serverMessageSchema } from '../src/protocol/unified/schema.js';
-import type { SessionInfo } from '../src/protocol/events.js';
-import { DEFAULT_STT_MODELS } from '../src/config/config.js';
+import { testSessionInfo } from './session_info.js';
 
-const info: SessionInfo = {
-  sessionId: 'sess_x',
-  requestId: '6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
-  model: DEFAULT_STT_MODELS[0]!,
-  createdAt: new Date('2026-11-21T10:00:00Z'),
-  channels: 1,
-  engine: { id: 'pocketsphinx', version: '0.8' },
-  vadEvents: false,
-};
+const info = testSessionInfo({ sessionId: 'sess_x', requestId: '6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b', vadEvents: false });
 
 describe('unified dialect: client frames', () => {
   it('parses a PipeCat-style session (init, binary-equivalent base64 audio, finalize, keepalive, close)', () => {
