@@ -100,6 +100,7 @@ describe('error catalogue renderers', () => {
       provider_error: [N0, N0],
       internal_error: [N0, N0],
       unavailable: [D, N0],
+      backend_connection_failed: [N0, N0],
     };
     const listen = (c: ErrorCode) => before[c][0];
     const speak = (c: ErrorCode) => before[c][1];

@@ -33,6 +33,18 @@ const sttModelSchema = z.object({
   options: z.record(z.string(), z.unknown()).default({}),
   /** Other names that select this entry in Deepgram's `?model=` (e.g. `nova-3`). */
   aliases: z.array(z.string().min(1)).default([]),
+  /**
+   * Engine instances (keys of `engines`, or engine type ids) that may serve this model, in preference
+   * order; each instance carries its region (issue 10 part 2 "Catalogue"). Absent = `[engine]`.
+   * Use {@link modelBackends} to read it.
+   */
+  backends: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * The language this model recognises when the client names none (e.g. `hi` for
+   * `slng/deepgram/nova:3-hi`). A backend whose engine lacks it refuses with `config_error`, never
+   * answering in another language.
+   */
+  language: z.string().min(2).optional(),
 });
 /** One STT model entry of the catalogue. */
 export type SttModelEntry = z.infer<typeof sttModelSchema>;
@@ -63,6 +75,51 @@ const engineSchema = z.object({
   /** Hard cap of concurrent decoders (= concurrent STT streams on this engine). */
   maxDecoders: z.number().int().positive().default(12),
 });
+
+/**
+ * One engine instance, `engines.<instanceId>` (engine contract v2, issue 10 part 1): two instances
+ * of one type (`deepgram-us`, `deepgram-eu`) differ in settings and region. The keys below are common
+ * to every type; every other key is the type's own setting, validated by that type's schema in the
+ * engine registry (typed settings per type). Secrets are never written here: a type names the
+ * environment variable holding its key (`apiKeyEnv`), read at start, never logged or served.
+ */
+export const engineInstanceSchema = z
+  .object({
+    /** Engine type id in the registry (`pocketsphinx`, `slng`, `deepgram`, `flite`, …). Default: the instance id. */
+    type: z.string().min(1).optional(),
+    /** Region this instance serves from (e.g. `us-east-1`); default `gateway.region`. */
+    region: z.string().min(1).optional(),
+  })
+  .passthrough();
+/** An engine instance entry as written in the config file (type-specific keys unvalidated here). */
+export type EngineInstanceEntry = z.infer<typeof engineInstanceSchema>;
+
+/**
+ * Regions every install knows, with their world part (shared/spec/protocols.md §1.1 "Region pin",
+ * §1.8 catalogue): SLNG's documented enums plus the regions its catalogue lists. `gateway.regions`
+ * adds more or overrides.
+ */
+export const BUILTIN_REGIONS: Readonly<Record<string, { worldPart: string }>> = {
+  'us-east-1': { worldPart: 'na' },
+  'eu-north-1': { worldPart: 'eu' },
+  'ap-southeast-2': { worldPart: 'ap' },
+  'australia-southeast1': { worldPart: 'ap' },
+  'asia-south1': { worldPart: 'ap' },
+  'ap-south-1': { worldPart: 'ap' },
+  'asia-southeast2': { worldPart: 'ap' },
+};
+
+/** Gateway placement (issue 10 part 2 "Regions and world parts"). */
+const gatewaySchema = z
+  .object({
+    /** This instance's home region: embedded engines are labelled with it and it is tried first without an override. */
+    region: z.string().min(1).default('us-east-1'),
+    /** Extra regions (or overrides of {@link BUILTIN_REGIONS}): region → `{worldPart}`. */
+    regions: z.record(z.string().min(1), z.object({ worldPart: z.string().min(1) }).strict()).default({}),
+  })
+  .strict();
+/** The `gateway` section, defaults filled in. */
+export type GatewayPlacement = z.infer<typeof gatewaySchema>;
 
 const compatSchema = z
   .object({
@@ -159,7 +216,10 @@ export const configSchema = z
     /** TTS catalogue and limits (issue #4; see tts_config.ts). */
     tts: ttsSectionSchema.optional(),
     limits: limitsSchema.partial().optional(),
-    engines: z.record(z.string(), engineSchema.partial()).optional(),
+    /** Engine instances by id (see {@link engineInstanceSchema}); a model's `engine`/`backends` name them. */
+    engines: z.record(z.string(), engineInstanceSchema).optional(),
+    /** Home region and extra regions (issue 10 part 2). */
+    gateway: gatewaySchema.partial().optional(),
     compat: compatSchema.optional(),
     http: httpSchema.partial().optional(),
     /** Graceful shutdown (issue #14). */
@@ -174,7 +234,13 @@ export interface VoxgateConfig {
   /** TTS catalogue and limits (tts_config.ts). */
   tts: TtsConfig;
   limits: Limits;
-  engines: Record<string, z.infer<typeof engineSchema>>;
+  /**
+   * Engine instances by id, as written (type-specific keys validated by the registry). Ids a model
+   * names without an entry here are instances of the type of that name with default settings.
+   */
+  engines: Record<string, EngineInstanceEntry>;
+  /** Home region and the region → world-part table ({@link BUILTIN_REGIONS} merged with the file's). */
+  gateway: GatewayPlacement;
   compat: z.infer<typeof compatSchema>;
   http: HttpConfig;
   /** Graceful shutdown (issue #14); absent in hand-built configs = defaults. */
@@ -237,19 +303,46 @@ export function loadConfig(file?: string): VoxgateConfig {
     if (codes.has(m.code)) throw new Error(`duplicate model code in catalogue: ${m.code}`);
     codes.add(m.code);
   }
-  const engines: VoxgateConfig['engines'] = {};
-  for (const [id, e] of Object.entries(raw.engines ?? {})) engines[id] = engineSchema.parse(e);
+  const engines: VoxgateConfig['engines'] = { ...(raw.engines ?? {}) };
+  const gateway = gatewaySchema.parse(raw.gateway ?? {});
+  gateway.regions = { ...BUILTIN_REGIONS, ...gateway.regions };
   const compat = raw.compat ?? {};
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}), metrics: metricsSchema.parse(raw.metrics ?? {}) };
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, gateway, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}), metrics: metricsSchema.parse(raw.metrics ?? {}) };
 }
 
 /** Default drain deadline, ms (`shutdown.drainTimeoutMs`). */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
-/** Engine settings for `id`, defaults filled in. */
+/**
+ * PocketSphinx decoder-pool settings of instance `id`, defaults filled in.
+ * @throws Error naming the instance when its settings are invalid.
+ */
 export function engineSettings(cfg: VoxgateConfig, id: string): z.infer<typeof engineSchema> {
-  return cfg.engines[id] ?? engineSchema.parse({});
+  const raw = cfg.engines[id] ?? {};
+  const r = engineSchema.safeParse(raw);
+  if (!r.success) throw new Error(`engines.${id} is invalid: ${z.prettifyError(r.error)}`);
+  return r.data;
+}
+
+/** The engine type of instance `id`: its `type`, else the id itself (an instance of the type of that name). */
+export function engineType(cfg: Pick<VoxgateConfig, 'engines'>, id: string): string {
+  return cfg.engines[id]?.type ?? id;
+}
+
+/** The region of engine instance `id`: its `region`, else the gateway's home region. */
+export function engineRegion(cfg: Pick<VoxgateConfig, 'engines' | 'gateway'>, id: string): string {
+  return cfg.engines[id]?.region ?? cfg.gateway.region;
+}
+
+/** The world part of `region` from the region table, or `undefined` for an unknown region. */
+export function worldPartOf(cfg: Pick<VoxgateConfig, 'gateway'>, region: string): string | undefined {
+  return cfg.gateway.regions[region]?.worldPart;
+}
+
+/** The engine instances that may serve a model, in preference order: `backends`, else `[engine]`. */
+export function modelBackends(m: { engine: string; backends?: string[] }): string[] {
+  return m.backends ?? [m.engine];
 }

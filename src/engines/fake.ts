@@ -11,12 +11,9 @@ import { VoxgateError, type ErrorCode } from '../util/errors.js';
  * attempt or another backend (the switch failover tests use).
  */
 export class FakeEngineError extends VoxgateError {
-  /** Whether a retry (or another backend) may succeed. */
-  readonly retryable: boolean;
   constructor(code: ErrorCode, message: string, retryable: boolean) {
-    super(code, message);
+    super(code, message, { retryable });
     this.name = 'FakeEngineError';
-    this.retryable = retryable;
   }
 }
 

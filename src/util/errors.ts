@@ -28,7 +28,13 @@ export type ErrorCode =
   | 'provider_error'
   | 'internal_error'
   /** The server is draining (shutting down) and takes no new work; retry shortly (issue 14 item 4). */
-  | 'unavailable';
+  | 'unavailable'
+  /**
+   * No backend of the route could be reached (every candidate refused, timed out, answered 5xx or
+   * failed mid-stream and no other was left). Message: `Failed to connect to backend: <reason>`
+   * (seed 001 shape, protocols.md §1.4; issue 10 part 2 "Failover").
+   */
+  | 'backend_connection_failed';
 
 /** WebSocket close codes used by voxgate (RFC 6455 §7.4.1). */
 export const CloseCode = {
@@ -118,7 +124,15 @@ export const ERRORS: Record<ErrorCode, ErrorSpec> = {
   provider_error: { http: 502, close: CloseCode.INTERNAL, deepgram: 'INTERNAL_SERVER_ERROR', deepgramDocumented: false, deepgramListenClose: DG.NET0, deepgramSpeakClose: DG.NET0 },
   internal_error: { http: 500, close: CloseCode.INTERNAL, deepgram: 'INTERNAL_SERVER_ERROR', deepgramDocumented: false, deepgramListenClose: DG.NET0, deepgramSpeakClose: DG.NET0 },
   unavailable: { http: 503, close: CloseCode.GOING_AWAY, deepgram: 'SERVICE_UNAVAILABLE', deepgramDocumented: false, retryAfterS: 5, deepgramListenClose: DG.DATA, deepgramSpeakClose: DG.NET0 },
+  backend_connection_failed: { http: 502, close: CloseCode.INTERNAL, deepgram: 'BAD_GATEWAY', deepgramDocumented: false, retryAfterS: 5, deepgramListenClose: DG.NET0, deepgramSpeakClose: DG.NET0 },
 };
+
+/**
+ * Codes that another backend may not repeat: a failure with one of these is worth failing over
+ * (issue 10 part 2 "Failover": refused/timed-out/5xx handshakes, abnormal closes, silence). Auth and
+ * config errors from a backend are the client's to see, never failed over.
+ */
+const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['provider_error', 'internal_error', 'unavailable', 'backend_connection_failed', 'rate_limit', 'backpressure', 'idle_timeout_exceeded']);
 
 /**
  * An error that carries a catalogue code. Thrown inside voxgate and translated by each dialect
@@ -126,10 +140,17 @@ export const ERRORS: Record<ErrorCode, ErrorSpec> = {
  */
 export class VoxgateError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /**
+   * True when the same request may succeed on another backend (failover, issue 10 part 2); false for
+   * errors the client must see (auth, config, bad input). Default: from the code (provider, internal,
+   * unavailable, backend_connection_failed, rate_limit, backpressure, idle timeout → true).
+   */
+  readonly retryable: boolean;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options);
     this.name = 'VoxgateError';
     this.code = code;
+    this.retryable = options?.retryable ?? RETRYABLE_CODES.has(code);
   }
   /** HTTP status for this error (catalogue). */
   get httpStatus(): number {

@@ -13,6 +13,7 @@
  * Implements the engine half of issue #2 ("Engine") and shared/spec/protocols.md §1.3 result fields.
  */
 import type { EventEmitter } from 'node:events';
+import type { RequestContext } from '../context.js';
 
 /** What an engine can do, declared as data. Served verbatim in `GET /v1/models`. */
 export interface SttCapabilities {
@@ -113,7 +114,11 @@ export interface SttStreamEvents {
   final: [SttFinal];
   /** Voice activity began; `timestamp` in seconds from stream start. */
   speech_started: [{ timestamp: number }];
-  /** A stream-level failure. The stream is unusable afterwards. */
+  /**
+   * A stream-level failure. The stream is unusable afterwards. Upstream engines emit a `VoxgateError`
+   * whose `retryable` says whether another backend may succeed (abnormal close, silence while audio
+   * flows, 5xx) or the client must see it (auth, config) — failover reads it (issue 10 part 2).
+   */
   error: [Error];
 }
 
@@ -161,9 +166,13 @@ export interface SttEngine {
   init(): Promise<void>;
   /**
    * Open a stream. Rejects with an Error whose `code` is `rate_limit` when the engine is at its
-   * stream limit, or `config_error` when `config` is not supported.
+   * stream limit, or `config_error` when `config` is not supported. Upstream engines reject with a
+   * `VoxgateError` whose `retryable` is true for connection failures (`backend_connection_failed`:
+   * refused, timed out, 5xx at the handshake) and false for the backend's auth/config refusals.
+   * @param ctx request context (id, pinned region, abort signal, connect deadline); optional for
+   *   internal callers. Engine contract v2 (issue 10 part 1).
    */
-  start(config: SttStreamConfig): Promise<SttStream>;
+  start(config: SttStreamConfig, ctx?: RequestContext): Promise<SttStream>;
   stats(): SttEngineStats;
   /**
    * Streams that `start` could open right now without rejecting with `rate_limit` (warm decoders plus
