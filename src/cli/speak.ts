@@ -21,6 +21,7 @@ import { isPcmEncoding, wavHeader, type PcmEncoding, type TtsEncoding } from '..
 import { loadConfig } from '../config/config.js';
 import type { TtsModelEntry } from '../config/tts_config.js';
 import { TTS_ENGINE_FACTORIES } from '../engines/tts/registry.js';
+import { engineType } from '../config/config.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import { modelVoices, resolveTtsOptions } from '../session/tts_options.js';
 import { synthesizeText } from '../session/tts_render.js';
@@ -79,9 +80,10 @@ async function readStdin(): Promise<string> {
 
 /** Create and initialise only the engine one catalogue entry needs. */
 async function localEngine(entry: TtsModelEntry, config: ReturnType<typeof loadConfig>): Promise<TtsEngine> {
-  const f = TTS_ENGINE_FACTORIES[entry.engine];
-  if (!f) throw new Error(`model ${entry.code} uses unknown engine "${entry.engine}"`);
-  const e = f(config);
+  const type = engineType(config, entry.engine);
+  const f = TTS_ENGINE_FACTORIES[type];
+  if (!f) throw new Error(`model ${entry.code} uses engine "${entry.engine}" of unknown type "${type}"`);
+  const e = f(config, entry.engine);
   await e.init();
   return e;
 }

@@ -27,8 +27,13 @@ export type TtsAudioFraming = (typeof TTS_AUDIO_FRAMINGS)[number];
 export const ttsModelSchema = z.object({
   /** Catalogue code, e.g. `local/flite:en`. */
   code: z.string().regex(MODEL_CODE_RE, 'model code must match [slng/]<provider>/<model>[:<variant>]'),
-  /** TTS engine id from the TTS engine registry: `flite`, `espeak-ng`. */
+  /** TTS engine instance id (key of `engines`, or a type id of the TTS registry: `flite`, `espeak-ng`). */
   engine: z.string().min(1),
+  /**
+   * Engine instances that may serve this model, in preference order, each with its region (issue 10
+   * part 2). Absent = `[engine]`. Read with `modelBackends` (config.ts).
+   */
+  backends: z.array(z.string().min(1)).min(1).optional(),
   /** Wire dialect of `/v1/tts/<code>`; bridges always use `unified`. */
   dialect: z.enum(TTS_DIALECTS).default('unified'),
   /** Audio framing on the unified WebSocket. */

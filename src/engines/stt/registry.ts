@@ -1,18 +1,25 @@
 /**
- * STT engine registry: engine ids (the catalogue's `engine` field) → factories.
+ * STT engine registry: engine *types* → factories (engine contract v2, issue 10 part 1).
  *
- * Adding an engine means adding one entry here; the server, sessions and dialects never change
- * (issue #2: "A second engine must be addable without touching the server or the dialects").
- * Engines are created lazily and shared by every catalogue entry that names them.
+ * The catalogue names engine *instances* (`engine` / `backends` of a model); an instance is an entry
+ * of the config's `engines` section (`{type, region, …typed settings}`) or, without an entry, the
+ * instance of the type of that name with default settings. Adding an engine type means adding one
+ * entry here; the server, sessions and dialects never change (issue #2). Each instance is created
+ * once and shared by every catalogue entry that names it.
  */
 import type { VoxgateConfig } from '../../config/config.js';
-import { engineSettings } from '../../config/config.js';
+import { engineSettings, engineType, modelBackends } from '../../config/config.js';
 import { FakeSttEngine, type FakeSttScript } from './fake/index.js';
 import { PocketSphinxEngine } from './pocketsphinx/index.js';
 import type { SttCapabilities, SttEngine } from './types.js';
 
-/** A factory receives the resolved configuration and returns an un-initialised engine. */
-export type SttEngineFactory = (cfg: VoxgateConfig) => SttEngine;
+/**
+ * A factory receives the resolved configuration and the instance id (its settings are
+ * `cfg.engines[instanceId]`, validated by the factory with its type's schema) and returns an
+ * un-initialised engine.
+ * @throws Error naming the instance when its settings are invalid.
+ */
+export type SttEngineFactory = (cfg: VoxgateConfig, instanceId: string) => SttEngine;
 
 /**
  * Built-in engines. `fake` is the scripted test engine (fake/index.ts): never in the default
@@ -20,8 +27,8 @@ export type SttEngineFactory = (cfg: VoxgateConfig) => SttEngine;
  * `options.script` / `options.capabilities`.
  */
 export const STT_ENGINE_FACTORIES: Record<string, SttEngineFactory> = {
-  pocketsphinx: (cfg) => {
-    const s = engineSettings(cfg, 'pocketsphinx');
+  pocketsphinx: (cfg, instanceId) => {
+    const s = engineSettings(cfg, instanceId);
     return new PocketSphinxEngine({ minIdleDecoders: s.minIdleDecoders, maxDecoders: s.maxDecoders });
   },
   fake: (cfg) => {
@@ -31,8 +38,11 @@ export const STT_ENGINE_FACTORIES: Record<string, SttEngineFactory> = {
 };
 
 /**
- * Instantiate and initialise every engine the catalogue references.
- * @throws Error naming the model when the catalogue references an unknown engine id.
+ * Instantiate and initialise every engine instance the catalogue references (each model's
+ * `backends`, else its `engine`).
+ * @returns engines keyed by instance id.
+ * @throws Error naming the model when an instance's type is unknown, or the instance's own
+ *   settings/init error.
  */
 export async function createSttEngines(
   cfg: VoxgateConfig,
@@ -40,10 +50,13 @@ export async function createSttEngines(
 ): Promise<Map<string, SttEngine>> {
   const engines = new Map<string, SttEngine>();
   for (const m of cfg.stt.models) {
-    if (engines.has(m.engine)) continue;
-    const f = factories[m.engine];
-    if (!f) throw new Error(`model ${m.code} references unknown engine "${m.engine}" (known: ${Object.keys(factories).join(', ')})`);
-    engines.set(m.engine, f(cfg));
+    for (const id of modelBackends(m)) {
+      if (engines.has(id)) continue;
+      const type = engineType(cfg, id);
+      const f = factories[type];
+      if (!f) throw new Error(`model ${m.code} references engine "${id}" of unknown type "${type}" (known types: ${Object.keys(factories).join(', ')})`);
+      engines.set(id, f(cfg, id));
+    }
   }
   await Promise.all([...engines.values()].map((e) => e.init()));
   return engines;

@@ -5,14 +5,18 @@
  * and routes never change (issue #4 "a new engine addable without touching dialects"). Engines are
  * created once and shared by every catalogue entry naming them.
  */
-import type { VoxgateConfig } from '../../config/config.js';
+import { engineType, modelBackends, type VoxgateConfig } from '../../config/config.js';
 import { EspeakEngine } from './espeak/index.js';
 import { FakeTtsEngine } from './fake/index.js';
 import { FliteEngine } from './flite/index.js';
 import type { TtsEngine } from './types.js';
 
-/** A factory receives the resolved configuration and returns an un-initialised engine. */
-export type TtsEngineFactory = (cfg: VoxgateConfig) => TtsEngine;
+/**
+ * A factory receives the resolved configuration and the instance id (settings in
+ * `cfg.engines[instanceId]`, validated by the factory) and returns an un-initialised engine.
+ * Registry keys are engine *types* (engine contract v2, issue 10 part 1).
+ */
+export type TtsEngineFactory = (cfg: VoxgateConfig, instanceId: string) => TtsEngine;
 
 /**
  * Built-in engines. `fake` is the scripted test engine (fake/index.ts): never in the default
@@ -33,10 +37,13 @@ export const TTS_ENGINE_FACTORIES: Record<string, TtsEngineFactory> = {
 export async function createTtsEngines(cfg: VoxgateConfig, factories: Record<string, TtsEngineFactory> = TTS_ENGINE_FACTORIES): Promise<Map<string, TtsEngine>> {
   const engines = new Map<string, TtsEngine>();
   for (const m of cfg.tts.models) {
-    if (engines.has(m.engine)) continue;
-    const f = factories[m.engine];
-    if (!f) throw new Error(`TTS model ${m.code} references unknown engine "${m.engine}" (known: ${Object.keys(factories).join(', ')})`);
-    engines.set(m.engine, f(cfg));
+    for (const id of modelBackends(m)) {
+      if (engines.has(id)) continue;
+      const type = engineType(cfg, id);
+      const f = factories[type];
+      if (!f) throw new Error(`TTS model ${m.code} references engine "${id}" of unknown type "${type}" (known types: ${Object.keys(factories).join(', ')})`);
+      engines.set(id, f(cfg, id));
+    }
   }
   try {
     await Promise.all([...engines.values()].map((e) => e.init()));
