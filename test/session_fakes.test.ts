@@ -98,7 +98,7 @@ const DIALECTS: {
     results: (c) =>
       c.messages.flatMap((m) => (typeof m.transcript === 'string' ? [{ final: m.is_final === true, text: m.transcript.toLowerCase().replace(/[.,?!]/g, '') }] : [])),
     checkFailure(c, closed, message) {
-      assert.deepEqual(c.messages.at(-1), { status: 'error', error: { message: `speech engine failed: ${message}`, code: 'internal_error' } });
+      assert.deepEqual(c.messages.at(-1), { status: 'error', error: { message: `speech engine failed: ${message}`, code: 'provider_error' } });
       assert.equal(closed.code, 1011);
     },
   },
@@ -187,6 +187,17 @@ describe('STT sessions on the fake engine', () => {
       assert.equal(stt.stats().activeStreams, 0, 'the failed stream was released');
     });
   }
+
+  // Issue 10: an engine's own code reaches the client. Before, every mid-stream failure became
+  // `internal_error` "speech engine failed: …", so failover's `backend_connection_failed` was lost.
+  it('unified: a mid-stream backend_connection_failed reaches the client with its code and exact message, close 1011', async () => {
+    stt.script = { steps: [{ at: 0.5, error: { code: 'backend_connection_failed', message: 'Failed to connect to backend: 500 Internal Server Error', retryable: false } }] };
+    const c = await DIALECTS[0]!.open(s);
+    await c.sendBinary(silence(1000));
+    const closed = await c.closed;
+    assert.deepEqual(c.messages.at(-1), { type: 'error', code: 'backend_connection_failed', message: 'Failed to connect to backend: 500 Internal Server Error' });
+    assert.equal(closed.code, 1011);
+  });
 
   it('unified: an engine refusing the stream at start gives its code (rate_limit) and closes 1013', async () => {
     stt.script = { failAtStart: { code: 'rate_limit', message: 'no capacity', retryable: true } };

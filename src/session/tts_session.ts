@@ -47,7 +47,6 @@
  * by the deadline is closed 1001 (the audio not yet sent is lost; the reason says so). A session
  * waiting for `init` closes 1001 at once.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { createEncoder, isPcmEncoding, type AudioEncoder } from '../audio/encode.js';
 import type { Limits } from '../config/config.js';
@@ -55,7 +54,7 @@ import type { TtsLimits, TtsModelEntry } from '../config/tts_config.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import type { CloseSpec, TtsCommand, TtsDialect, TtsEvent, TtsInitRequest, TtsSessionInfo, WireFrame } from '../protocol/tts_events.js';
 import { TextSegmenter } from '../text/segmenter.js';
-import { jsonShapeError } from '../util/json_guard.js';
+import { SessionCore, type SessionClose } from './core.js';
 import { CloseCode, toVoxgateError, type ErrorCode } from '../util/errors.js';
 import { lookupVoice, resolveTtsOptions, type ResolvedTtsOptions } from './tts_options.js';
 import { renderSegment } from './tts_render.js';
@@ -103,11 +102,7 @@ export interface TtsSessionOptions {
 type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' } | { kind: 'shutdown' };
 
 /** One client connection on a TTS WebSocket route. Drive it with the `handle*` methods. */
-export class TtsSession {
-  readonly id = 'sess_tts_' + randomBytes(9).toString('base64url');
-  readonly requestId = randomUUID();
-  readonly createdAt = new Date();
-  private st: TtsSessionState = 'awaiting_init';
+export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> {
   private resolved: ResolvedTtsOptions | null = null;
   private readonly segmenter = new TextSegmenter();
   private readonly queue: QueueItem[] = [];
@@ -126,9 +121,6 @@ export class TtsSession {
   private inflight = 0;
   private socketDrain: { promise: Promise<void>; resolve: () => void } | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
-  private maxTimer: NodeJS.Timeout | null = null;
-  private closeCodeSent: number | null = null;
   /** Set while a fatal error is being reported, so reporting it cannot re-trigger it. */
   private ending = false;
   /** Real-time pacing (see `tts.limits.realtimeLeadSeconds`). */
@@ -136,31 +128,17 @@ export class TtsSession {
   /** performance.now() (ms) at which the audio sent so far would finish playing back to back. */
   private playEnd = 0;
   private paceWait: { timer: NodeJS.Timeout; resolve: () => void } | null = null;
-  private readonly log: Logger;
   /** Shutdown drain ({@link drain}) deadline timer; null when no drain was asked. */
   private shutdownTimer: NodeJS.Timeout | null = null;
-  private resolveClosed!: () => void;
-  /** Resolves once the session reaches `closed` (any way). Never rejects. */
-  readonly closed: Promise<void> = new Promise<void>((r) => (this.resolveClosed = r));
-
   constructor(private readonly o: TtsSessionOptions) {
-    this.log = o.log.child({ session_id: this.id, model: o.model.code });
-    this.maxTimer = setTimeout(
-      () => this.fatal('max_connection_duration_exceeded', `session exceeded the maximum duration of ${o.limits.maxSessionSeconds} s`),
-      o.limits.maxSessionSeconds * 1000,
-    );
-    this.maxTimer.unref();
+    super('awaiting_init', { idPrefix: 'sess_tts_', log: o.log, modelCode: o.model.code, maxSessionSeconds: o.limits.maxSessionSeconds });
     if (o.resolved) this.start(o.resolved, o.pacing ?? true);
-    else this.armIdle();
+    else this.armIdleTimer();
   }
 
   /** Current lifecycle state. */
   get state(): TtsSessionState {
     return this.st;
-  }
-  /** Close code the server sent, or null. */
-  get closeCode(): number | null {
-    return this.closeCodeSent;
   }
   /** Seconds of audio delivered in finished utterances plus the current one. */
   get audioSeconds(): number {
@@ -175,14 +153,9 @@ export class TtsSession {
   handleText(text: string): void {
     if (this.st === 'closed') return;
     this.touch();
-    if (text.length > this.o.limits.maxFrameBytes) {
-      this.dispatch(this.o.dialect.oversizedFrame(Buffer.byteLength(text), this.o.limits.maxFrameBytes));
-      return;
-    }
-    // Bounded before JSON.parse: a deeply nested or token-dense frame would stall every session (issue 14 #1).
-    const problem = jsonShapeError(text, { maxDepth: this.o.limits.maxJsonDepth, maxTokens: this.o.limits.maxJsonTokens });
-    if (problem) {
-      this.dispatch(this.o.dialect.rejectedText(`text frame refused: ${problem}`));
+    const refused = this.textRefusal(text, { maxChars: this.o.limits.maxFrameBytes, maxJsonDepth: this.o.limits.maxJsonDepth, maxJsonTokens: this.o.limits.maxJsonTokens });
+    if (refused) {
+      this.dispatch(refused.tooLong ? this.o.dialect.oversizedFrame(Buffer.byteLength(text), this.o.limits.maxFrameBytes) : this.o.dialect.rejectedText(refused.message));
       return;
     }
     this.dispatch(this.o.dialect.parseText(text));
@@ -230,11 +203,11 @@ export class TtsSession {
     this.shutdownTimer = setTimeout(() => {
       if (this.st === 'closed') return;
       this.log.warn({ state: this.st }, 'shutdown deadline reached: closing before all audio was sent');
-      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down: drain deadline reached, audio not yet sent is lost' });
+      this.terminate(CloseCode.GOING_AWAY, 'server shutting down: drain deadline reached, audio not yet sent is lost');
     }, Math.max(0, deadlineMs));
     this.log.info({ state: this.st, deadline_ms: deadlineMs }, 'draining for shutdown');
     if (this.st === 'awaiting_init') {
-      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+      this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
     } else if (this.st === 'streaming') {
       this.pacing = false; // finish quickly: the client buffers what it has not played yet
       this.stopPacing();
@@ -257,27 +230,17 @@ export class TtsSession {
   private dispatch(cmd: TtsCommand): void {
     switch (cmd.kind) {
       case 'invalid':
-        if (cmd.close) {
-          this.fatal(cmd.code, cmd.message, cmd.close);
-        } else if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
-          this.fatal('config_error', cmd.message);
-        } else {
-          this.sendError(cmd.code, cmd.message);
-        }
-        return;
       case 'keepalive':
+        this.handleCommon(cmd, this.st === 'awaiting_init', '');
         return;
       case 'init':
-        if (this.st !== 'awaiting_init') {
-          this.sendError('invalid_request', 'session already initialised; voice and format are fixed at init (reconnect to change them)');
-          return;
-        }
+        if (this.handleCommon(cmd, this.st === 'awaiting_init', 'session already initialised; voice and format are fixed at init (reconnect to change them)')) return;
         this.init(cmd.init);
         return;
       case 'close':
         // Hang-up: no audio and no message follow; everything in progress is killed (see module docs).
         this.log.debug({ state: this.st, queued: this.queue.length, running: this.running }, 'close: stopping at once');
-        this.terminate({ code: CloseCode.NORMAL, reason: this.st === 'awaiting_init' ? 'closed before init' : 'session closed' });
+        this.terminate(CloseCode.NORMAL, this.st === 'awaiting_init' ? 'closed before init' : 'session closed');
         return;
       default:
         break;
@@ -288,7 +251,7 @@ export class TtsSession {
     }
     if (this.shutdownTimer && (cmd.kind === 'clear' || cmd.kind === 'cancel')) {
       this.clear(); // barge-in still works while shutting down: stop the audio, then go
-      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+      this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
       return;
     }
     if (this.shutdownTimer && (cmd.kind === 'text' || cmd.kind === 'flush')) {
@@ -346,7 +309,7 @@ export class TtsSession {
     this.o.engine.prepare?.({ voice: resolved.voice.id, speed: resolved.speed });
     this.emit({ kind: 'ready', info });
     this.prewarm();
-    this.armIdle();
+    this.armIdleTimer();
   }
 
   private addText(text: string): void {
@@ -382,7 +345,7 @@ export class TtsSession {
     this.stopPacing(); // the client stops playback: the virtual player is empty
     this.emit({ kind: 'cleared', sequenceId: this.clearCount++ });
     this.prewarm();
-    this.armIdle();
+    this.armIdleTimer();
   }
 
   private enqueue(item: QueueItem): void {
@@ -407,7 +370,7 @@ export class TtsSession {
           await this.endUtterance(epoch, true);
         } else {
           await this.endUtterance(epoch, false);
-          if (epoch === this.epoch) this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+          if (epoch === this.epoch) this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
         }
       }
     } catch (err) {
@@ -419,7 +382,7 @@ export class TtsSession {
     } finally {
       if (epoch === this.epoch) {
         this.running = false;
-        if (this.st !== 'closed') this.armIdle();
+        if (this.st !== 'closed') this.armIdleTimer();
       }
     }
   }
@@ -582,27 +545,38 @@ export class TtsSession {
   // ---- timers ----
 
   private touch(): void {
-    if (this.st === 'streaming') this.armIdle();
+    if (this.st === 'streaming') this.armIdleTimer();
   }
 
-  private armIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.st === 'closed') return;
+  /** `init` deadline (awaiting_init) or idleness while streaming; never while audio is being produced. */
+  private armIdleTimer(): void {
     const seconds = this.st === 'awaiting_init' ? this.o.limits.initTimeoutSeconds : this.o.limits.idleTimeoutSeconds;
-    this.idleTimer = setTimeout(() => {
+    this.armIdle(seconds, () => {
       if (this.running || this.queue.length > 0) {
-        this.armIdle(); // producing audio is not idleness
+        this.armIdleTimer(); // producing audio is not idleness
         return;
       }
       this.fatal(
         'idle_timeout_exceeded',
         this.st === 'awaiting_init' ? `no valid "init" within ${seconds} s` : `no message received for ${seconds} s (send {"type":"keepalive"} or a WebSocket ping while silent)`,
       );
-    }, seconds * 1000);
-    this.idleTimer.unref();
+    });
+  }
+
+  /** `limits.maxSessionSeconds` passed. */
+  protected onMaxDuration(message: string): void {
+    this.fatal('max_connection_duration_exceeded', message);
   }
 
   // ---- endings ----
+
+  protected reportError(code: ErrorCode, message: string): void {
+    this.sendError(code, message);
+  }
+
+  protected fail(code: ErrorCode, message: string, close?: SessionClose): void {
+    this.fatal(code, message, close);
+  }
 
   private sendError(code: ErrorCode, message: string): void {
     this.log.info({ code }, message);
@@ -615,19 +589,19 @@ export class TtsSession {
     if (this.st === 'closed' || this.ending) return;
     this.ending = true;
     this.sendError(code, message);
-    this.terminate(close ?? this.o.dialect.closeFor(code));
+    const c = close ?? this.o.dialect.closeFor(code);
+    this.terminate(c.code, c.reason);
   }
 
-  private terminate(close: CloseSpec): void {
-    if (this.st === 'closed') return;
-    this.closeCodeSent = close.code;
-    this.o.transport.close(close.code, close.reason.slice(0, 120));
-    this.finish();
+  protected closeTransport(code: number, reason: string): void {
+    this.o.transport.close(code, reason);
   }
 
-  private finish(): void {
-    if (this.st === 'closed') return;
-    this.st = 'closed';
+  protected notifyClosed(): void {
+    this.o.onClosed?.(this);
+  }
+
+  protected release(): void {
     this.epoch++;
     this.jobAbort?.abort();
     this.jobAbort = null;
@@ -639,11 +613,6 @@ export class TtsSession {
     this.segmenter.clear();
     this.wakeDrain();
     this.stopPacing();
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.maxTimer) clearTimeout(this.maxTimer);
     if (this.shutdownTimer) clearTimeout(this.shutdownTimer);
-    this.idleTimer = this.maxTimer = null;
-    this.o.onClosed?.(this);
-    this.resolveClosed();
   }
 }
