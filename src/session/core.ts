@@ -49,7 +49,8 @@ export type CommonCommand =
   /** A frame the dialect could not accept; `close` when the dialect ends the session for it. */
   | { kind: 'invalid'; code: ErrorCode; message: string; close?: SessionClose }
   | { kind: 'keepalive' }
-  | { kind: 'init' };
+  /** Settings of a new session; only valid while awaiting `init`. */
+  | { kind: 'init'; init: unknown };
 
 /**
  * Base of the session state machines. `S` is the subclass's state union without `closed`.
@@ -141,25 +142,29 @@ export abstract class SessionCore<S extends string> {
   /**
    * The commands every dialect shares: `invalid` (error frame, or end the session when the dialect
    * closes for it or when an `init` is refused with `config_error`), `keepalive` (nothing: the frame
-   * already counted as activity), and a repeated `init` (`invalid_request`, the session survives).
-   * @param cmd the parsed command.
-   * @param awaitingInit true while the session waits for its `init`.
+   * already counted as activity), and `init` (started while awaiting it; a repeated one gets
+   * `invalid_request` and the session survives).
+   * @param cmd the parsed command (any kind).
    * @param reinitMessage what a repeated `init` is told.
-   * @returns true when `cmd` was one of these and has been handled; false for an `init` to start.
+   * @param start starts the session with an accepted `init`'s settings.
+   * @returns true when `cmd` was one of these and has been handled; false for the subclass's own kinds.
    */
-  protected handleCommon(cmd: CommonCommand, awaitingInit: boolean, reinitMessage: string): boolean {
-    switch (cmd.kind) {
+  protected dispatchCommon<I>(cmd: { kind: string }, reinitMessage: string, start: (init: I) => void): boolean {
+    const c = cmd as CommonCommand | { kind: 'init'; init: I };
+    switch (c.kind) {
       case 'invalid':
-        if (cmd.close) this.fail(cmd.code, cmd.message, cmd.close);
-        else if (cmd.code === 'config_error' && awaitingInit) this.fail('config_error', cmd.message);
-        else this.reportError(cmd.code, cmd.message);
+        if (c.close) this.fail(c.code, c.message, c.close);
+        else if (c.code === 'config_error' && this.st === 'awaiting_init') this.fail('config_error', c.message);
+        else this.reportError(c.code, c.message);
         return true;
       case 'keepalive':
         return true;
       case 'init':
-        if (awaitingInit) return false;
-        this.reportError('invalid_request', reinitMessage);
+        if (this.st === 'awaiting_init') start((c as { init: I }).init);
+        else this.reportError('invalid_request', reinitMessage);
         return true;
+      default:
+        return false;
     }
   }
 

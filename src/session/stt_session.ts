@@ -359,15 +359,8 @@ export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> 
       this.pending.push(cmd);
       return;
     }
+    if (this.dispatchCommon<SttInitRequest>(cmd, 'session already initialised; settings cannot change mid-session (reconnect to re-init)', (init) => void this.start(init))) return;
     switch (cmd.kind) {
-      case 'invalid':
-      case 'keepalive':
-        this.handleCommon(cmd, this.st === 'awaiting_init', '');
-        return;
-      case 'init':
-        if (this.handleCommon(cmd, this.st === 'awaiting_init', 'session already initialised; settings cannot change mid-session (reconnect to re-init)')) return;
-        void this.start(cmd.init);
-        return;
       case 'audio':
         if (this.st === 'awaiting_init') {
           this.fatal(CloseCode.POLICY, 'audio before init', 'invalid_request', 'audio received before "init"; send {"type":"init",...} first');

@@ -228,15 +228,8 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
   // ---- commands ----
 
   private dispatch(cmd: TtsCommand): void {
+    if (this.dispatchCommon<TtsInitRequest>(cmd, 'session already initialised; voice and format are fixed at init (reconnect to change them)', (init) => this.init(init))) return;
     switch (cmd.kind) {
-      case 'invalid':
-      case 'keepalive':
-        this.handleCommon(cmd, this.st === 'awaiting_init', '');
-        return;
-      case 'init':
-        if (this.handleCommon(cmd, this.st === 'awaiting_init', 'session already initialised; voice and format are fixed at init (reconnect to change them)')) return;
-        this.init(cmd.init);
-        return;
       case 'close':
         // Hang-up: no audio and no message follow; everything in progress is killed (see module docs).
         this.log.debug({ state: this.st, queued: this.queue.length, running: this.running }, 'close: stopping at once');
