@@ -51,13 +51,12 @@ import type { Logger } from 'pino';
 import { createEncoder, isPcmEncoding, type AudioEncoder } from '../audio/encode.js';
 import type { Limits } from '../config/config.js';
 import type { TtsLimits, TtsModelEntry } from '../config/tts_config.js';
-import type { TtsEngine } from '../engines/tts/types.js';
+import type { TtsEngine, TtsStream } from '../engines/tts/types.js';
+import { openTtsStream } from '../engines/tts/segmented.js';
 import type { CloseSpec, TtsCommand, TtsDialect, TtsEvent, TtsInitRequest, TtsSessionInfo, WireFrame } from '../protocol/tts_events.js';
-import { TextSegmenter } from '../text/segmenter.js';
 import { SessionCore, type SessionClose } from './core.js';
 import { CloseCode, toVoxgateError, type ErrorCode } from '../util/errors.js';
 import { lookupVoice, resolveTtsOptions, type ResolvedTtsOptions } from './tts_options.js';
-import { renderSegment } from './tts_render.js';
 
 /** What a TTS session needs from its transport (a WebSocket in production). */
 export interface TtsTransport {
@@ -98,23 +97,29 @@ export interface TtsSessionOptions {
   observer?: TtsSessionObserver;
 }
 
-/** `shutdown`: end the utterance like `flush` (no `flushed`), then close 1001 (see {@link TtsSession.drain}). */
-type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' } | { kind: 'shutdown' };
+/**
+ * Why a flush was asked, in order: `client` (a `flush` frame: `audio_end` + `flushed`) or `shutdown`
+ * (end the utterance with no `flushed`, then close 1001, see {@link TtsSession.drain}).
+ */
+type FlushKind = 'client' | 'shutdown';
 
 /** One client connection on a TTS WebSocket route. Drive it with the `handle*` methods. */
 export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> {
   private resolved: ResolvedTtsOptions | null = null;
-  private readonly segmenter = new TextSegmenter();
-  private readonly queue: QueueItem[] = [];
-  private queuedChars = 0;
+  /**
+   * The engine's streaming session (engines/tts/segmented.ts adapts per-segment engines: it owns the
+   * text segmenter, the segment queue and the engine jobs). Opened at `init`.
+   */
+  private stream: TtsStream | null = null;
+  /** One entry per flush asked of the stream and not yet `flushed`. */
+  private readonly flushKinds: FlushKind[] = [];
+  /** Events held until this many more flushes are `flushed` (answers that must follow earlier `Flushed`). */
+  private readonly afterFlushes: { flushes: number; ev: TtsEvent }[] = [];
   /** Bumped by every clear/cancel; work from an older epoch must not reach the wire. */
   private epoch = 0;
-  private running = false;
-  private jobAbort: AbortController | null = null;
   private encoder: AudioEncoder | null = null;
   private encoderHasAudio = false;
   private audioSeq = 0;
-  private segCount = 0;
   private flushCount = 0;
   private clearCount = 0;
   private totalSeconds = 0;
@@ -211,9 +216,8 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
     } else if (this.st === 'streaming') {
       this.pacing = false; // finish quickly: the client buffers what it has not played yet
       this.stopPacing();
-      const last = this.segmenter.flush();
-      if (last) this.enqueue({ kind: 'segment', text: last });
-      this.enqueue({ kind: 'shutdown' });
+      this.flushKinds.push('shutdown');
+      this.stream?.flush();
     }
     return this.closed;
   }
@@ -232,7 +236,7 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
     switch (cmd.kind) {
       case 'close':
         // Hang-up: no audio and no message follow; everything in progress is killed (see module docs).
-        this.log.debug({ state: this.st, queued: this.queue.length, running: this.running }, 'close: stopping at once');
+        this.log.debug({ state: this.st, busy: this.stream?.busy ?? false }, 'close: stopping at once');
         this.terminate(CloseCode.NORMAL, this.st === 'awaiting_init' ? 'closed before init' : 'session closed');
         return;
       default:
@@ -261,8 +265,10 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
         return;
       case 'warning':
         // The dialect refused the frame (Deepgram: Flush over its rate limit); say so, change nothing.
+        // It answers the refused frame, so it follows the answers to the frames before it (the
+        // `Flushed` of flushes still being processed).
         this.log.info({ code: cmd.code }, cmd.description);
-        this.emit({ kind: 'warning', code: cmd.code, description: cmd.description });
+        this.emitAfterPendingFlushes({ kind: 'warning', code: cmd.code, description: cmd.description });
         return;
       case 'clear':
       case 'cancel':
@@ -300,6 +306,8 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
     };
     this.log.info({ voice: resolved.voice.id, encoding: resolved.encoding, sample_rate: resolved.sampleRate, speed: resolved.speed }, 'tts session ready');
     this.o.engine.prepare?.({ voice: resolved.voice.id, speed: resolved.speed });
+    this.stream = openTtsStream(this.o.engine, { voice: resolved.voice.id, speed: resolved.speed });
+    void this.consume(this.stream);
     this.emit({ kind: 'ready', info });
     this.prewarm();
     this.armIdleTimer();
@@ -307,29 +315,25 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
 
   private addText(text: string): void {
     if (!text) return; // empty text is a no-op, not an error
-    const pending = this.segmenter.pendingChars + this.queuedChars;
+    const pending = this.stream!.pendingChars;
     if (pending + text.length > this.o.ttsLimits.maxPendingChars) {
       this.sendError('backpressure', `text rejected: ${pending} characters are already waiting to be spoken (limit ${this.o.ttsLimits.maxPendingChars}); read the audio before sending more`);
       return;
     }
-    for (const s of this.segmenter.push(text)) this.enqueue({ kind: 'segment', text: s });
+    this.stream!.pushText(text);
   }
 
   private flush(): void {
-    const last = this.segmenter.flush();
-    if (last) this.enqueue({ kind: 'segment', text: last });
-    this.enqueue({ kind: 'flush' });
+    this.flushKinds.push('client');
+    this.stream!.flush();
   }
 
   /** Barge-in: drop all text and audio not yet sent, stop engine work, acknowledge. Synchronous. */
   private clear(): void {
     this.epoch++;
-    this.running = false;
-    this.jobAbort?.abort();
-    this.jobAbort = null;
-    this.queue.length = 0;
-    this.queuedChars = 0;
-    this.segmenter.clear();
+    this.stream!.clear();
+    this.flushKinds.length = 0;
+    for (const held of this.afterFlushes.splice(0)) this.emit(held.ev); // answers to frames already received
     this.encoder?.abort();
     if (this.encoderHasAudio && this.encoder) this.totalSeconds += this.encoder.seconds;
     this.encoder = null;
@@ -341,70 +345,70 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
     this.armIdleTimer();
   }
 
-  private enqueue(item: QueueItem): void {
-    if (item.kind === 'segment') this.queuedChars += item.text.length;
-    this.queue.push(item);
-    if (!this.running) void this.pump();
-  }
-
   // ---- synthesis ----
 
-  private async pump(): Promise<void> {
-    const epoch = this.epoch;
-    this.running = true;
+  /**
+   * Turn the engine stream's events into wire events, for the whole session: segment_start →
+   * encoder (resample + encode, real-time pacing) → audio frames → segment_end after the segment's
+   * last byte; `flushed` → `audio_end` + `flushed` (or, for a shutdown, close 1001). Pulling the next
+   * event only after the current one is on its way is the flow control (see segmented.ts). Events
+   * of a generation before the last `clear` are dropped.
+   */
+  private async consume(stream: TtsStream): Promise<void> {
+    let segment = { chars: 0, failed: false };
     try {
-      while (epoch === this.epoch && this.st !== 'closed') {
-        const item = this.queue.shift();
-        if (!item) break;
-        if (item.kind === 'segment') {
-          this.queuedChars -= item.text.length;
-          await this.runSegment(item.text, epoch);
-        } else if (item.kind === 'flush') {
-          await this.endUtterance(epoch, true);
-        } else {
-          await this.endUtterance(epoch, false);
-          if (epoch === this.epoch) this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
+      for await (const ev of stream) {
+        if (this.st === 'closed') break;
+        if (ev.gen !== stream.generation) continue;
+        const epoch = this.epoch;
+        switch (ev.kind) {
+          case 'segment_start': {
+            this.emit({ kind: 'segment_start', segmentId: ev.segmentId });
+            segment = { chars: ev.text.length, failed: false };
+            this.currentEncoder(epoch).prepare(); // mp3/opus: this segment's ffmpeg starts while the engine works
+            this.encoderHasAudio = true;
+            break;
+          }
+          case 'audio': {
+            const wait = this.currentEncoder(epoch).write(ev.pcm);
+            if (wait) await wait;
+            const paced = this.pace(ev.pcm.length / stream.sampleRate, epoch);
+            if (paced) await paced;
+            // Let the event loop run between chunks (resampling is synchronous work): a `clear` arriving
+            // mid-segment is then handled within one chunk's processing time, not after the whole segment.
+            else await new Promise<void>((r) => setImmediate(r));
+            break;
+          }
+          case 'segment_error':
+            segment.failed = true;
+            // One segment the engine could not speak: report it, keep the session.
+            this.sendError('provider_error', `segment ${ev.segmentId} could not be synthesised and was skipped: ${ev.error.message}`);
+            break;
+          case 'segment_end': {
+            // Every byte of this segment (resampler tail, the ffmpeg stream's last frames) goes out first.
+            if (!segment.failed) this.o.observer?.segment(segment.chars);
+            if (this.encoder) await this.encoder.endSegment();
+            if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId: ev.segmentId });
+            break;
+          }
+          case 'flushed': {
+            const kind = this.flushKinds.shift() ?? 'client';
+            await this.endUtterance(epoch, kind === 'client');
+            for (const held of this.afterFlushes) held.flushes--;
+            while (this.afterFlushes.length > 0 && this.afterFlushes[0]!.flushes <= 0) this.emit(this.afterFlushes.shift()!.ev);
+            if (kind === 'shutdown' && epoch === this.epoch) this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
+            break;
+          }
         }
+        if (this.state !== 'closed' && !stream.busy) this.armIdleTimer();
       }
     } catch (err) {
-      if (epoch === this.epoch && this.st !== 'closed' && (err as Error).name !== 'AbortError') {
+      if (this.st !== 'closed' && (err as Error).name !== 'AbortError') {
         const e = toVoxgateError(err);
         this.log.error({ err: e.message }, 'tts pipeline failed');
         this.fatal(e.code === 'internal_error' ? 'internal_error' : 'provider_error', `speech synthesis failed: ${e.message}`);
       }
-    } finally {
-      if (epoch === this.epoch) {
-        this.running = false;
-        if (this.st !== 'closed') this.armIdleTimer();
-      }
     }
-  }
-
-  private async runSegment(text: string, epoch: number): Promise<void> {
-    const resolved = this.resolved!;
-    const segmentId = `seg_${String(++this.segCount).padStart(3, '0')}`;
-    this.emit({ kind: 'segment_start', segmentId });
-    const ctl = new AbortController();
-    this.jobAbort = ctl;
-    const encoder = this.currentEncoder(epoch);
-    encoder.prepare(); // mp3/opus: this segment's ffmpeg starts while the engine works
-    this.encoderHasAudio = true;
-    try {
-      await renderSegment(resolved, text, encoder, ctl.signal, (seconds) => this.pace(seconds, epoch));
-      this.o.observer?.segment(text.length);
-    } catch (err) {
-      if (epoch !== this.epoch || (err as Error).name === 'AbortError') return;
-      const e = toVoxgateError(err);
-      if (e.code !== 'provider_error') throw err;
-      // One segment the engine could not speak: report it, keep the session.
-      this.sendError('provider_error', `segment ${segmentId} could not be synthesised and was skipped: ${e.message}`);
-    } finally {
-      if (this.jobAbort === ctl) this.jobAbort = null;
-    }
-    if (epoch !== this.epoch) return;
-    // Every byte of this segment (resampler tail, the ffmpeg stream's last frames) goes out first.
-    await encoder.endSegment();
-    if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId });
   }
 
   /**
@@ -496,6 +500,12 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
     if (this.inflight > this.o.ttsLimits.maxBufferedBytes) return this.waitDrain();
   }
 
+  /** Emit `ev` once every flush asked so far has been answered (at once when none is pending). */
+  private emitAfterPendingFlushes(ev: TtsEvent): void {
+    if (this.flushKinds.length === 0) this.emit(ev);
+    else this.afterFlushes.push({ flushes: this.flushKinds.length, ev });
+  }
+
   private emit(ev: TtsEvent): void {
     if (this.st === 'closed') return;
     for (const frame of this.o.dialect.encode(ev)) this.sendFrame(frame);
@@ -545,7 +555,7 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
   private armIdleTimer(): void {
     const seconds = this.st === 'awaiting_init' ? this.o.limits.initTimeoutSeconds : this.o.limits.idleTimeoutSeconds;
     this.armIdle(seconds, () => {
-      if (this.running || this.queue.length > 0) {
+      if (this.stream?.busy) {
         this.armIdleTimer(); // producing audio is not idleness
         return;
       }
@@ -596,14 +606,12 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
 
   protected release(): void {
     this.epoch++;
-    this.jobAbort?.abort();
-    this.jobAbort = null;
+    this.stream?.close();
+    this.flushKinds.length = 0;
     if (this.encoderHasAudio && this.encoder) this.totalSeconds += this.encoder.seconds;
     this.encoder?.abort();
     this.encoder = null;
     this.encoderHasAudio = false;
-    this.queue.length = 0;
-    this.segmenter.clear();
     this.wakeDrain();
     this.stopPacing();
     if (this.shutdownTimer) clearTimeout(this.shutdownTimer);
