@@ -190,6 +190,18 @@ describe('seed model codes on a fresh install', () => {
     }
   });
 
+  it('POST /v1/tts/slng/deepgram/aura:2-en with the Aura body of §1.7 ({"model": voice, "text"}) returns WAV', async () => {
+    const r = await fetch(`http://127.0.0.1:${s.port}/v1/tts/slng/deepgram/aura:2-en`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${s.key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: 'aura-2-thalia-en', text: 'Hello from the seed catalogue.' }),
+    });
+    const body = Buffer.from(await r.arrayBuffer());
+    assert.equal(r.status, 200, body.toString().slice(0, 200));
+    assert.equal(body.subarray(0, 4).toString(), 'RIFF');
+    assert.equal(r.headers.get('x-voice'), 'kal16');
+  });
+
   it('deepgram/aura:2 refuses a non-English Aura voice with config_error (flite speaks English only)', async () => {
     const c = await openTts(s, '/v1/tts/deepgram/aura:2');
     c.send({ type: 'init', voice: 'aura-2-celeste-es' });
