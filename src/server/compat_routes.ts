@@ -91,7 +91,7 @@ export function matchCompatRoute(url: URL, config: VoxgateConfig, engines: Map<s
       dialect = createSmallestDialect(opts, protocol === 'smallest-pulse' ? 'pulse' : 'lightning');
       init = smallestInit(opts);
     }
-    resolveInit(init, engines.get(model.engine)!, dialect);
+    resolveInit(init, engines.get(model.engine)!, dialect, model);
   } catch (err) {
     throw toVoxgateError(err);
   }

@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import { isRawEncoding, normalizeEncoding } from '../audio/decoder.js';
 import { STREAM_SAMPLE_RATES } from '../audio/input.js';
 import type { SttModelEntry, VoxgateConfig } from '../config/config.js';
+import { defaultLanguage, modelLanguageRefusal } from '../config/model_language.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { parseListenQuery, type ListenOptions } from '../protocol/deepgram/query.js';
 import type { KeyStore } from '../store/keys.js';
@@ -218,9 +219,12 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
 
   const engineFor = (model: SttModelEntry): SttEngine & { version?: string } => engines.get(model.engine)!;
 
-  /** Validate a language against the engine; returns the ISO-639-1 code used. */
-  const languageFor = (engine: SttEngine, requested: string | undefined): string => {
-    const language = (requested || 'en').toLowerCase().split(/[-_]/)[0]!;
+  /**
+   * Validate a language against the engine; returns the ISO-639-1 code used. Without a requested
+   * language, the model's own (`language` of the entry, e.g. `hi` for `slng/deepgram/nova:3-hi`), else `en`.
+   */
+  const languageFor = (engine: SttEngine, requested: string | undefined, model?: SttModelEntry): string => {
+    const language = (requested || defaultLanguage(model)).toLowerCase().split(/[-_]/)[0]!;
     if (!engine.capabilities.languages.includes(language)) {
       throw new VoxgateError('config_error', `unsupported language "${requested}"; this model supports: ${engine.capabilities.languages.join(', ')}`);
     }
@@ -400,7 +404,9 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       const opts = parseListenQuery(q);
       const model = resolveListenModel(opts.model, config);
       const engine = engineFor(model);
-      const language = languageFor(engine, opts.language);
+      const refusal = modelLanguageRefusal(model, engine); // before the body is read
+      if (refusal) throw refusal;
+      const language = languageFor(engine, opts.language, model);
       const run = (src: AudioSource) => transcribe(src, engine, language, opts.multichannel, ctx);
       let t: FileTranscription;
       let fmt = opts;
@@ -429,10 +435,12 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
         throw new VoxgateError('not_found', `unknown model "${route ? route.notFound : url.pathname.slice(prefix.length)}"; available: ${config.stt.models.map((m) => m.code).join(', ')}`);
       }
       const engine = engineFor(route.model);
+      const refusal = modelLanguageRefusal(route.model, engine); // before the body is read (HTTP 400 config_error)
+      if (refusal) throw refusal;
       const params = new URLSearchParams(url.searchParams);
       const run = (src: AudioSource, p: URLSearchParams) => {
         const o = parseListenQuery(p);
-        return transcribe(src, engine, languageFor(engine, o.language), o.multichannel && !bridge, ctx);
+        return transcribe(src, engine, languageFor(engine, o.language, route.model), o.multichannel && !bridge, ctx);
       };
       let t: FileTranscription;
       if (isJson(req)) {
@@ -452,7 +460,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
         t = await run(rawBody(req, { encoding: o.encoding, sampleRate: o.sampleRate, channels: o.channels }), params);
       }
       const o = parseListenQuery(params);
-      const language = languageFor(engine, o.language);
+      const language = languageFor(engine, o.language, route.model);
       if (bridge) {
         return reply.send(unmuteTranscription(t, language, { punctuate: o.punctuate || truthy(params.get('enable_punctuation') ?? undefined), smartFormat: o.smartFormat, numerals: o.numerals }));
       }

@@ -39,6 +39,7 @@ import { applyServerTimeouts, limitConnectionsPerIp } from './guard.js';
 import { routeFrames, WS_SERVER_OPTIONS } from './ws_frames.js';
 // TTS (issue #4): routes live in tts_routes.ts; the edits marked "TTS" below only wire them in.
 import { createTtsGateway } from './tts_routes.js';
+import { modelLanguageRefusal } from '../config/model_language.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 
 /** Dependencies of the gateway. */
@@ -242,7 +243,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     const engine = engines.get(route.model.engine)!;
-    const busy = capacityRefusal(engine, 1);
+    const busy = modelLanguageRefusal(route.model, engine) ?? capacityRefusal(engine, 1); // a model's language the engine lacks: 400 config_error
     if (busy) {
       refuseUpgrade(socket, 'slng', busy, url);
       return;

@@ -46,6 +46,7 @@ import { ChannelFanout } from './channel_fanout.js';
 import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
 import { SessionCore, type SessionClose } from './core.js';
 import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
+import { defaultLanguage, modelLanguageRefusal } from '../config/model_language.js';
 
 /** What a session needs from its transport (a WebSocket in production, a fake in unit tests). */
 export interface SessionTransport {
@@ -118,15 +119,20 @@ interface ResolvedInit {
   /** ms, or null when utterance-end events are off. */
   utteranceEndMs: number | null;
   format?: SttInitRequest['format'];
+  replies?: SttInitRequest['replies'];
 }
 
 /**
  * Validate an `init` request against the engine's capabilities and apply defaults.
+ * @param model the catalogue entry: a model with its own `language` (e.g. `slng/deepgram/nova:3-hi`)
+ *   is refused when the engine lacks it ({@link modelLanguageRefusal}) and is the default language.
  * @throws VoxgateError `config_error` naming the offending field and the accepted values.
  */
-export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: SttDialect): ResolvedInit {
+export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: SttDialect, model?: Pick<SttModelEntry, 'code' | 'language'>): ResolvedInit {
   const caps = engine.capabilities;
-  const language = (req.language ?? 'en').toLowerCase().split(/[-_]/)[0]!;
+  const refusal = model ? modelLanguageRefusal(model, engine) : null;
+  if (refusal) throw refusal;
+  const language = (req.language ?? defaultLanguage(model)).toLowerCase().split(/[-_]/)[0]!;
   if (!caps.languages.includes(language)) {
     throw new VoxgateError('config_error', `unsupported language "${req.language}"; this model supports: ${caps.languages.join(', ')}`);
   }
@@ -161,6 +167,7 @@ export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: Stt
     multichannel: (req.multichannel ?? false) && channels > 1,
     utteranceEndMs: req.utteranceEndMs ?? null,
     format: req.format,
+    replies: req.replies,
   };
 }
 
@@ -389,7 +396,7 @@ export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> 
   private async start(req: SttInitRequest): Promise<void> {
     let init: ResolvedInit;
     try {
-      init = resolveInit(req, this.o.engine, this.o.dialect);
+      init = resolveInit(req, this.o.engine, this.o.dialect, this.o.model);
     } catch (err) {
       const e = toVoxgateError(err);
       this.fatal(CloseCode.POLICY, e.code, e.code, e.message);
@@ -449,6 +456,7 @@ export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> 
       vadEvents: init.vadEvents,
       transcriptChannels: nStreams,
       format: init.format,
+      replies: init.replies,
     };
     this.ueMs = init.utteranceEndMs;
     this.resolvedStream = init.stream;
