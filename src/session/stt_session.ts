@@ -45,6 +45,7 @@ import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types
 import { ChannelFanout } from './channel_fanout.js';
 import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
 import { SessionCore, type SessionClose } from './core.js';
+import { createPassthroughDecoder } from '../audio/passthrough.js';
 import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
 import { defaultLanguage, modelLanguageRefusal } from '../config/model_language.js';
 
@@ -405,14 +406,19 @@ export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> 
     this.st = 'starting';
     this.armIdleTimer(this.idleSeconds);
     const nStreams = init.multichannel ? init.channels : 1;
+    // An engine that takes the client's encoding as it is gets the bytes untouched (engine contract v2).
+    const passthrough = nStreams === 1 && (this.o.engine.capabilities.passthroughEncodings ?? []).includes(init.encoding);
+    if (passthrough) init.stream.passthrough = { encoding: init.encoding, sampleRate: init.sampleRate, channels: init.channels };
     // Created before the engine streams so an ffmpeg child starts while decoders are acquired.
-    const decoder = createPcmDecoder({
-      encoding: init.encoding,
-      sampleRate: init.sampleRate,
-      channels: init.channels,
-      targetRate: this.o.engine.capabilities.inputSampleRate,
-      outputChannels: init.multichannel ? 'keep' : 1,
-    });
+    const decoder = passthrough
+      ? createPassthroughDecoder(init.encoding, init.channels, (bytes) => this.stream?.writeEncoded(bytes))
+      : createPcmDecoder({
+          encoding: init.encoding,
+          sampleRate: init.sampleRate,
+          channels: init.channels,
+          targetRate: this.o.engine.capabilities.inputSampleRate,
+          outputChannels: init.multichannel ? 'keep' : 1,
+        });
     decoder.on('error', (e) => this.onDecoderError(e));
     this.decoder = decoder;
     const streams: SttStream[] = [];

@@ -113,6 +113,8 @@ export class FakeSttEngine extends ScriptedFake<typeof fakeSttScriptSchema> impl
   readonly capabilities: SttCapabilities;
   /** Stream configs passed to `start`, in order (including refused starts). */
   readonly started: SttStreamConfig[] = [];
+  /** Every chunk passed through undecoded (`writeEncoded`, capability `passthroughEncodings`), in order, as written. */
+  readonly encodedWrites: Uint8Array[] = [];
   private readonly open = new Set<FakeSttStream>();
 
   constructor(o: FakeSttEngineOptions = {}) {
@@ -124,7 +126,7 @@ export class FakeSttEngine extends ScriptedFake<typeof fakeSttScriptSchema> impl
   async start(config: SttStreamConfig): Promise<SttStream> {
     this.started.push(config);
     if (this.parsed.failAtStart) throw toError(this.parsed.failAtStart);
-    const s = new FakeSttStream(this.parsed, config, this.capabilities.inputSampleRate, () => this.open.delete(s));
+    const s = new FakeSttStream(this.parsed, config, this.capabilities.inputSampleRate, () => this.open.delete(s), this.encodedWrites);
     this.open.add(s);
     return s;
   }
@@ -158,6 +160,7 @@ export class FakeSttStream extends EventEmitter<SttStreamEvents> implements SttS
     private readonly config: SttStreamConfig,
     private readonly rate: number,
     private readonly release: () => void,
+    private readonly encodedWrites: Uint8Array[] = [],
   ) {
     super();
     this.steps = script.steps.map((s, i) => ({ s, i })).sort((a, b) => a.s.at - b.s.at || a.i - b.i).map((x) => x.s);
@@ -175,6 +178,18 @@ export class FakeSttStream extends EventEmitter<SttStreamEvents> implements SttS
   write(pcm: Int16Array): void {
     if (this.dead || this.closing || this.failed) return;
     this.samples += pcm.length;
+    this.fireDue();
+  }
+
+  /**
+   * Passthrough: records the bytes as written; linear16 advances the script's audio clock by the
+   * samples they hold (at the client's rate, scaled to the engine rate), other encodings do not.
+   */
+  writeEncoded(bytes: Uint8Array): void {
+    if (this.dead || this.closing || this.failed) return;
+    this.encodedWrites.push(bytes);
+    const f = this.config.passthrough;
+    if (f?.encoding === 'linear16') this.samples += Math.round((bytes.length / 2 / f.channels) * (this.rate / f.sampleRate));
     this.fireDue();
   }
 
