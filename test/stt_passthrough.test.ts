@@ -51,6 +51,8 @@ describe('STT passthrough of the client encoding to an engine that takes it', ()
     assert.deepEqual(fake.started.at(-1)!.passthrough, { encoding: 'opus', sampleRate: 48000, channels: 1 });
     assert.ok(Buffer.concat(fake.encodedWrites).equals(bytes), 'the engine got exactly the bytes the client sent');
     assert.equal(c.ofType('final_transcript').at(-1)?.transcript, 'opus seen');
+    // Engine contract v2: the catalogue entry's options reach start().
+    assert.deepEqual(fake.started.at(-1)!.modelOptions, { capabilities: { passthroughEncodings: ['opus', 'ogg-opus', 'linear16'] } });
   });
 
   it('linear16 at 8 kHz passes through at its own rate (no resampling); the engine clock follows it', async () => {

@@ -409,6 +409,7 @@ export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> 
     // An engine that takes the client's encoding as it is gets the bytes untouched (engine contract v2).
     const passthrough = nStreams === 1 && (this.o.engine.capabilities.passthroughEncodings ?? []).includes(init.encoding);
     if (passthrough) init.stream.passthrough = { encoding: init.encoding, sampleRate: init.sampleRate, channels: init.channels };
+    if (Object.keys(this.o.model.options ?? {}).length > 0) init.stream.modelOptions = this.o.model.options;
     // Created before the engine streams so an ffmpeg child starts while decoders are acquired.
     const decoder = passthrough
       ? createPassthroughDecoder(init.encoding, init.channels, (bytes) => this.stream?.writeEncoded(bytes))

@@ -76,6 +76,12 @@ export interface SttStreamConfig {
    * {@link SttStream.writeEncoded} calls instead of {@link SttStream.write}.
    */
   passthrough?: SttPassthroughFormat;
+  /**
+   * The catalogue entry's `options` (engine contract v2: "per-model options that actually reach
+   * `start()`"), e.g. an upstream's fixed query parameters or model name for this catalogue code.
+   * Engines read the keys they know and ignore the rest; absent when the entry has none.
+   */
+  modelOptions?: Record<string, unknown>;
 }
 
 /** One recognised word. Times are seconds from the start of the stream. */
