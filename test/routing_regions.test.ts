@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import type { FakeSttEngine } from '../src/engines/stt/fake/index.js';
+import { checkByok, resolveOverrides, RoutingError, selectBackends, type RoutingOverrides } from '../src/server/backends.js';
 import { finalText, loadClip, openSocket, startConfiguredServer, type Clip, type RecordingClient, type TestServer } from './helpers.js';
 import { openTts } from './tts_helpers.js';
 
@@ -306,5 +307,51 @@ describe('routing: failures at start', () => {
       assert.ok(Date.now() - t0 < 5000, 'the gauge went back to 0');
       await new Promise((r) => setTimeout(r, 20));
     }
+  });
+});
+
+describe('backends.ts: overrides and candidate order (pure)', () => {
+  const cfg = {
+    engines: { a: { region: 'eu-north-1' }, b: { region: 'us-east-1' }, c: { region: 'ap-southeast-2' }, d: { region: 'us-east-1' }, e: { region: 'eu-north-1' } },
+    gateway: { region: 'us-east-1', regions: { 'us-east-1': { worldPart: 'na' }, 'eu-north-1': { worldPart: 'eu' }, 'ap-southeast-2': { worldPart: 'ap' }, 'asia-south1': { worldPart: 'ap' } } },
+  };
+  const model = { code: 'slng/x/y:z', engine: 'a', backends: ['a', 'b', 'c', 'd', 'e'] };
+  const healthy = { isAvailable: () => true };
+  const ids = (o: RoutingOverrides, h: { isAvailable(id: string): boolean } = healthy) => selectBackends(model, o, cfg, h).map((c) => c.id);
+
+  it('resolveOverrides: header over query, lists lower-cased and trimmed, empty = absent', () => {
+    const u = new URL('http://x/v1/stt/m?region=ap-southeast-2&world-part=AP');
+    assert.deepEqual(resolveOverrides({ 'x-region-override': ' EU-North-1 , us-east-1,' }, u), { region: ['eu-north-1', 'us-east-1'], worldPart: ['ap'] });
+    assert.deepEqual(resolveOverrides({}, u), { region: ['ap-southeast-2'], worldPart: ['ap'] });
+    assert.deepEqual(resolveOverrides({ 'x-world-part-override': 'eu' }, new URL('http://x/?region=')), { worldPart: ['eu'] });
+  });
+
+  it('no pin: home region first, then the others in model order; cooling backends after available ones in each group', () => {
+    assert.deepEqual(ids({}), ['b', 'd', 'a', 'c', 'e']);
+    assert.deepEqual(ids({}, { isAvailable: (id) => id !== 'b' && id !== 'a' }), ['d', 'b', 'c', 'e', 'a']);
+  });
+
+  it('region pin: only that region, list order; world part: only that part, home region first', () => {
+    assert.deepEqual(ids({ region: ['eu-north-1'] }), ['a', 'e']);
+    assert.deepEqual(ids({ region: ['ap-southeast-2', 'us-east-1'] }), ['c', 'b', 'd']);
+    assert.deepEqual(ids({ region: ['eu-north-1'] }, { isAvailable: (id) => id !== 'a' }), ['e', 'a']);
+    assert.deepEqual(ids({ worldPart: ['na', 'eu'] }), ['b', 'd', 'a', 'e']);
+    assert.deepEqual(ids({ region: ['eu-north-1'], worldPart: ['moon'] }), ['a', 'e'], 'region wins; the world part is not even checked');
+  });
+
+  it('bad pins: RoutingError config_error listing the valid values', () => {
+    for (const o of [{ region: ['mars-1'] }, { region: ['asia-south1'] }, { worldPart: ['moon'] }, { region: ['mars-1', 'eu-north-1'] }]) {
+      assert.throws(
+        () => ids(o),
+        (e: unknown) => e instanceof RoutingError && e.code === 'config_error' && e.httpStatus === 400 && JSON.stringify(e.extra) === JSON.stringify({ regions: ['eu-north-1', 'us-east-1', 'ap-southeast-2'], world_parts: ['eu', 'na', 'ap'] }),
+        JSON.stringify(o),
+      );
+    }
+  });
+
+  it('BYOK: refused on slng/ models only', () => {
+    assert.equal(checkByok({ 'x-slng-provider-key': 'k' }, 'slng/deepgram/nova:3-en')?.message, 'BYOK is only supported for external STT/TTS routes');
+    assert.equal(checkByok({ 'x-slng-provider-key': 'k' }, 'deepgram/nova:3'), null);
+    assert.equal(checkByok({}, 'slng/deepgram/nova:3-en'), null);
   });
 });
