@@ -39,7 +39,7 @@ import { matchSttRoute } from './routes.js';
 import { playgroundPlugin } from './static.js';
 import { httpSttPlugin } from './http_stt.js';
 import { applyServerTimeouts, limitConnectionsPerIp } from './guard.js';
-import { routeFrames, WS_SERVER_OPTIONS } from './ws_frames.js';
+import { bindSocket, sttSocketTransport, WS_SERVER_OPTIONS } from '../session/ws_transport.js';
 // TTS (issue #4): routes live in tts_routes.ts; the edits marked "TTS" below only wire them in.
 import { createTtsGateway } from './tts_routes.js';
 import type { TtsEngine } from '../engines/tts/types.js';
@@ -138,9 +138,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     noServer: true,
     // Frames between maxFrameBytes and twice that get a `payload_too_large` error frame from the
     // session (which survives); larger ones cannot be skipped: ws stops reading them and the session
-    // answers payload_too_large in its dialect, then closes 1009 (ws_frames.ts).
+    // answers payload_too_large in its dialect, then closes 1009 (session/ws_transport.ts).
     maxPayload: config.limits.maxFrameBytes * 2,
-    ...WS_SERVER_OPTIONS, // larger frames and invalid UTF-8 are answered in-dialect (ws_frames.ts)
+    ...WS_SERVER_OPTIONS, // larger frames and invalid UTF-8 are answered in-dialect (session/ws_transport.ts)
     handleProtocols: selectAuthSubprotocol,
   });
   // Deepgram clients read `dg-request-id` from the handshake response (§2.1).
@@ -349,16 +349,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       ctx: sel.ctx,
       limits: config.limits,
       log: log.child({ key_id: keyId }),
-      transport: {
-        sendText: (frame) => {
-          if (ws.readyState === ws.OPEN) ws.send(frame);
-        },
-        close: (code, reason) => {
-          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
-        },
-        pause: () => ws.pause(),
-        resume: () => ws.resume(),
-      },
+      transport: sttSocketTransport(ws),
       onClosed: (s) => {
         sel.end();
         sessions.delete(s);
@@ -375,12 +366,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
     sessions.add(session);
     sessionEngines.set(session, engine);
-    routeFrames(ws, session, config.limits.maxFrameBytes * 2);
-    ws.on('close', () => session.handleTransportClose());
-    ws.on('error', (err) => {
-      log.info({ err: err.message, session_id: session.id }, 'websocket error');
-      session.handleTransportClose();
-    });
+    bindSocket(ws, session, config.limits.maxFrameBytes * 2, log);
   }
 
   return {

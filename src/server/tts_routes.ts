@@ -54,7 +54,7 @@ import { renderError, toVoxgateError, VoxgateError, type DialectFamily } from '.
 import { authenticate } from './auth.js';
 import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
 import { fastifyError, sendError, type UpgradeRefuser } from './refuse.js';
-import { routeFrames } from './ws_frames.js';
+import { bindSocket, ttsSocketTransport } from '../session/ws_transport.js';
 import { errorExtra } from './backends.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverTtsEngine } from '../engines/tts/failover.js';
@@ -308,18 +308,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       resolved,
       pacing,
       log: log.child({ key_id: keyId }),
-      transport: {
-        send: (frame, done) => {
-          if (ws.readyState !== ws.OPEN) {
-            done();
-            return;
-          }
-          ws.send(frame, { binary: typeof frame !== 'string' }, () => done());
-        },
-        close: (code, reason) => {
-          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
-        },
-      },
+      transport: ttsSocketTransport(ws),
       onClosed: (s) => {
         sel.end();
         sessions.delete(s);
@@ -332,13 +321,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       },
     });
     sessions.add(session);
-    routeFrames(ws, session, config.limits.maxFrameBytes * 2);
-    ws.on('ping', () => session.handlePing());
-    ws.on('close', () => session.handleTransportClose());
-    ws.on('error', (err) => {
-      log.info({ err: err.message, session_id: session.id }, 'tts websocket error');
-      session.handleTransportClose();
-    });
+    bindSocket(ws, session, config.limits.maxFrameBytes * 2, log);
   }
 
   function allVoiceIds(): string[] {
