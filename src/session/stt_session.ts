@@ -36,6 +36,7 @@
  * deepgram-style `Metadata`, smallest.ai `is_last`) and the session closes 1001. At the deadline a
  * session still open is closed 1001 at once (results not yet decoded are lost; the reason says so).
  */
+import type { RequestContext } from '../engines/context.js';
 import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { COMPRESSED_STREAM_ENCODINGS, RAW_ENCODINGS, createPcmDecoder, isRawEncoding, normalizeEncoding, type DecoderEncoding, type PcmDecoder } from '../audio/decoder.js';
@@ -105,6 +106,12 @@ export interface SttSessionOptions {
   init?: SttInitRequest;
   /** Request id to report (Deepgram `request_id`, the `dg-request-id` header). Default: a new UUID. */
   requestId?: string;
+  /**
+   * Request context passed to every `engine.start()` (engine contract v2: request id, model code,
+   * region/world-part pins, AbortSignal; src/engines/context.ts). Made by the front door's backend
+   * selection (src/server/router.ts); absent = the engine gets none.
+   */
+  ctx?: RequestContext;
   observer?: SessionObserver;
 }
 
@@ -424,7 +431,7 @@ export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> 
     this.decoder = decoder;
     const streams: SttStream[] = [];
     try {
-      for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream));
+      for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream, this.o.ctx));
     } catch (err) {
       for (const s of streams) s.abort();
       const e = toVoxgateError(err);

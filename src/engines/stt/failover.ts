@@ -4,7 +4,9 @@
  *
  * `start()` tries the backends in order, skipping those cooling down after a failure
  * ({@link BackendHealth}); a retryable failure (refused, timed out, 5xx, abnormal close) moves to the
- * next one; a non-retryable one (the backend's auth/config refusal) goes to the client. When none is
+ * next one; a non-retryable one (the backend's auth/config refusal) goes to the client. A `rate_limit`
+ * (backend busy) also moves on but starts no cool-down, and when every backend was busy the client gets
+ * that `rate_limit` (HTTP 429 / close 1013: retry later). When none is
  * left the start rejects with `backend_connection_failed` and the message
  * `Failed to connect to backend: <reason>` (seed 001 shape, protocols.md §1.4).
  *
@@ -73,6 +75,7 @@ export class FailoverSttEngine implements SttEngine {
   async start(config: SttStreamConfig, ctx?: RequestContext): Promise<SttStream> {
     const order = [...this.backends.filter((b) => this.o.health.isAvailable(b.id))];
     let last: VoxgateError | null = null;
+    let allBusy = true;
     for (let i = 0; i < order.length; i++) {
       const b = order[i]!;
       if (ctx?.signal?.aborted) throw new VoxgateError('backend_connection_failed', 'Failed to connect to backend: request aborted', { retryable: false });
@@ -87,11 +90,17 @@ export class FailoverSttEngine implements SttEngine {
       } catch (err) {
         const e = toVoxgateError(err);
         if (!e.retryable) throw e;
-        this.o.health.failure(b.id, e.message);
+        // A busy backend (`rate_limit`: all its streams in use) is not broken: no cool-down.
+        if (e.code !== 'rate_limit') {
+          this.o.health.failure(b.id, e.message);
+          allBusy = false;
+        }
         last = e;
         this.o.onFailover?.(b, order[i + 1] ?? null, e);
       }
     }
+    // Every backend was merely busy: the client gets `rate_limit` (retry later), not a connection failure.
+    if (last && allBusy) throw last;
     const reason = last ? last.message.replace(/^Failed to connect to backend: /, '') : 'no backend available (all cooling down after failures)';
     throw new VoxgateError('backend_connection_failed', `Failed to connect to backend: ${reason}`, { retryable: false });
   }

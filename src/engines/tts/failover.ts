@@ -62,6 +62,7 @@ export class FailoverTtsEngine implements TtsEngine {
     async function* run(): AsyncGenerator<Int16Array> {
       const order = self.backends.filter((b) => self.o.health.isAvailable(b.id));
       let last: VoxgateError | null = null;
+      let allBusy = true;
       for (let i = 0; i < order.length; i++) {
         const b = order[i]!;
         let started = false;
@@ -79,11 +80,15 @@ export class FailoverTtsEngine implements TtsEngine {
         } catch (err) {
           const e = toVoxgateError(err);
           if (started || !e.retryable || signal?.aborted) throw e;
-          self.o.health.failure(b.id, e.message);
+          if (e.code !== 'rate_limit') {
+            self.o.health.failure(b.id, e.message); // busy is not broken: no cool-down
+            allBusy = false;
+          }
           last = e;
           self.o.onFailover?.(b, order[i + 1] ?? null, e);
         }
       }
+      if (last && allBusy) throw last; // every backend busy: the client gets rate_limit (retry later)
       const reason = last ? last.message.replace(/^Failed to connect to backend: /, '') : 'no backend available (all cooling down after failures)';
       throw new VoxgateError('backend_connection_failed', `Failed to connect to backend: ${reason}`, { retryable: false });
     }

@@ -25,7 +25,7 @@ export type TtsEngineFactory = (cfg: VoxgateConfig, instanceId: string) => TtsEn
 export const TTS_ENGINE_FACTORIES: Record<string, TtsEngineFactory> = {
   flite: (cfg) => new FliteEngine({ maxConcurrentJobs: cfg.tts.limits.maxConcurrentJobs, jobTimeoutMs: cfg.tts.limits.jobTimeoutSeconds * 1000 }),
   'espeak-ng': (cfg) => new EspeakEngine({ maxConcurrentJobs: cfg.tts.limits.maxConcurrentJobs, jobTimeoutMs: cfg.tts.limits.jobTimeoutSeconds * 1000 }),
-  fake: () => new FakeTtsEngine(),
+  fake: (_cfg, instanceId) => new FakeTtsEngine({ id: instanceId }),
 };
 
 /**
