@@ -18,7 +18,7 @@ import type { TtsEngine, TtsSynthesisRequest } from '../src/engines/tts/types.js
 import { deepgramReusable } from '../src/engines/tts/upstream/deepgram.js';
 import type { UpstreamConnection } from '../src/engines/tts/upstream/common.js';
 import { VoxgateError } from '../src/util/errors.js';
-import type { TestServer } from './helpers.js';
+import { startConfiguredServer, type TestServer } from './helpers.js';
 import { openTts, startTtsServer } from './tts_helpers.js';
 
 const KEY_ENV = 'VOXGATE_TEST_UPSTREAM_TTS_KEY';
@@ -195,7 +195,7 @@ describe('slng upstream TTS engine', () => {
     assert.equal(proxy.connections(), 2);
   });
 
-  it('sends the key as a Bearer token, init with the voice and format, and reads audio_chunk as well as binary', async () => {
+  it('sends the key as a Bearer token, init with the voice (upstream case), format and initConfig, and reads audio_chunk as well as binary', async () => {
     const frames: Record<string, unknown>[] = [];
     const srv = await tinyWs((ws) => {
       ws.on('message', (d) => frames.push(JSON.parse(d.toString()) as Record<string, unknown>));
@@ -206,11 +206,11 @@ describe('slng upstream TTS engine', () => {
         w.send(JSON.stringify({ type: 'flushed' }));
       });
     });
-    const e = await engine('slng', { url: srv.url, model: 'deepgram/aura:2', apiKeyEnv: KEY_ENV, voices: [{ id: 'Aura-2-Thalia-en', languages: ['en'], sampleRate: 24000 }], speed: { min: 0.7, max: 1.5 } });
+    const e = await engine('slng', { url: srv.url, model: 'deepgram/aura:2', apiKeyEnv: KEY_ENV, voices: [{ id: 'Aura-2-Thalia-en', languages: ['en'], sampleRate: 24000 }], speed: { min: 0.7, max: 1.5 }, initConfig: { language: 'en', sample_rate: 8000 } });
     const audio = await speak(e, TEXT, 'aura-2-thalia-en', undefined, 1.2);
     assert.ok(audio.equals(Buffer.concat([pcm(100, 7), pcm(50, 9)])));
     assert.deepEqual(srv.auth, [`Bearer ${up.key}`]);
-    assert.deepEqual(frames[0], { type: 'init', model: 'deepgram/aura:2', voice: 'Aura-2-Thalia-en', config: { sample_rate: 24000, encoding: 'linear16', speed: 1.2 } });
+    assert.deepEqual(frames[0], { type: 'init', model: 'deepgram/aura:2', voice: 'Aura-2-Thalia-en', config: { language: 'en', sample_rate: 24000, encoding: 'linear16', speed: 1.2 } });
     assert.deepEqual(frames.slice(1), [{ type: 'text', text: TEXT, flush: false }, { type: 'flush' }]);
   });
 
@@ -523,3 +523,26 @@ describe('upstream TTS through FailoverTtsEngine', () => {
   });
 });
 
+describe('a gateway voxgate serving a model from an slng upstream', () => {
+  it('a unified client of the gateway gets the same audio as a direct client of the worker', async () => {
+    const base = loadConfig();
+    const gw = await startConfiguredServer({
+      ...base,
+      engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 2 }, 'worker-us': { type: 'slng', region: 'us-east-1', url: up.wsUrl, model: 'local/flite:en', apiKeyEnv: KEY_ENV, voices: KAL16 } },
+      tts: { ...base.tts, models: [{ code: 'slng/local/flite:en', engine: 'worker-us', dialect: 'unified', audio: 'binary' }] },
+    });
+    try {
+      const c = await openTts(gw, '/v1/tts/slng/local/flite:en');
+      c.send({ type: 'init', voice: 'kal16', config: { sample_rate: 16000, encoding: 'linear16' } });
+      await c.waitType('ready');
+      c.send({ type: 'text', text: TEXT, flush: true });
+      const end = await c.waitType('flushed');
+      c.ws.close();
+      const relayed = c.audio(0, end);
+      const direct = await directUnified(TEXT);
+      assert.ok(relayed.equals(direct), `gateway ${relayed.length} bytes vs worker ${direct.length}`);
+    } finally {
+      await gw.cleanup();
+    }
+  });
+});

@@ -14,7 +14,7 @@
  *
  * Settings (`engines.<id>`, type `slng`): `url` (required), `model` (required; the upstream's model
  * code, e.g. `local/flite:en` or `deepgram/aura:2`), `voices` (required: the upstream voices this
- * instance offers), `apiKeyEnv`, `sampleRate`, `speed` (`{min,max}` the upstream accepts, or `null`
+ * instance offers), `apiKeyEnv`, `sampleRate`, `initConfig` (extra `init.config` keys), `speed` (`{min,max}` the upstream accepts, or `null`
  * = speed cannot be changed; default null), `connectTimeoutMs`, `stallTimeoutMs`, `idleConnectionMs`.
  */
 import { z } from 'zod';
@@ -42,6 +42,12 @@ export const slngTtsSettingsSchema = z
     /** The upstream's model code, placed in the route path and sent as `init.model`. */
     model: z.string().min(1),
     voices: z.array(upstreamVoiceSchema).min(1),
+    /**
+     * Extra keys merged into every `init.config` (e.g. `{"language": "en"}`, or `{"pacing": false}`
+     * for a voxgate worker, whose real-time pacing is redundant behind a gateway that paces). The
+     * keys voxgate sets (`sample_rate`, `encoding`, `speed`) win.
+     */
+    initConfig: z.record(z.string(), z.unknown()).default({}),
     /** Speed multipliers the upstream accepts (inclusive), or null when it cannot change speed. */
     speed: z
       .object({ min: z.number().positive(), max: z.number().positive() })
@@ -87,9 +93,9 @@ export function classifySlngFrame(m: Record<string, unknown>): UpstreamEvent {
 }
 
 /** The unified-protocol wire for one (voice, speed) session. */
-export function slngWire(model: string, voice: TtsVoice, speed: number, upstreamVoiceId = voice.id): UpstreamWire {
+export function slngWire(model: string, voice: TtsVoice, speed: number, upstreamVoiceId = voice.id, extraConfig: Record<string, unknown> = {}): UpstreamWire {
   return {
-    openFrames: [JSON.stringify({ type: 'init', model, voice: upstreamVoiceId, config: { sample_rate: voice.sampleRate, encoding: 'linear16', speed } })],
+    openFrames: [JSON.stringify({ type: 'init', model, voice: upstreamVoiceId, config: { ...extraConfig, sample_rate: voice.sampleRate, encoding: 'linear16', speed } })],
     waitReady: true,
     classify: classifySlngFrame,
     segmentFrames: (text) => [JSON.stringify({ type: 'text', text, flush: false }), JSON.stringify({ type: 'flush' })],
@@ -118,7 +124,7 @@ export function createSlngTtsEngine(cfg: VoxgateConfig, instanceId: string): WsU
       key = readApiKey(instanceId, s.apiKeyEnv);
       redact = redactorFor(key);
     },
-    endpoint: (voice, speed): WsEndpoint => ({ url, headers: key ? { Authorization: `Bearer ${key}` } : ({} as Record<string, string>), wire: slngWire(s.model, voice, speed, upstreamIds.get(voice.id)) }),
+    endpoint: (voice, speed): WsEndpoint => ({ url, headers: key ? { Authorization: `Bearer ${key}` } : ({} as Record<string, string>), wire: slngWire(s.model, voice, speed, upstreamIds.get(voice.id), s.initConfig) }),
     redact: () => redact,
   });
 }
