@@ -187,6 +187,17 @@ describe('slng upstream TTS engine', () => {
     assert.equal(e.capabilities.incremental, true);
   });
 
+  it('prepare() opens the connection ahead of the first segment, which then uses it', async () => {
+    const proxy = await countingProxy(up.port);
+    const e = await engine('slng', { url: `ws://127.0.0.1:${proxy.port}`, model: 'local/flite:en', apiKeyEnv: KEY_ENV, voices: KAL16 });
+    e.prepare!({ voice: 'kal16', speed: 1 });
+    const deadline = Date.now() + 5000;
+    while (proxy.connections() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(proxy.connections(), 1, 'prepare should have connected');
+    assert.ok((await speak(e, TEXT, 'kal16')).length > 0);
+    assert.equal(proxy.connections(), 1);
+  });
+
   it('opens a fresh connection per segment when idleConnectionMs is 0', async () => {
     const proxy = await countingProxy(up.port);
     const e = await engine('slng', { url: `ws://127.0.0.1:${proxy.port}`, model: 'local/flite:en', apiKeyEnv: KEY_ENV, voices: KAL16, idleConnectionMs: 0 });
@@ -372,6 +383,19 @@ describe('slng upstream TTS engine', () => {
     assert.equal(srv.closes.length, 1, 'the upstream socket should be closed at the abort');
     await assert.rejects(it.next(), { name: 'AbortError' });
     assert.equal((e as unknown as { openConnections: number }).openConnections, 0);
+  });
+
+  it('aborting while the connection waits for ready ends with an AbortError, not a connect timeout', async () => {
+    const srv = await tinyWs(() => {}); // never answers init
+    const e = await engine('slng', { url: srv.url, model: 'm/x:y', voices: KAL16, connectTimeoutMs: 30_000 });
+    const ctl = new AbortController();
+    const p = speakError(e, TEXT, 'kal16', ctl.signal);
+    while (srv.auth.length === 0) await new Promise((r) => setTimeout(r, 5));
+    ctl.abort();
+    assert.equal((await p).name, 'AbortError');
+    const deadline = Date.now() + 3000;
+    while (srv.closes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(srv.closes.length, 1, 'the half-open upstream socket should be released');
   });
 
   it('rejects unknown settings naming the instance, and a missing key variable', async () => {

@@ -128,7 +128,16 @@ export class WsUpstreamTtsEngine implements TtsEngine {
       self.active++;
       try {
         for (let attempt = 0; ; attempt++) {
-          const { conn, warm } = await raceAbort(self.pool.acquire(key, signal), signal);
+          const pending = self.pool.acquire(key, signal);
+          let acquired: Awaited<typeof pending>;
+          try {
+            acquired = await raceAbort(pending, signal);
+          } catch (err) {
+            // Aborted while a warm connection was being opened: it goes back to the pool, not astray.
+            pending.then((a) => self.pool.release(key, a.conn)).catch(() => {});
+            throw err;
+          }
+          const { conn, warm } = acquired;
           let gotAudio = false;
           let ok = false;
           try {
