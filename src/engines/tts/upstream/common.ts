@@ -269,6 +269,8 @@ export interface ConnectOptions {
 
 /** Longest upstream error-body excerpt read after a refused upgrade, bytes. */
 const MAX_ERROR_BODY = 2048;
+/** Largest upstream frame accepted, bytes (a bigger one closes the socket 1009 → `provider_error`). */
+const MAX_FRAME_BYTES = 16 << 20;
 /** Queued, unread audio above which the upstream socket is paused, bytes. */
 const PAUSE_BYTES = 1 << 20;
 
@@ -337,7 +339,7 @@ export class UpstreamConnection {
     return new Promise<UpstreamConnection>((resolve, reject) => {
       if (o.signal?.aborted) return reject(abortError());
       const started = performance.now();
-      const ws = new WebSocket(o.url, { headers: o.headers, perMessageDeflate: false, handshakeTimeout: o.connectTimeoutMs });
+      const ws = new WebSocket(o.url, { headers: o.headers, perMessageDeflate: false, handshakeTimeout: o.connectTimeoutMs, maxPayload: MAX_FRAME_BYTES });
       const conn = new UpstreamConnection(ws, o);
       let settled = false;
       const settle = (err: Error | null) => {
