@@ -284,6 +284,26 @@ describe('TTS sessions on the fake engine', () => {
   });
 });
 
+describe('TTS engine errors keep their code', () => {
+  // Issue 10: every engine error used to become provider_error "speech synthesis failed: …", so a
+  // gateway's `backend_connection_failed` (seed 001 shape) never reached TTS clients.
+  it('unified: backend_connection_failed from the engine reaches the client with its exact message, then close 1011', async () => {
+    const s = await startFakeServer();
+    try {
+      const tts = s.ttsEngines.get('fake') as FakeTtsEngine;
+      tts.script = { failures: [{ when: 'Hello', code: 'backend_connection_failed', message: 'Failed to connect to backend: connection refused', retryable: false }] };
+      const c = await openTtsSession(s, TTS, { config: { encoding: 'linear16', sample_rate: 16000 } });
+      c.send({ type: 'text', text: 'Hello there.', flush: true });
+      const closed = await c.closed;
+      const err = c.messages.find((m) => m.type === 'error');
+      assert.deepEqual(err && { code: err.code, message: err.message }, { code: 'backend_connection_failed', message: 'Failed to connect to backend: connection refused' });
+      assert.equal(closed.code, 1011);
+    } finally {
+      await s.cleanup();
+    }
+  });
+});
+
 describe('fake engines, directly', () => {
   it('STT: failures carry retryable; a stall keeps audio as backlog and only abort ends it', async () => {
     const e = new FakeSttEngine({ script: { failAtStart: { code: 'rate_limit', retryable: false } } });

@@ -406,7 +406,11 @@ export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> 
       if (this.st !== 'closed' && (err as Error).name !== 'AbortError') {
         const e = toVoxgateError(err);
         this.log.error({ err: e.message }, 'tts pipeline failed');
-        this.fatal(e.code === 'internal_error' ? 'internal_error' : 'provider_error', `speech synthesis failed: ${e.message}`);
+        // The engine's own code reaches the client (issue 10: `backend_connection_failed` "Failed to
+        // connect to backend: …" from failover, an upstream's config/rate refusal); only uncoded
+        // engine failures are reported as the synthesis failing.
+        if (e.code === 'internal_error' || e.code === 'provider_error') this.fatal(e.code, `speech synthesis failed: ${e.message}`);
+        else this.fatal(e.code, e.message);
       }
     }
   }
