@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { BackendHealth } from '../src/engines/health.js';
-import { FailoverSttEngine, type FailoverOptions, type SttBackend, type SttSwitchEvent } from '../src/engines/stt/failover.js';
+import { FailoverSttEngine, replayPaceOf, type FailoverOptions, type SttBackend, type SttSwitchEvent } from '../src/engines/stt/failover.js';
 import { FakeEngineError, FakeSttEngine, type FakeSttScript } from '../src/engines/stt/fake/index.js';
 import { PocketSphinxEngine } from '../src/engines/stt/pocketsphinx/index.js';
 import type { SttEngine, SttFinal, SttPartial, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from '../src/engines/stt/types.js';
@@ -386,6 +386,16 @@ describe('STT failover: replay pace', () => {
       assert.ok(replayEnd.t - t0 >= ((replayed - 0.1) / pace) * 1000 - 1e-6, `replay took ${replayEnd.t - t0} ms`);
     });
   }
+
+  it('pace: the backend entry wins, then the engine\'s own declaration (fakes: none), then the option, then 1.25', () => {
+    const fake = new FakeSttEngine();
+    const upstream = new Recording(fake, () => 0); // declares nothing
+    assert.equal(replayPaceOf(backend('x', fake, 1), undefined), 1);
+    assert.equal(replayPaceOf(backend('x', fake), 2), null);
+    assert.equal(replayPaceOf(backend('x', upstream), 2), 2);
+    assert.equal(replayPaceOf(backend('x', upstream), undefined), 1.25);
+    assert.equal(replayPaceOf(backend('x', upstream), null), null);
+  });
 
   it('a backend with no limit (null) gets the whole backlog at once', async () => {
     const clock = virtualClock();

@@ -35,11 +35,26 @@ export interface SttBackend {
   worldPart: string;
   /**
    * Fastest rate (× real time) at which replayed audio may be sent to this backend after a
-   * mid-stream failover; `null` = no limit (embedded engines, fakes). Absent: the engine-wide
+   * mid-stream failover; `null` = no limit (embedded engines, fakes). Absent: the engine's own
+   * {@link PacedSttEngine.replayPace} when it declares one, else the engine-wide
    * {@link FailoverOptions.replayPace}. Deepgram caps at 1.25 (upstreams.md §1.1), AssemblyAI and
    * Soniox at 1 (§2.2).
    */
   replayPace?: number | null;
+}
+
+/**
+ * An engine may declare the pace limit of its backend as an optional property (not part of
+ * {@link SttEngine}): × real time, `null` = no limit. Read by failover when the backend entry has none.
+ */
+export type PacedSttEngine = SttEngine & { readonly replayPace?: number | null };
+
+/** The replay pace for `b`: the backend entry's, else its engine's, else `fallback` (default 1.25). `null` = no limit. */
+export function replayPaceOf(b: SttBackend, fallback: number | null | undefined): number | null {
+  if (b.replayPace !== undefined) return b.replayPace;
+  const own = (b.engine as PacedSttEngine).replayPace;
+  if (own !== undefined) return own;
+  return fallback === undefined ? 1.25 : fallback;
 }
 
 /** A completed mid-stream switch, as reported to {@link FailoverOptions.onSwitch}. */
@@ -463,8 +478,7 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
 
   /** Send the buffered audio from {@link sentTo} to the current backend within its pace, re-issuing finalizes at their positions; then go live. */
   private async replay(g: number): Promise<void> {
-    const b = this.backend;
-    const pace = b.replayPace === undefined ? (this.engine.o.replayPace === undefined ? 1.25 : this.engine.o.replayPace) : b.replayPace;
+    const pace = replayPaceOf(this.backend, this.engine.o.replayPace);
     const chunk = Math.max(1, Math.round(REPLAY_CHUNK_SECONDS * this.rate));
     const t0 = this.engine.now();
     let sent = 0;

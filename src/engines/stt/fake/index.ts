@@ -121,6 +121,8 @@ function toError(f: FakeFailure): FakeEngineError {
  */
 export class FakeSttEngine extends ScriptedFake<typeof fakeSttScriptSchema> implements SttEngine {
   readonly capabilities: SttCapabilities;
+  /** No pace limit for audio replayed after a failover (an in-process engine; see `PacedSttEngine` in ../failover.ts). */
+  readonly replayPace = null;
   /** Stream configs passed to `start`, in order (including refused starts). */
   readonly started: SttStreamConfig[] = [];
   /** Every chunk passed through undecoded (`writeEncoded`, capability `passthroughEncodings`), in order, as written. */
