@@ -311,6 +311,23 @@ describe('STT failover: mid-stream bounded replay', () => {
     assert.equal(seen.errors[0]!.message, 'upstream went away');
   });
 
+  it('the replay is bounded by replaySeconds: older audio without a final is not replayed (the documented limit), times stay right', async () => {
+    const { engine, switches } = setup(decoding([{ at: 3.0, error: { message: 'A went away' } }]), decoding(), { replaySeconds: 1 });
+    const s = await engine.start(CFG);
+    const seen = watch(s);
+    await feed(s, blocks([1, 2, 3, 4, 5, 6, 7, 0, 0]));
+    await s.close();
+    assert.deepEqual(seen.errors, []);
+    assert.equal(switches.length, 1);
+    assert.equal(r6(switches[0]!.replayedSeconds), 1);
+    // B heard 2.0–3.0 s (w5 w6) and then live audio: w1–w4 were older than the 1 s bound.
+    assert.deepEqual(wordsOf(seen.finals), [
+      { word: 'w5', start: 2, end: 2.5 },
+      { word: 'w6', start: 2.5, end: 3 },
+      { word: 'w7', start: 3, end: 3.5 },
+    ]);
+  });
+
   it('audioSeconds counts client audio; backlogSeconds includes audio not yet replayed', async () => {
     const { engine } = setup(decoding([{ at: 1.0, error: { message: 'A went away' } }]), decoding());
     const s = await engine.start(CFG);

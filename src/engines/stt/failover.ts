@@ -500,6 +500,7 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
       const nextFinalize = this.finalizes.find((f) => !f.issued)?.pos ?? Number.POSITIVE_INFINITY;
       const n = Math.min(pace === null ? Number.POSITIVE_INFINITY : chunk, nextFinalize - this.sentTo, this.written - this.sentTo);
       const pcm = this.read(this.sentTo, n);
+      if (pcm.length === 0) break; // cannot happen (the buffer holds [bufStart, written)); never spin
       this.sentTo += pcm.length;
       sent += pcm.length;
       this.cur!.write(pcm);
