@@ -86,6 +86,16 @@ describe('TTS failover', () => {
     assert.match(failovers[0]![2], /without audio/);
   });
 
+  it('a single backend: a segment without audio ends normally (nowhere to fail over to; the backend is not marked)', async () => {
+    const health = new BackendHealth();
+    const a = new FakeTtsEngine({ id: 'fake-a', script: { failures: [{ atChar: 0, kind: 'silent' }] } });
+    const engine = new FailoverTtsEngine([{ id: 'A', engine: a, region: 'us-east-1', worldPart: 'us' }], { health });
+    const r = await speak(engine, 'Hello.');
+    assert.equal(r.error, null);
+    assert.equal(r.samples, 0);
+    assert.equal(health.state('A'), 'healthy');
+  });
+
   it('no audio for punctuation-only text is not a failure', async () => {
     const { b, engine, health } = setup({ failures: [{ when: '…', atChar: 0, kind: 'silent' }] });
     const r = await speak(engine, '…');

@@ -68,7 +68,8 @@ export class FailoverTtsEngine implements TtsEngine {
    * Synthesise on the first available backend (healthy, or due for a probe with no trial in flight:
    * {@link BackendHealth.begin}). Before the segment's first chunk a retryable failure — an error, no
    * first chunk within `firstAudioTimeoutMs`, or a "silent failure" (the backend ended a segment with
-   * speakable text without any audio, LiveKit's rule, upstreams.md §2.1) — moves the segment to the
+   * speakable text without any audio, LiveKit's rule, upstreams.md §2.1; not with a single backend,
+   * where there is nowhere to go and the wrapper stays transparent) — moves the segment to the
    * next backend. After the first chunk a failure ends the segment with that error (re-speaking is
    * worse than a cut, upstreams.md §2.2) and, when retryable, marks the backend failed so the next
    * segment goes to the next backend. Non-retryable errors (auth, config) go to the caller unchanged
@@ -114,7 +115,7 @@ export class FailoverTtsEngine implements TtsEngine {
             }
             yield r.value;
           }
-          if (!started && speakable(req.text)) {
+          if (!started && speakable(req.text) && self.backends.length > 1) {
             throw new VoxgateError('provider_error', `${b.id}: the segment ended without audio`, { retryable: true });
           }
           if (!settled) health.success(b.id);
