@@ -117,8 +117,11 @@ describe('STT failover: connect', () => {
   it('all refuse → backend_connection_failed "Failed to connect to backend: <reason>"; a rate limit last → rate_limit', async () => {
     let { engine } = setup({ failAtStart: { message: 'A refused' } }, { failAtStart: { message: 'B refused' } });
     await assert.rejects(engine.start(CFG), (e: unknown) => e instanceof VoxgateError && e.code === 'backend_connection_failed' && e.message === 'Failed to connect to backend: B refused' && !e.retryable);
-    ({ engine } = setup({ failAtStart: { message: 'A refused' } }, { failAtStart: { code: 'rate_limit', message: 'B is at capacity' } }));
+    let health: BackendHealth;
+    ({ engine, health } = setup({ failAtStart: { message: 'A refused' } }, { failAtStart: { code: 'rate_limit', message: 'B is at capacity' } }));
     await assert.rejects(engine.start(CFG), (e: unknown) => e instanceof VoxgateError && e.code === 'rate_limit' && e.message === 'B is at capacity');
+    assert.equal(health.state('A'), 'cooling');
+    assert.equal(health.state('B'), 'healthy', 'busy is not broken: no cool-down');
   });
 
   it('a non-retryable refusal (auth) goes to the caller unchanged; health not marked; B never tried', async () => {
@@ -326,6 +329,53 @@ describe('STT failover: mid-stream bounded replay', () => {
       { word: 'w6', start: 2.5, end: 3 },
       { word: 'w7', start: 3, end: 3.5 },
     ]);
+  });
+
+  it('passthrough linear16 (bytes, not PCM): the raw bytes since the last final are replayed to B, times rebased', async () => {
+    const caps = { passthroughEncodings: ['linear16', 'opus'] };
+    const health = new BackendHealth();
+    const a = new FakeSttEngine({ id: 'fake-a', capabilities: caps, script: { steps: [{ at: 1.0, final: { transcript: 'one' } }, { at: 1.5, error: { message: 'A went away' } }] } });
+    const b = new FakeSttEngine({ id: 'fake-b', capabilities: { passthroughEncodings: ['linear16'] }, script: { steps: [{ at: 0.8, final: { transcript: 'two' } }] } });
+    const engine = new FailoverSttEngine([backend('A', a, null), backend('B', b, null)], { health });
+    assert.deepEqual(engine.capabilities.passthroughEncodings, ['linear16'], 'only what every candidate takes');
+    // 8 kHz client audio passed through: 16 000 bytes per second.
+    const cfg: SttStreamConfig = { ...CFG, passthrough: { encoding: 'linear16', sampleRate: 8000, channels: 1 } };
+    const s = await engine.start(cfg);
+    const seen = watch(s);
+    const bytes = new Uint8Array(2 * 16000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = i % 251;
+    for (let i = 0; i < bytes.length; i += 1600) {
+      s.writeEncoded!(bytes.subarray(i, i + 1600));
+      await tick();
+    }
+    assert.equal(s.audioSeconds, 2);
+    await s.close();
+    assert.deepEqual(seen.errors, []);
+    assert.deepEqual(
+      seen.finals.map((f) => [f.transcript, r6(f.start), r6(f.start + f.duration)]),
+      [
+        ['one', 0, 1],
+        ['two', 1, 1.8],
+      ],
+    );
+    const got = Buffer.concat(b.encodedWrites);
+    assert.ok(Buffer.from(bytes.subarray(16000)).equals(got), 'B got exactly the bytes from 1.0 s on, in order');
+    assert.equal(engine.lastBackend?.id, 'A');
+  });
+
+  it('passthrough of a container (Opus): nothing can be replayed, so the error passes through', async () => {
+    const caps = { passthroughEncodings: ['opus'] };
+    const a = new FakeSttEngine({ id: 'fake-a', capabilities: caps, script: { steps: [{ at: 0, error: { message: 'A went away' } }] } });
+    const b = new FakeSttEngine({ id: 'fake-b', capabilities: caps });
+    const engine = new FailoverSttEngine([backend('A', a), backend('B', b)], { health: new BackendHealth() });
+    const s = await engine.start({ ...CFG, passthrough: { encoding: 'opus', sampleRate: 48000, channels: 1 } });
+    const seen = watch(s);
+    s.writeEncoded!(new Uint8Array([0x4f, 0x67, 0x67, 0x53]));
+    await tick();
+    await s.close();
+    assert.equal(seen.errors.length, 1);
+    assert.equal(seen.errors[0]!.message, 'A went away');
+    assert.equal(b.started.length, 0);
   });
 
   it('audioSeconds counts client audio; backlogSeconds includes audio not yet replayed', async () => {

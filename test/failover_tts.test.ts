@@ -132,10 +132,13 @@ describe('TTS failover', () => {
     assert.ok(r.error instanceof VoxgateError);
     assert.equal((r.error as VoxgateError).code, 'backend_connection_failed');
     assert.equal((r.error as VoxgateError).message, 'Failed to connect to backend: B down');
-    ({ engine } = setup({ failures: [{ message: 'A down' }] }, { failures: [{ code: 'rate_limit', message: 'B busy' }] }));
+    let health: BackendHealth;
+    ({ engine, health } = setup({ failures: [{ message: 'A down' }] }, { failures: [{ code: 'rate_limit', message: 'B busy' }] }));
     r = await speak(engine, 'Hello.');
     assert.equal((r.error as VoxgateError).code, 'rate_limit');
     assert.equal((r.error as VoxgateError).message, 'B busy');
+    assert.equal(health.state('A'), 'cooling');
+    assert.equal(health.state('B'), 'healthy', 'busy is not broken: no cool-down');
   });
 
   it('a probing backend gets one trial segment at a time; concurrent segments go to the next backend', async () => {

@@ -7,9 +7,10 @@
  * Connect: `start()` tries the backends in order, skipping those cooling down after a failure or
  * whose single probe trial is in flight ({@link BackendHealth.begin}); a retryable failure (refused,
  * timed out, 5xx) moves to the next one; a non-retryable one (the backend's auth/config refusal) goes
- * to the client unchanged. When none is left the start rejects with `backend_connection_failed` and
- * `Failed to connect to backend: <reason>` (seed 001 shape, protocols.md §1.4) — or with `rate_limit`
- * when the last backend tried refused for its rate limit.
+ * to the client unchanged. A `rate_limit` (backend busy) also moves on but starts no cool-down. When
+ * none is left the start rejects with `backend_connection_failed` and `Failed to connect to backend:
+ * <reason>` (seed 001 shape, protocols.md §1.4) — or with `rate_limit` (HTTP 429 / close 1013: retry
+ * later) when the last backend tried was busy.
  *
  * Mid-stream: the returned {@link FailoverSttStream} keeps the audio written since the last emitted
  * final (bounded by `replaySeconds`). When the live backend's stream fails with a retryable error
@@ -110,7 +111,9 @@ export class FailoverSttEngine implements SttEngine {
   readonly sleep: (ms: number) => Promise<void>;
 
   /**
-   * @param backends candidates in preference order (non-empty); the first one's capabilities are the model's.
+   * @param backends candidates in preference order (non-empty); the first one's capabilities are the
+   *   model's, except `passthroughEncodings`: only those every candidate takes (so any of them can take
+   *   a stream over), absent when none.
    * @throws Error when `backends` is empty.
    */
   constructor(
@@ -120,7 +123,11 @@ export class FailoverSttEngine implements SttEngine {
   ) {
     if (backends.length === 0) throw new Error('FailoverSttEngine needs at least one backend');
     this.id = backends[0]!.engine.id;
-    this.capabilities = backends[0]!.engine.capabilities;
+    const caps = { ...backends[0]!.engine.capabilities };
+    const passthrough = commonPassthrough(backends);
+    if (passthrough) caps.passthroughEncodings = passthrough;
+    else delete caps.passthroughEncodings;
+    this.capabilities = caps;
     this.now = o.now ?? (() => performance.now());
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
@@ -178,7 +185,9 @@ export class FailoverSttEngine implements SttEngine {
           this.o.health.release(b.id);
           throw e;
         }
-        this.o.health.failure(b.id, e.message);
+        // A busy backend (`rate_limit`: all its streams in use) is not broken: no cool-down.
+        if (e.code === 'rate_limit') this.o.health.release(b.id);
+        else this.o.health.failure(b.id, e.message);
         last = e;
         this.o.onFailover?.(b, this.peek(tried), e);
       }
@@ -212,10 +221,20 @@ const REPLAY_CHUNK_SECONDS = 0.1;
 /** Tolerance for comparing times in seconds (float sums of sample counts). */
 const EPS = 1e-6;
 
-/** A buffered piece of client audio: `pcm` starts at stream sample `pos`. */
+/** A buffered piece of client audio: `pcm` (PCM samples, or bytes of a raw passthrough encoding) starts at stream unit `pos`. */
 interface Piece {
   pos: number;
-  pcm: Int16Array;
+  pcm: Int16Array | Uint8Array;
+}
+
+/** Bytes per sample of the raw (headerless) passthrough encodings, whose bytes map to time and can be replayed from any sample. */
+const RAW_BYTES_PER_SAMPLE: Readonly<Record<string, number>> = { linear16: 2, mulaw: 1, alaw: 1 };
+
+/** Encodings every backend accepts undecoded (the intersection: any of them may take a stream over). */
+function commonPassthrough(backends: readonly SttBackend[]): string[] | undefined {
+  const lists = backends.map((b) => b.engine.capabilities.passthroughEncodings ?? []);
+  const common = lists[0]!.filter((e) => lists.every((l) => l.includes(e)));
+  return common.length > 0 ? common : undefined;
 }
 
 /**
@@ -244,23 +263,30 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
   /** Completed mid-stream switches, in order (metadata, tests). */
   readonly switches: SttSwitchEvent[] = [];
   private cur: SttStream | null;
+  /**
+   * Stream positions are in units: PCM samples at the engine's input rate, or bytes for a raw
+   * passthrough encoding (`config.passthrough`). `rate` is units per second, `frame` units per sample.
+   */
   private readonly rate: number;
+  private readonly frame: number;
+  /** The stream takes the client's bytes ({@link writeEncoded}) instead of PCM. */
+  private readonly encoded: boolean;
   private readonly keep: boolean;
   private readonly cap: number;
-  /** Samples written by the client. */
+  /** Units written by the client. */
   private written = 0;
-  /** Samples delivered to {@link cur} (stream position). */
+  /** Units delivered to {@link cur} (stream position). */
   private sentTo = 0;
-  /** Stream sample position of the current backend's time 0. */
+  /** Stream position (units) of the current backend's time 0. */
   private base = 0;
   /** True once a replacement backend serves the stream (rebase/dedupe apply). */
   private replaced = false;
   private buf: Piece[] = [];
-  /** Stream sample position of the first buffered sample. */
+  /** Stream position (units) of the first buffered unit. */
   private bufStart = 0;
   /** End (s, stream time) of the last emitted final. */
   private lastFinalEnd = 0;
-  /** Client finalizes not yet answered by a `fromFinalize` final: stream sample position, and whether the current backend got it. */
+  /** Client finalizes not yet answered by a `fromFinalize` final: stream position (units), and whether the current backend got it. */
   private finalizes: { pos: number; issued: boolean }[] = [];
   private mode: 'live' | 'switching' | 'replaying' = 'live';
   /** Partials whose rebased end is before this (s) are suppressed. */
@@ -280,9 +306,15 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
     private readonly ctx: RequestContext | undefined,
   ) {
     super();
-    this.rate = engine.capabilities.inputSampleRate;
-    this.keep = engine.backends.length > 1;
-    this.cap = Math.round((engine.o.replaySeconds ?? 15) * this.rate);
+    const pt = config.passthrough;
+    this.encoded = pt !== undefined;
+    const bytes = pt ? RAW_BYTES_PER_SAMPLE[pt.encoding] : undefined;
+    this.frame = pt ? (bytes ?? 1) * Math.max(1, pt.channels) : 1;
+    this.rate = pt ? pt.sampleRate * this.frame : engine.capabilities.inputSampleRate;
+    // Containers (Opus, WebM, MP3…) cannot be replayed from the middle: a new backend needs their
+    // header. Such streams keep nothing and fail like a single-candidate stream.
+    this.keep = engine.backends.length > 1 && (!pt || bytes !== undefined);
+    this.cap = this.align(Math.round((engine.o.replaySeconds ?? 15) * this.rate));
     this.backend = backend;
     this.cur = stream;
     this.attach(stream);
@@ -300,20 +332,43 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
 
   /** Queue PCM; copied when kept for replay. Ignored after close/abort/error. */
   write(pcm: Int16Array): void {
+    this.take(pcm);
+  }
+
+  /**
+   * Queue the client's bytes (streams started with `config.passthrough`; the candidates all take the
+   * encoding, see {@link FailoverSttEngine.capabilities}). Raw encodings are kept for replay like PCM.
+   */
+  writeEncoded(bytes: Uint8Array): void {
+    this.take(bytes);
+  }
+
+  private take(data: Int16Array | Uint8Array): void {
     if (this.ended || this.closing) return;
     if (!this.keep) {
-      this.written += pcm.length;
+      this.written += data.length;
       this.sentTo = this.written;
-      this.cur?.write(pcm);
+      if (this.cur) this.send(data);
       return;
     }
-    const copy = pcm.slice();
+    const copy = data.slice();
     this.buf.push({ pos: this.written, pcm: copy });
     this.written += copy.length;
     if (this.mode !== 'live') return; // the replay loop sends it
     this.sentTo = this.written;
-    this.cur!.write(copy);
+    this.send(copy);
     this.evict();
+  }
+
+  /** Hand audio to the current backend in the stream's form. */
+  private send(data: Int16Array | Uint8Array): void {
+    if (this.encoded) this.cur!.writeEncoded?.(data as Uint8Array);
+    else this.cur!.write(data as Int16Array);
+  }
+
+  /** `units` rounded down to a whole sample. */
+  private align(units: number): number {
+    return units - (units % this.frame);
   }
 
   /** Exactly one `fromFinalize` final follows, even across a backend switch. */
@@ -409,7 +464,7 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
     this.lastFinalEnd = Math.max(this.lastFinalEnd, f.start + f.duration);
     this.speechSinceFinal = false;
     if (f.fromFinalize) this.finalizes.shift();
-    this.trim(Math.min(this.sentTo, Math.round(this.lastFinalEnd * this.rate)));
+    this.trim(Math.min(this.sentTo, this.align(Math.round(this.lastFinalEnd * this.rate))));
     this.emit('final', f);
   }
 
@@ -443,7 +498,7 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
     this.cur = null;
     if (!e.retryable) return this.fail(err);
     const o = this.engine.o;
-    o.health.failure(from.id, e.message);
+    if (e.code !== 'rate_limit') o.health.failure(from.id, e.message); // busy is not broken: no cool-down
     const exclude = new Set([from.id]);
     o.onFailover?.(from, this.engine.backends.find((b) => !exclude.has(b.id) && o.health.isAvailable(b.id)) ?? null, e);
     if (!this.keep) return this.fail(err); // a single candidate: nothing to fail over to, the wrapper stays transparent
@@ -479,7 +534,7 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
   /** Send the buffered audio from {@link sentTo} to the current backend within its pace, re-issuing finalizes at their positions; then go live. */
   private async replay(g: number): Promise<void> {
     const pace = replayPaceOf(this.backend, this.engine.o.replayPace);
-    const chunk = Math.max(1, Math.round(REPLAY_CHUNK_SECONDS * this.rate));
+    const chunk = Math.max(this.frame, this.align(Math.round(REPLAY_CHUNK_SECONDS * this.rate)));
     const t0 = this.engine.now();
     let sent = 0;
     while (g === this.gen && !this.ended) {
@@ -503,7 +558,7 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
       if (pcm.length === 0) break; // cannot happen (the buffer holds [bufStart, written)); never spin
       this.sentTo += pcm.length;
       sent += pcm.length;
-      this.cur!.write(pcm);
+      this.send(pcm);
     }
     if (g !== this.gen || this.ended) return;
     this.mode = 'live';
@@ -512,18 +567,18 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
     if (this.closing) this.closeCurrent();
   }
 
-  /** Up to `n` buffered samples from stream position `pos` (contiguous; may be fewer at a piece boundary). */
-  private read(pos: number, n: number): Int16Array {
+  /** Up to `n` buffered units from stream position `pos` (contiguous; may be fewer at a piece boundary). */
+  private read(pos: number, n: number): Int16Array | Uint8Array {
     for (const p of this.buf) {
       const endPos = p.pos + p.pcm.length;
       if (pos >= endPos) continue;
       const from = Math.max(0, pos - p.pos);
       return p.pcm.subarray(from, Math.min(p.pcm.length, from + n));
     }
-    return new Int16Array(0);
+    return new Uint8Array(0);
   }
 
-  /** Drop buffered audio before stream position `pos` (samples). */
+  /** Drop buffered audio before stream position `pos` (units). */
   private trim(pos: number): void {
     if (!this.keep || pos <= this.bufStart) return;
     while (this.buf.length > 0) {

@@ -73,8 +73,9 @@ export class FailoverTtsEngine implements TtsEngine {
    * next backend. After the first chunk a failure ends the segment with that error (re-speaking is
    * worse than a cut, upstreams.md §2.2) and, when retryable, marks the backend failed so the next
    * segment goes to the next backend. Non-retryable errors (auth, config) go to the caller unchanged
-   * and do not mark the backend. Iteration throws `backend_connection_failed` (`rate_limit` when the
-   * last backend tried refused for its rate limit) when no backend produced audio.
+   * and do not mark the backend; a `rate_limit` (busy) moves on without a cool-down. Iteration throws
+   * `backend_connection_failed` (`rate_limit` when the last backend tried was busy) when no backend
+   * produced audio.
    */
   synthesize(req: TtsSynthesisRequest, signal?: AbortSignal): TtsSynthesis {
     const self = this;
@@ -125,7 +126,9 @@ export class FailoverTtsEngine implements TtsEngine {
           const e = toVoxgateError(err);
           if (signal?.aborted || !e.retryable) throw err;
           settled = true;
-          health.failure(b.id, e.message);
+          // A busy backend (`rate_limit`) is not broken: no cool-down.
+          if (e.code === 'rate_limit') health.release(b.id);
+          else health.failure(b.id, e.message);
           self.o.onFailover?.(b, peek(tried), e);
           if (started) throw e;
           last = e;
