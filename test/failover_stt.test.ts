@@ -301,7 +301,7 @@ describe('STT failover: mid-stream bounded replay', () => {
     assert.equal(switches.length, 0);
   });
 
-  it('a single candidate: the backend error passes through unchanged (the wrapper is transparent)', async () => {
+  it('a single candidate: the backend error passes through unchanged, health untouched (the wrapper is transparent)', async () => {
     const health = new BackendHealth();
     const a = new FakeSttEngine({ script: decoding([{ at: 1.2, error: { message: 'upstream went away' } }]) });
     const engine = new FailoverSttEngine([backend('A', a)], { health });
@@ -312,6 +312,9 @@ describe('STT failover: mid-stream bounded replay', () => {
     assert.equal(seen.errors.length, 1);
     assert.ok(seen.errors[0] instanceof FakeEngineError);
     assert.equal(seen.errors[0]!.message, 'upstream went away');
+    assert.equal(health.state('A'), 'healthy', 'the only backend is not cooled down: the next stream may start');
+    const next = await engine.start(CFG);
+    next.abort();
   });
 
   it('the replay is bounded by replaySeconds: older audio without a final is not replayed (the documented limit), times stay right', async () => {

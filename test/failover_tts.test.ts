@@ -96,6 +96,18 @@ describe('TTS failover', () => {
     assert.equal(health.state('A'), 'healthy');
   });
 
+  it('a single backend failing after first audio: the segment errors, the next segment is still spoken by it', async () => {
+    const health = new BackendHealth();
+    const a = new FakeTtsEngine({ id: 'fake-a', script: { failures: [{ when: 'Broken', atChar: 2, message: 'lost' }] } });
+    const engine = new FailoverTtsEngine([{ id: 'A', engine: a, region: 'us-east-1', worldPart: 'us' }], { health });
+    const r = await speak(engine, 'Broken one.');
+    assert.equal((r.error as VoxgateError).message, 'lost');
+    assert.equal(health.state('A'), 'healthy');
+    const next = await speak(engine, 'Fine one.');
+    assert.equal(next.error, null);
+    assert.equal(next.samples, 'Fine one.'.length * SAMPLES_PER_CHAR);
+  });
+
   it('no audio for punctuation-only text is not a failure', async () => {
     const { b, engine, health } = setup({ failures: [{ when: '…', atChar: 0, kind: 'silent' }] });
     const r = await speak(engine, '…');

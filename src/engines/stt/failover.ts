@@ -255,7 +255,8 @@ function commonPassthrough(backends: readonly SttBackend[]): string[] | undefine
  *   a `speech_started` is suppressed when one was already emitted since the last final.
  * - Non-retryable backend errors are emitted unchanged (no failover, health not marked); when no
  *   candidate is left: `backend_connection_failed` (or `rate_limit`, see {@link FailoverSttEngine.start}).
- *   With a single candidate the wrapper is transparent: the backend's error is emitted unchanged.
+ *   With a single candidate the wrapper is transparent: the backend's error is emitted unchanged and
+ *   its health is not marked (its next stream is not refused for a cool-down).
  */
 export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements SttStream {
   /** The backend serving the stream now. */
@@ -497,11 +498,15 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
     this.cur?.abort();
     this.cur = null;
     if (!e.retryable) return this.fail(err);
+    // Nothing to fail over to (a single candidate, or a container passthrough that cannot be resumed
+    // elsewhere): the wrapper stays transparent — the error passes through and, with a single
+    // candidate, the model's only backend is not cooled down for its next stream.
+    if (this.engine.backends.length === 1) return this.fail(err);
     const o = this.engine.o;
     if (e.code !== 'rate_limit') o.health.failure(from.id, e.message); // busy is not broken: no cool-down
     const exclude = new Set([from.id]);
     o.onFailover?.(from, this.engine.backends.find((b) => !exclude.has(b.id) && o.health.isAvailable(b.id)) ?? null, e);
-    if (!this.keep) return this.fail(err); // a single candidate: nothing to fail over to, the wrapper stays transparent
+    if (!this.keep) return this.fail(err);
     this.mode = 'switching';
     const t0 = this.engine.now();
     let next: { stream: SttStream; backend: SttBackend };

@@ -71,8 +71,8 @@ export class FailoverTtsEngine implements TtsEngine {
    * speakable text without any audio, LiveKit's rule, upstreams.md §2.1; not with a single backend,
    * where there is nowhere to go and the wrapper stays transparent) — moves the segment to the
    * next backend. After the first chunk a failure ends the segment with that error (re-speaking is
-   * worse than a cut, upstreams.md §2.2) and, when retryable, marks the backend failed so the next
-   * segment goes to the next backend. Non-retryable errors (auth, config) go to the caller unchanged
+   * worse than a cut, upstreams.md §2.2) and, when retryable and another backend exists, marks the
+   * backend failed so the next segment goes to the next backend. Non-retryable errors (auth, config) go to the caller unchanged
    * and do not mark the backend; a `rate_limit` (busy) moves on without a cool-down. Iteration throws
    * `backend_connection_failed` (`rate_limit` when the last backend tried was busy) when no backend
    * produced audio.
@@ -126,8 +126,9 @@ export class FailoverTtsEngine implements TtsEngine {
           const e = toVoxgateError(err);
           if (signal?.aborted || !e.retryable) throw err;
           settled = true;
-          // A busy backend (`rate_limit`) is not broken: no cool-down.
-          if (e.code === 'rate_limit') health.release(b.id);
+          // A busy backend (`rate_limit`) is not broken: no cool-down. With a single backend a failure
+          // after first audio is not recorded either: its next segment has nowhere else to go.
+          if (e.code === 'rate_limit' || (started && self.backends.length === 1)) health.release(b.id);
           else health.failure(b.id, e.message);
           self.o.onFailover?.(b, peek(tried), e);
           if (started) throw e;
