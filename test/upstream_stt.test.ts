@@ -21,7 +21,7 @@ import type { SttEngine, SttFinal, SttPartial, SttStream, SttStreamConfig } from
 import { createDeepgramSttEngine, createSlngSttEngine, DeepgramSttEngine, SlngSttEngine } from '../src/engines/stt/upstream/index.js';
 import { deepgramAlternative, NO_FORMAT } from '../src/protocol/deepgram/shape.js';
 import { VoxgateError } from '../src/util/errors.js';
-import { loadClip, openSocket, silence, startTestServer, type RecordingClient, type TestServer } from './helpers.js';
+import { loadClip, openSocket, silence, startConfiguredServer, startTestServer, type RecordingClient, type TestServer } from './helpers.js';
 
 type Kind = 'slng' | 'deepgram';
 const KINDS: Kind[] = ['slng', 'deepgram'];
@@ -233,11 +233,21 @@ describe('upstream STT relays against a real voxgate upstream', () => {
     return rec;
   }
 
+  /** The worker's finals for {@link audio} as a direct unified client gets them (computed once). */
+  let unifiedDirect: Promise<RecordingClient> | null = null;
+  function directUnified(): Promise<RecordingClient> {
+    unifiedDirect ??= (async () => {
+      const c = await openSocket(`${up.wsUrl}/v1/stt/local/pocketsphinx:en`, { Authorization: `Bearer ${up.key}` });
+      c.sendJson({ type: 'init', config: { language: 'en', sample_rate: 16000, encoding: 'linear16', channels: 1, enable_partials: true, enable_vad: true, enable_word_timestamps: true, endpointing: 300, vad_events: true } });
+      await c.waitType('ready');
+      await direct(c, { type: 'finalize' }, { type: 'close' });
+      return c;
+    })();
+    return unifiedDirect;
+  }
+
   it('slng: relayed finals equal a direct unified client’s (transcripts, word times), one fromFinalize final', async () => {
-    const c = await openSocket(`${up.wsUrl}/v1/stt/local/pocketsphinx:en`, { Authorization: `Bearer ${up.key}` });
-    c.sendJson({ type: 'init', config: { language: 'en', sample_rate: 16000, encoding: 'linear16', channels: 1, enable_partials: true, enable_vad: true, enable_word_timestamps: true, endpointing: 300, vad_events: true } });
-    await c.waitType('ready');
-    await direct(c, { type: 'finalize' }, { type: 'close' });
+    const c = await directUnified();
     const want = c.ofType('final_transcript') as unknown as { transcript: string; words?: { word: string; start: number; end: number }[]; from_finalize: boolean; speech_final: boolean; confidence: number }[];
     assert.ok(want.length >= 1 && want.some((f) => f.transcript.length > 10), `direct client got speech: ${JSON.stringify(want)}`);
 
@@ -297,6 +307,33 @@ describe('upstream STT relays against a real voxgate upstream', () => {
       delete process.env.VOXGATE_TEST_WRONG_KEY;
     }
   });
+
+  for (const kind of KINDS) {
+    it(`${kind}: a gateway voxgate serving a model on this engine relays the worker's transcript to a unified client`, async () => {
+      const base = loadConfig();
+      const cfg: VoxgateConfig = {
+        ...base,
+        engines: { w: { type: kind, url: up.wsUrl, model: kind === 'slng' ? 'local/pocketsphinx:en' : 'nova-3', apiKeyEnv: KEY_ENV } },
+        stt: { models: [{ ...base.stt.models[0]!, code: 'relay/w:en', engine: 'w', dialect: 'unified', aliases: [], backends: undefined }] },
+      };
+      const gw = await startConfiguredServer(cfg);
+      try {
+        const c = await openSocket(`${gw.wsUrl}/v1/stt/relay/w:en`, { Authorization: `Bearer ${gw.key}` });
+        c.sendJson({ type: 'init', config: { language: 'en', sample_rate: 16000, encoding: 'linear16', enable_word_timestamps: true } });
+        await c.waitType('ready');
+        await c.sendBinary(audio, 3200);
+        c.sendJson({ type: 'finalize' });
+        c.sendJson({ type: 'close' });
+        assert.equal((await c.closed).code, 1000);
+        const finals = c.ofType('final_transcript');
+        const want = (await directUnified()).ofType('final_transcript');
+        assert.deepEqual(finals.map((f) => f.transcript).filter(Boolean), want.map((f) => f.transcript).filter(Boolean));
+        assert.equal(finals.filter((f) => f.from_finalize === true).length, 1);
+      } finally {
+        await gw.cleanup();
+      }
+    });
+  }
 
   it('a language the instance does not list is a config_error before any connect', async () => {
     const e = engineOf('slng', up.wsUrl, { apiKeyEnv: KEY_ENV });
@@ -360,8 +397,10 @@ for (const kind of KINDS) {
       process.env[KEY_ENV] = 'sk-live-abcdef';
       const srv = await scriptedServer();
       try {
-        const c = ctx();
-        const s = await engineOf(kind, srv.url, { apiKeyEnv: KEY_ENV }).start({ ...STREAM, partials: false, endpointingMs: null }, c);
+        const ac = new AbortController();
+        const c = ctx({ signal: ac.signal });
+        const e = engineOf(kind, srv.url, { apiKeyEnv: KEY_ENV });
+        const s = await e.start({ ...STREAM, partials: false, endpointingMs: null }, c);
         const req = srv.requests[0]!;
         assert.equal(req.headers.authorization, kind === 'slng' ? 'Bearer sk-live-abcdef' : 'Token sk-live-abcdef');
         assert.equal(req.headers['x-request-id'], c.requestId);
@@ -376,7 +415,10 @@ for (const kind of KINDS) {
           assert.equal(new URL(req.url!, 'http://x').pathname, '/v1/listen');
           assert.deepEqual(Object.fromEntries(q), { model: 'nova-3', language: 'en', encoding: 'linear16', sample_rate: '16000', channels: '1', interim_results: 'false', endpointing: 'false', vad_events: 'true' });
         }
-        s.abort();
+        assert.equal(e.stats().activeStreams, 1);
+        ac.abort(); // the request's signal ends the open stream too
+        assert.equal(e.stats().activeStreams, 0);
+        s.write(new Int16Array(160)); // harmless after the end
       } finally {
         delete process.env[KEY_ENV];
         await srv.close();
