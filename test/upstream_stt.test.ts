@@ -474,6 +474,24 @@ for (const kind of KINDS) {
       }
     });
 
+    it('our own event loop blocked longer than stallTimeoutMs is not taken for a silent backend', async () => {
+      const srv = await scriptedServer(); // answers pings (ws does), sends nothing else
+      try {
+        const s = await engineOf(kind, srv.url, { pingIntervalMs: 100, stallTimeoutMs: 500 }).start(STREAM, ctx());
+        const rec = record(s);
+        await new Promise((r) => setTimeout(r, 250)); // a few pongs
+        const t0 = Date.now();
+        while (Date.now() - t0 < 1200) {
+          /* block the loop: the pongs wait unread in the socket */
+        }
+        await new Promise((r) => setTimeout(r, 400)); // the watchdog runs again, pongs are read
+        assert.deepEqual(rec.errors, []);
+        s.abort();
+      } finally {
+        await srv.close();
+      }
+    });
+
     it('a backend that closes 1011 mid-stream → retryable provider_error naming the close', async () => {
       const srv = await scriptedServer((ws, f) => {
         if (f.binary) ws.close(1011, 'boom');

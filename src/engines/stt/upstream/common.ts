@@ -28,6 +28,8 @@ import type { SttCapabilities, SttEngine, SttEngineStats, SttFinal, SttStream, S
 
 /** PCM rate sent upstream (Hz): linear16 mono at 16 kHz. */
 export const UPSTREAM_SAMPLE_RATE = 16000;
+/** Largest upstream frame accepted (bytes); a larger one ends the stream with a `provider_error` (close 1009). */
+export const UPSTREAM_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 /** Bytes per second of the PCM sent upstream (16-bit mono at {@link UPSTREAM_SAMPLE_RATE}). */
 export const UPSTREAM_BYTES_PER_SECOND = UPSTREAM_SAMPLE_RATE * 2;
 
@@ -177,7 +179,9 @@ export function connectUpstream(o: ConnectOptions): Promise<WebSocket> {
     }
     let ws: WebSocket;
     try {
-      ws = new WebSocket(o.url, { headers: o.headers, perMessageDeflate: false, followRedirects: false, allowSynchronousEvents: false });
+      // allowSynchronousEvents false: one upstream frame per tick, so the caller of start() has
+      // attached its listeners before the first result; maxPayload bounds a rogue upstream's frames.
+      ws = new WebSocket(o.url, { headers: o.headers, perMessageDeflate: false, followRedirects: false, allowSynchronousEvents: false, maxPayload: UPSTREAM_MAX_FRAME_BYTES });
     } catch (err) {
       reject(connectFailed(redact(err instanceof Error ? err.message : String(err), o.secrets)));
       return;
@@ -276,6 +280,8 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
   private bytes = 0;
   private lastRx = performance.now();
   private lastTx = performance.now();
+  /** When the watchdog last ran (to forgive time our own event loop was blocked). */
+  private lastTick = performance.now();
   private readonly ticker: NodeJS.Timeout;
   /** One timer per outstanding `finalize()`, oldest first. */
   private readonly pendingFinalize: NodeJS.Timeout[] = [];
@@ -374,7 +380,10 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
     return new VoxgateError('provider_error', redact(message, this.o.secrets), { retryable: true });
   }
 
-  /** End the stream with `err` (emitted once, only if someone listens), terminating the socket. */
+  /**
+   * End the stream with `err`, terminating the socket. Emitted once, and only when someone listens
+   * (an `error` without listeners would throw out of a socket handler and crash the process).
+   */
   protected fail(err: VoxgateError): void {
     if (this.state === 'done') return;
     this.end();
@@ -412,6 +421,11 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
   private tick(): void {
     if (this.state === 'done') return;
     const now = performance.now();
+    // Time our own event loop was blocked is not the backend's silence: its pongs may be waiting
+    // unread in the socket (timers run before I/O), so the late part of this tick is forgiven.
+    const late = now - this.lastTick - this.o.settings.pingIntervalMs;
+    this.lastTick = now;
+    if (late > 0) this.lastRx += late;
     if (now - this.lastRx > this.o.settings.stallTimeoutMs) {
       this.fail(this.providerError(`no response from backend for ${this.o.settings.stallTimeoutMs} ms`));
       return;
