@@ -565,6 +565,78 @@ for (const kind of KINDS) {
   });
 }
 
+describe('mapping of upstream frames the voxgate upstream does not send', () => {
+  it('slng: SLNG-hosted finals with only the §1.3 fields map with documented fills; words without confidence are accepted', async () => {
+    const srv = await scriptedServer((ws, f) => {
+      if (!f.binary) return;
+      ws.send(JSON.stringify({ type: 'partial_transcript', transcript: 'hello' }));
+      ws.send(JSON.stringify({ type: 'final_transcript', transcript: 'hello world', confidence: 0.95, language: 'en', duration: 2.5, words: [{ word: 'hello', start: 0.1, end: 0.5 }] }));
+      ws.send(JSON.stringify({ type: 'utterance_end', last_word_end: 2.48 }));
+      ws.send(JSON.stringify({ type: 'final_transcript', transcript: 'again', speech_final: true }));
+    });
+    try {
+      const s = await engineOf('slng', srv.url).start(STREAM, ctx());
+      const rec = record(s);
+      s.write(new Int16Array(16000));
+      for (const t0 = Date.now(); rec.finals.length < 2 && Date.now() - t0 < 5000; ) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(rec.partials, [{ transcript: 'hello', start: 0, duration: 1 }]);
+      assert.deepEqual(rec.finals, [
+        { transcript: 'hello world', confidence: 0.95, words: [{ word: 'hello', start: 0.1, end: 0.5, confidence: 0 }], start: 0, duration: 2.5, language: 'en', speechFinal: false, fromFinalize: false },
+        { transcript: 'again', confidence: 0, words: [], start: 2.5, duration: 0, language: 'en', speechFinal: true, fromFinalize: false },
+      ]);
+      assert.deepEqual(rec.errors, []);
+      s.abort();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('deepgram: speaker, languages, punctuated_word, SpeechStarted and interim Results map exactly; Metadata/UtteranceEnd are not relayed', async () => {
+    const alt = { transcript: 'Namaste duniya.', confidence: 0.91, languages: ['hi'], words: [
+      { word: 'namaste', start: 1.01, end: 1.4, confidence: 0.93, punctuated_word: 'Namaste', speaker: 0, language: 'hi' },
+      { word: 'duniya', start: 1.4, end: 1.9, confidence: 0.89, punctuated_word: 'duniya.', speaker: 1, language: 'hi' },
+    ] };
+    const srv = await scriptedServer((ws, f) => {
+      if (!f.binary) return;
+      ws.send(JSON.stringify({ type: 'SpeechStarted', channel: [0, 1], timestamp: 0.98 }));
+      ws.send(JSON.stringify({ type: 'Results', channel_index: [0, 1], start: 1.0, duration: 0.5, is_final: false, speech_final: false, channel: { alternatives: [{ transcript: 'namaste', confidence: 0.5, words: [alt.words[0]] }] }, metadata: {} }));
+      ws.send(JSON.stringify({ type: 'Results', channel_index: [0, 1], start: 1.0, duration: 1.0, is_final: true, speech_final: true, from_finalize: false, channel: { alternatives: [alt] }, metadata: { request_id: 'x' } }));
+      ws.send(JSON.stringify({ type: 'UtteranceEnd', channel: [0, 1], last_word_end: 1.9 }));
+      ws.send(JSON.stringify({ type: 'Metadata', request_id: 'x', duration: 2 }));
+    });
+    try {
+      const e = engineOf('deepgram', srv.url, { languages: ['hi', 'en'] });
+      const s = await e.start({ ...STREAM, language: 'hi' }, ctx());
+      const rec = record(s);
+      s.write(new Int16Array(16000));
+      for (const t0 = Date.now(); rec.finals.length < 1 && Date.now() - t0 < 5000; ) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(rec.speechStarted, [0.98]);
+      assert.deepEqual(rec.partials, [{ transcript: 'namaste', start: 1, duration: 0.5, confidence: 0.5, words: [{ word: 'namaste', start: 1.01, end: 1.4, confidence: 0.93, punctuatedWord: 'Namaste', speaker: 0 }] }]);
+      assert.deepEqual(rec.finals, [
+        {
+          transcript: 'Namaste duniya.',
+          confidence: 0.91,
+          words: [
+            { word: 'namaste', start: 1.01, end: 1.4, confidence: 0.93, punctuatedWord: 'Namaste', speaker: 0 },
+            { word: 'duniya', start: 1.4, end: 1.9, confidence: 0.89, punctuatedWord: 'duniya.', speaker: 1 },
+          ],
+          start: 1,
+          duration: 1,
+          language: 'hi',
+          speechFinal: true,
+          fromFinalize: false,
+        },
+      ]);
+      assert.deepEqual(rec.errors, []);
+      assert.equal(new URL(srv.requests[0]!.url!, 'http://x').searchParams.get('language'), 'hi');
+      s.abort();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
 describe('upstream settings and registry', () => {
   it('settings are validated per type: unknown keys and reserved query keys are refused naming the instance', () => {
     assert.throws(() => createSlngSttEngine(cfgWith('w1', { type: 'slng', url: 'ws://x', model: 'a/b:c', apiKey: 'oops' }), 'w1'), /engines\.w1 \(type slng\).*apiKey/s);

@@ -34,8 +34,11 @@ export const slngSettingsSchema = z
 export type SlngSettings = z.output<typeof slngSettingsSchema>;
 
 const num = z.number().finite();
-/** A word as unified servers send it (voxgate: word/start/end/confidence; tolerant of extras such as `punctuated_word`). */
-const upstreamWord = listenWordSchema.loose();
+/**
+ * A word as unified servers send it (voxgate: word/start/end/confidence; §1.3 does not fix the
+ * shape, so `confidence` may be missing — relayed as 0 — and extras such as `punctuated_word` are tolerated).
+ */
+const upstreamWord = listenWordSchema.extend({ confidence: z.number().min(0).max(1).optional() }).loose();
 
 /** Upstream frames this relay reads (§1.3 required fields; everything else optional, unknown keys kept out). */
 const finalFrame = z
@@ -84,7 +87,7 @@ function words(ws: z.infer<typeof upstreamWord>[]): SttWord[] {
     word: w.word,
     start: w.start,
     end: w.end,
-    confidence: w.confidence,
+    confidence: w.confidence ?? 0,
     ...(w.punctuated_word !== undefined ? { punctuatedWord: w.punctuated_word } : {}),
     ...(w.speaker !== undefined ? { speaker: w.speaker } : {}),
   }));
