@@ -24,7 +24,7 @@ import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
 import { VoxgateError, type ErrorCode } from '../../../util/errors.js';
 import type { RequestContext } from '../../context.js';
-import type { SttCapabilities, SttEngine, SttEngineStats, SttFinal, SttStream, SttStreamConfig, SttStreamEvents } from '../types.js';
+import type { SttCapabilities, SttEngine, SttEngineStats, SttFinal, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from '../types.js';
 
 /** PCM rate sent upstream (Hz): linear16 mono at 16 kHz. */
 export const UPSTREAM_SAMPLE_RATE = 16000;
@@ -488,11 +488,53 @@ export function upstreamFrameError(code: string, message: string, secrets: reado
   return new VoxgateError(c, msg, { retryable: c === 'provider_error' || c === 'rate_limit' || c === 'backend_connection_failed' });
 }
 
-/** A request to open one upstream stream. */
+/** A word as both upstream protocols send it (Deepgram §2.4 names; times s from stream start). */
+export interface UpstreamWord {
+  word: string;
+  start: number;
+  end: number;
+  confidence?: number;
+  punctuated_word?: string;
+  speaker?: number;
+}
+
+/** Upstream words → {@link SttWord}s unchanged (`punctuated_word` → `punctuatedWord`; a missing confidence → 0). */
+export function relayWords(ws: readonly UpstreamWord[]): SttWord[] {
+  return ws.map((w) => ({
+    word: w.word,
+    start: w.start,
+    end: w.end,
+    confidence: w.confidence ?? 0,
+    ...(w.punctuated_word !== undefined ? { punctuatedWord: w.punctuated_word } : {}),
+    ...(w.speaker !== undefined ? { speaker: w.speaker } : {}),
+  }));
+}
+
+/**
+ * Parse an upstream text frame's JSON and its `type`.
+ * @throws Error when it is not JSON or has no string `type` (the stream turns it into a `provider_error`).
+ */
+export function parseTypedFrame(text: string): { type: string; json: unknown } {
+  const json: unknown = JSON.parse(text);
+  const type = typeof json === 'object' && json !== null ? (json as { type?: unknown }).type : undefined;
+  if (typeof type !== 'string') throw new Error('frame without a "type"');
+  return { type, json };
+}
+
+/** A request to open one upstream stream (the base adds `Authorization` and `X-Request-Id`). */
 export interface UpstreamRequest {
   url: string;
-  headers: Record<string, string>;
   handshake?: UpstreamHandshake;
+}
+
+/** What differs between upstream protocols beyond the request: auth scheme, control frames, result parsing. */
+export interface UpstreamProtocol {
+  /** `Authorization: <scheme> <key>` (slng `Bearer`, Deepgram `Token`). */
+  authScheme: string;
+  /** Text frames of the control messages. */
+  frames: RelayOptions['frames'];
+  /** Wrap an open socket in the protocol's relay stream. */
+  createStream(ws: WebSocket, config: SttStreamConfig, o: RelayOptions): UpstreamSttStream;
 }
 
 /**
@@ -508,6 +550,7 @@ export abstract class UpstreamSttEngine implements SttEngine {
   constructor(
     readonly id: string,
     protected readonly settings: UpstreamSettings,
+    private readonly protocol: UpstreamProtocol,
   ) {
     this.version = settings.model;
     this.capabilities = {
@@ -521,10 +564,8 @@ export abstract class UpstreamSttEngine implements SttEngine {
     };
   }
 
-  /** The URL, headers and handshake of one stream (protocol-specific). `apiKey` goes only into a header. */
-  protected abstract request(config: SttStreamConfig, ctx: RequestContext | undefined, apiKey: string | undefined): UpstreamRequest;
-  /** Wrap the open socket in the protocol's relay stream. */
-  protected abstract createStream(ws: WebSocket, config: SttStreamConfig, o: RelayOptions): UpstreamSttStream;
+  /** The URL and handshake of one stream (protocol-specific). `secrets` are to be redacted from any message the handshake builds. */
+  protected abstract request(config: SttStreamConfig, secrets: readonly string[]): UpstreamRequest;
 
   /** Nothing to warm: connections are per stream. */
   async init(): Promise<void> {}
@@ -542,11 +583,14 @@ export abstract class UpstreamSttEngine implements SttEngine {
     const secrets = apiKey ? [apiKey] : [];
     let timeoutMs = this.settings.connectTimeoutMs;
     if (ctx?.connectDeadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.connectDeadline - performance.now()));
-    const req = this.request(config, ctx, apiKey);
-    const ws = await connectUpstream({ url: req.url, headers: req.headers, timeoutMs, signal: ctx?.signal, secrets, handshake: req.handshake });
-    const stream = this.createStream(ws, config, {
+    const req = this.request(config, secrets);
+    const headers: Record<string, string> = {};
+    if (apiKey) headers.Authorization = `${this.protocol.authScheme} ${apiKey}`;
+    if (ctx?.requestId) headers['X-Request-Id'] = ctx.requestId;
+    const ws = await connectUpstream({ url: req.url, headers, timeoutMs, signal: ctx?.signal, secrets, handshake: req.handshake });
+    const stream = this.protocol.createStream(ws, config, {
       settings: this.settings,
-      frames: this.frames(),
+      frames: this.protocol.frames,
       secrets,
       signal: ctx?.signal,
       onEnd: () => this.streams.delete(stream),
@@ -554,9 +598,6 @@ export abstract class UpstreamSttEngine implements SttEngine {
     this.streams.add(stream);
     return stream;
   }
-
-  /** The protocol's control frames. */
-  protected abstract frames(): RelayOptions['frames'];
 
   stats(): SttEngineStats {
     return { activeStreams: this.streams.size, idleDecoders: 0, busyDecoders: 0 };

@@ -16,13 +16,11 @@
  * session derives utterance ends itself). v1 has no JSON error frame (errors are closes, §2.5); an
  * `Error` frame (Flux v2, Deepgram-style routes) is mapped by its `err_code`/`code`.
  */
-import type WebSocket from 'ws';
 import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
-import type { RequestContext } from '../../context.js';
 import { listenWordSchema } from '../../../protocol/deepgram/schema.js';
-import type { SttStreamConfig, SttWord } from '../types.js';
-import { parseUpstreamSettings, upstreamFrameError, upstreamSettingsShape, UPSTREAM_SAMPLE_RATE, UpstreamSttEngine, UpstreamSttStream, type RelayOptions, type UpstreamRequest } from './common.js';
+import type { SttStreamConfig } from '../types.js';
+import { parseTypedFrame, parseUpstreamSettings, relayWords, upstreamFrameError, upstreamSettingsShape, UPSTREAM_SAMPLE_RATE, UpstreamSttEngine, UpstreamSttStream, type UpstreamRequest } from './common.js';
 
 /** Query keys the engine sets from the stream config; the fixed `query` may not override them. */
 export const DEEPGRAM_MAPPED_QUERY = ['model', 'language', 'encoding', 'sample_rate', 'channels', 'interim_results', 'endpointing', 'vad_events'] as const;
@@ -66,29 +64,16 @@ const errorFrame = z
   .object({ type: z.literal('Error'), err_code: z.string().optional(), code: z.string().optional(), description: z.string().optional(), err_msg: z.string().optional(), message: z.string().optional() })
   .loose();
 
-function words(ws: z.infer<typeof word>[]): SttWord[] {
-  return ws.map((w) => ({
-    word: w.word,
-    start: w.start,
-    end: w.end,
-    confidence: w.confidence,
-    ...(w.punctuated_word !== undefined ? { punctuatedWord: w.punctuated_word } : {}),
-    ...(w.speaker !== undefined ? { speaker: w.speaker } : {}),
-  }));
-}
-
 /** A relayed `/v1/listen` stream. A frame that is not JSON with a `type`, or a known type with wrong fields, is a retryable `provider_error`. */
 export class DeepgramSttStream extends UpstreamSttStream {
   protected onText(text: string): void {
-    const json: unknown = JSON.parse(text);
-    const type = typeof json === 'object' && json !== null ? (json as { type?: unknown }).type : undefined;
-    if (typeof type !== 'string') throw new Error('frame without a "type"');
+    const { type, json } = parseTypedFrame(text);
     switch (type) {
       case 'Results': {
         const r = resultsFrame.parse(json);
         const alt = r.channel.alternatives[0];
         const transcript = alt?.transcript ?? '';
-        const ws = words(alt?.words ?? []);
+        const ws = relayWords(alt?.words ?? []);
         if (r.is_final) {
           this.emitFinal(
             {
@@ -133,10 +118,14 @@ export class DeepgramSttEngine extends UpstreamSttEngine {
     id: string,
     private readonly s: DeepgramSettings,
   ) {
-    super(id, s);
+    super(id, s, {
+      authScheme: 'Token',
+      frames: { finalize: '{"type":"Finalize"}', close: '{"type":"CloseStream"}', keepalive: '{"type":"KeepAlive"}' },
+      createStream: (ws, config, o) => new DeepgramSttStream(ws, config, o),
+    });
   }
 
-  protected request(config: SttStreamConfig, ctx: RequestContext | undefined, apiKey: string | undefined): UpstreamRequest {
+  protected request(config: SttStreamConfig): UpstreamRequest {
     const u = new URL(this.s.url);
     u.pathname = u.pathname.replace(/\/+$/, '') + '/v1/listen';
     const q = u.searchParams;
@@ -149,18 +138,7 @@ export class DeepgramSttEngine extends UpstreamSttEngine {
     q.set('endpointing', config.vad && config.endpointingMs !== null ? String(config.endpointingMs) : 'false');
     q.set('vad_events', String(config.vad));
     for (const [k, v] of Object.entries(this.s.query)) q.set(k, v);
-    const headers: Record<string, string> = {};
-    if (apiKey) headers.Authorization = `Token ${apiKey}`;
-    if (ctx?.requestId) headers['X-Request-Id'] = ctx.requestId;
-    return { url: u.toString(), headers };
-  }
-
-  protected createStream(ws: WebSocket, config: SttStreamConfig, o: RelayOptions): DeepgramSttStream {
-    return new DeepgramSttStream(ws, config, o);
-  }
-
-  protected frames(): RelayOptions['frames'] {
-    return { finalize: '{"type":"Finalize"}', close: '{"type":"CloseStream"}', keepalive: '{"type":"KeepAlive"}' };
+    return { url: u.toString() };
   }
 }
 

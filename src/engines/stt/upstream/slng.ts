@@ -10,14 +10,12 @@
  * `speech_started` frame → `speech_started`; `error` → the matching code (§1.3 table; nested `data`
  * form too). Fields the protocol leaves optional are filled as documented on {@link SlngSttStream}.
  */
-import type WebSocket from 'ws';
 import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
-import type { RequestContext } from '../../context.js';
 import { listenWordSchema } from '../../../protocol/deepgram/schema.js';
-import type { SttStreamConfig, SttWord } from '../types.js';
-import { parseUpstreamSettings, redact, upstreamFrameError, upstreamSettingsShape, UPSTREAM_SAMPLE_RATE, UpstreamSttEngine, UpstreamSttStream, type RelayOptions, type UpstreamRequest } from './common.js';
-import { VoxgateError } from '../../../util/errors.js';
+import type { SttStreamConfig } from '../types.js';
+import { connectFailed, parseTypedFrame, parseUpstreamSettings, redact, relayWords, upstreamFrameError, upstreamSettingsShape, UPSTREAM_SAMPLE_RATE, UpstreamSttEngine, UpstreamSttStream, type UpstreamRequest } from './common.js';
+import type { VoxgateError } from '../../../util/errors.js';
 
 /** Settings of a `slng` instance (`engines.<id>`), strict. */
 export const slngSettingsSchema = z
@@ -67,30 +65,10 @@ const errorFrame = z
   .loose();
 const speechStartedFrame = z.object({ type: z.literal('speech_started'), timestamp: num }).loose();
 
-/** Parse a text frame's JSON and `type`. @throws Error when it is not a JSON object with a string `type`. */
-function parseFrame(text: string): { type: string; json: unknown } {
-  const json: unknown = JSON.parse(text);
-  const type = typeof json === 'object' && json !== null ? (json as { type?: unknown }).type : undefined;
-  if (typeof type !== 'string') throw new Error('frame without a "type"');
-  return { type, json };
-}
-
 /** The error of an `error` frame (flat or nested `data`). */
 function frameError(json: unknown, secrets: readonly string[]): VoxgateError {
   const e = errorFrame.parse(json);
   return upstreamFrameError(e.code ?? e.data?.code ?? 'provider_error', e.message ?? e.data?.message ?? '', secrets);
-}
-
-/** Map upstream words (seconds from stream start) unchanged. */
-function words(ws: z.infer<typeof upstreamWord>[]): SttWord[] {
-  return ws.map((w) => ({
-    word: w.word,
-    start: w.start,
-    end: w.end,
-    confidence: w.confidence ?? 0,
-    ...(w.punctuated_word !== undefined ? { punctuatedWord: w.punctuated_word } : {}),
-    ...(w.speaker !== undefined ? { speaker: w.speaker } : {}),
-  }));
 }
 
 /**
@@ -102,7 +80,7 @@ function words(ws: z.infer<typeof upstreamWord>[]): SttWord[] {
  */
 export class SlngSttStream extends UpstreamSttStream {
   protected onText(text: string): void {
-    const { type, json } = parseFrame(text);
+    const { type, json } = parseTypedFrame(text);
     switch (type) {
       case 'final_transcript': {
         const f = finalFrame.parse(json);
@@ -111,7 +89,7 @@ export class SlngSttStream extends UpstreamSttStream {
           {
             transcript: f.transcript,
             confidence: f.confidence ?? 0,
-            ...(this.config.wordTimestamps ? { words: words(f.words ?? []) } : {}),
+            ...(this.config.wordTimestamps ? { words: relayWords(f.words ?? []) } : {}),
             start,
             duration: f.duration ?? 0,
             language: f.language ?? this.config.language,
@@ -129,7 +107,7 @@ export class SlngSttStream extends UpstreamSttStream {
           start,
           duration: p.duration ?? Math.max(0, this.audioSeconds - start),
           ...(p.confidence !== undefined ? { confidence: p.confidence } : {}),
-          ...(p.words && this.config.wordTimestamps ? { words: words(p.words) } : {}),
+          ...(p.words && this.config.wordTimestamps ? { words: relayWords(p.words) } : {}),
         });
         return;
       }
@@ -151,10 +129,14 @@ export class SlngSttEngine extends UpstreamSttEngine {
     id: string,
     private readonly s: SlngSettings,
   ) {
-    super(id, s);
+    super(id, s, {
+      authScheme: 'Bearer',
+      frames: { finalize: '{"type":"finalize"}', close: '{"type":"close"}', keepalive: '{"type":"keepalive"}' },
+      createStream: (ws, config, o) => new SlngSttStream(ws, config, o),
+    });
   }
 
-  protected request(config: SttStreamConfig, ctx: RequestContext | undefined, apiKey: string | undefined): UpstreamRequest {
+  protected request(config: SttStreamConfig, secrets: readonly string[]): UpstreamRequest {
     const u = new URL(this.s.url);
     // Model path with `/` and `:` literal (protocols.md §1.1, S5 `quote(model, safe="/:")`).
     const modelPath = this.s.model
@@ -162,10 +144,6 @@ export class SlngSttEngine extends UpstreamSttEngine {
       .map((seg) => encodeURIComponent(seg).replace(/%3A/gi, ':'))
       .join('/');
     u.pathname = u.pathname.replace(/\/+$/, '') + this.s.pathPrefix + modelPath;
-    const headers: Record<string, string> = {};
-    if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
-    if (ctx?.requestId) headers['X-Request-Id'] = ctx.requestId;
-    const secrets = apiKey ? [apiKey] : [];
     const init = {
       type: 'init',
       config: {
@@ -182,22 +160,21 @@ export class SlngSttEngine extends UpstreamSttEngine {
     };
     return {
       url: u.toString(),
-      headers,
       handshake: {
         onOpen: (ws) => ws.send(JSON.stringify(init)),
         onText: (text) => {
           let f: { type: string; json: unknown };
           try {
-            f = parseFrame(text);
+            f = parseTypedFrame(text);
           } catch {
-            return new VoxgateError('backend_connection_failed', `Failed to connect to backend: malformed frame before ready: ${redact(text.slice(0, 80), secrets)}`, { retryable: true });
+            return connectFailed(`malformed frame before ready: ${redact(text.slice(0, 80), secrets)}`);
           }
           if (f.type === 'ready') return true;
           if (f.type === 'error') {
             try {
               return frameError(f.json, secrets);
             } catch {
-              return new VoxgateError('backend_connection_failed', 'Failed to connect to backend: malformed error frame before ready', { retryable: true });
+              return connectFailed('malformed error frame before ready');
             }
           }
           return false;
@@ -206,13 +183,6 @@ export class SlngSttEngine extends UpstreamSttEngine {
     };
   }
 
-  protected createStream(ws: WebSocket, config: SttStreamConfig, o: RelayOptions): SlngSttStream {
-    return new SlngSttStream(ws, config, o);
-  }
-
-  protected frames(): RelayOptions['frames'] {
-    return { finalize: '{"type":"finalize"}', close: '{"type":"close"}', keepalive: '{"type":"keepalive"}' };
-  }
 }
 
 /**
