@@ -335,6 +335,17 @@ describe('upstream STT relays against a real voxgate upstream', () => {
     });
   }
 
+  it('a language the upstream refuses is a non-retryable config_error with its detail (slng: error frame before ready; deepgram: HTTP 400)', async () => {
+    for (const kind of KINDS) {
+      const e = engineOf(kind, up.wsUrl, { apiKeyEnv: KEY_ENV, languages: ['en', 'hi'] });
+      const err = await assertRejects(e.start({ ...STREAM, language: 'hi' }, ctx()));
+      assert.equal(err.code, 'config_error', `${kind}: ${err.message}`);
+      assert.equal(err.retryable, false, kind);
+      assert.match(err.message, /\bhi\b/, `${kind}: the upstream's detail names the language: ${err.message}`);
+      assert.ok(!err.message.includes(up.key));
+    }
+  });
+
   it('a language the instance does not list is a config_error before any connect', async () => {
     const e = engineOf('slng', up.wsUrl, { apiKeyEnv: KEY_ENV });
     const err = await assertRejects(e.start({ ...STREAM, language: 'hi' }, ctx()));
