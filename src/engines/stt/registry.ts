@@ -12,6 +12,7 @@ import { engineSettings, engineType, modelBackends } from '../../config/config.j
 import { FakeSttEngine, type FakeSttScript } from './fake/index.js';
 import { PocketSphinxEngine } from './pocketsphinx/index.js';
 import type { SttCapabilities, SttEngine } from './types.js';
+import { createDeepgramSttEngine, createSlngSttEngine } from './upstream/index.js';
 
 /**
  * A factory receives the resolved configuration and the instance id (its settings are
@@ -43,6 +44,10 @@ export const STT_ENGINE_FACTORIES: Record<string, SttEngineFactory> = {
       capabilities: (inst.capabilities ?? o.capabilities) as Partial<SttCapabilities> | undefined,
     });
   },
+  /** Relay to a SLNG unified STT server (another voxgate, SLNG's API); upstream/slng.ts. */
+  slng: createSlngSttEngine,
+  /** Relay to Deepgram live `/v1/listen`; upstream/deepgram.ts. */
+  deepgram: createDeepgramSttEngine,
 };
 
 /**

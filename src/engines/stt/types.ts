@@ -95,6 +95,11 @@ export interface SttWord {
   confidence: number;
   /** Speaker index when the engine diarizes. */
   speaker?: number;
+  /**
+   * The word with the engine's own formatting (capitalisation, punctuation), when the engine formats
+   * (an upstream Deepgram with `punctuate`/`smart_format`: its `punctuated_word`, protocols.md §2.4).
+   */
+  punctuatedWord?: string;
 }
 
 /** An interim hypothesis for the utterance in progress. It may still change. */
