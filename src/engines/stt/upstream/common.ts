@@ -76,6 +76,12 @@ export const upstreamSettingsShape = {
    * gateway. Note: a container stream cannot be replayed to another backend mid-stream (failover
    * then ends the session with the error), raw encodings can.
    */
+  /**
+   * Pace (× real time) at which failover replays buffered audio to this backend (src/engines/stt/failover.ts);
+   * `null` = as fast as it takes it (e.g. a voxgate worker on embedded engines). Default 1.25, Deepgram's
+   * documented cap (upstreams.md §1.1).
+   */
+  replayPace: z.number().positive().nullable().default(1.25),
   passthroughEncodings: z.array(z.enum(['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4'])).default(['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4']),
 };
 
@@ -589,6 +595,8 @@ export abstract class UpstreamSttEngine implements SttEngine {
   readonly capabilities: SttCapabilities;
   /** The upstream model (served as `model_info.version`). */
   readonly version: string;
+  /** Failover replay pace (setting `replayPace`). */
+  readonly replayPace: number | null;
   private readonly streams = new Set<UpstreamSttStream>();
 
   constructor(
@@ -597,6 +605,7 @@ export abstract class UpstreamSttEngine implements SttEngine {
     private readonly protocol: UpstreamProtocol,
   ) {
     this.version = settings.model;
+    this.replayPace = settings.replayPace;
     this.capabilities = {
       partials: true,
       wordTimestamps: true,
