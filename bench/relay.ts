@@ -1,6 +1,6 @@
 /**
  * Relay-overhead benchmark (issue 10 "Benchmark"): `node dist/bench/relay.js [--levels 100,500,1000]
- * [--seconds 10] [--chunk-ms 20] [--kills 20] [--no-baseline] [--no-failover] [--baseline-only] [--out FILE]`; also a
+ * [--seconds 10] [--chunk-ms 100] [--kills 20] [--no-baseline] [--no-failover] [--baseline-only] [--out FILE]`; also a
  * step of `npm run bench`. Writes bench/results/relay.json.
  *
  * Setup — ONE clock: a scripted upstream speaking the SLNG unified protocol
@@ -11,7 +11,9 @@
  *
  * Per level N (100, 500, 1000 concurrent sessions; a fresh gateway child per level):
  * - every session sends real-time linear16 16 kHz mono audio (real speech from ../shared/data/asr_en,
- *   looped; `--chunk-ms` chunks at absolute times t0 + phase + k·chunk, phases spread over the chunk);
+ *   looped; `--chunk-ms` chunks, default 100 ms, at absolute times t0 + phase + k·chunk, phases spread
+ *   over the chunk — 100 ms rather than the 20 ms of the other benchmarks because 1000 × 50 frames/s
+ *   in and out does not fit next to the clients on 2 cores; `--chunk-ms 20` measures that case);
  *   the upstream answers one result per 250 ms of audio (a final every 1 s);
  * - `latency_ms` = client receive − upstream send over every stamped result in the measurement
  *   window (after a 2 s warm-up), p50/p90/p99/max; `baseline_ms` is the same measurement with the
@@ -38,7 +40,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { loadAsrEnClips, repoRoot } from './lib/clips.js';
 import { ScriptedUpstream, parseStamp } from './lib/scripted_upstream.js';
-import { cpuPercent, ServerProcess, type ProcSample } from './lib/server.js';
+import { cpuPercent, externalCpuPercent, ServerProcess, type ProcSample } from './lib/server.js';
 import { percentile, round } from './lib/stats.js';
 import { FaultProxy } from '../test/support/fault_proxy.js';
 
@@ -70,7 +72,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { levels: [100, 500, 1000], seconds: 10, chunkMs: 20, kills: 20, baseline: true, baselineOnly: false, failover: true, out: path.join(repoRoot(), 'bench/results/relay.json') };
+  const a: Args = { levels: [100, 500, 1000], seconds: 10, chunkMs: 100, kills: 20, baseline: true, baselineOnly: false, failover: true, out: path.join(repoRoot(), 'bench/results/relay.json') };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = () => {
@@ -167,7 +169,7 @@ class RelayClient {
       ws.on('close', (code) => {
         this.closedCode = code;
         if (!this.closing) this.errors.push(`closed ${code}`);
-        fail(new Error(`closed ${code} before ready`));
+        fail(new Error(`closed ${code} before ready${this.errors.length ? ` (${this.errors.join('; ')})` : ''}`));
       });
       ws.on('open', () => ws.send(JSON.stringify({ type: 'init', config: { language: 'en', sample_rate: 16000, encoding: 'linear16', enable_partials: true } })));
       ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -261,8 +263,11 @@ class Pacer {
   };
 }
 
-/** Open `n` sessions to `url` in batches; resolves when all are ready. */
-async function openSessions(n: number, url: string, key: string | null, audio: Buffer, chunkMs: number, rec: Recorder, pacer: Pacer): Promise<RelayClient[]> {
+/**
+ * Open `n` sessions to `url` in batches of 50; resolves with those that got `ready` (the others'
+ * reasons are appended to `failures`).
+ */
+async function openSessions(n: number, url: string, key: string | null, audio: Buffer, chunkMs: number, rec: Recorder, pacer: Pacer, failures: string[]): Promise<RelayClient[]> {
   const clients: RelayClient[] = [];
   const BATCH = 50;
   for (let i = 0; i < n; i += BATCH) {
@@ -271,9 +276,16 @@ async function openSessions(n: number, url: string, key: string | null, audio: B
       const c = new RelayClient(audio, Math.floor((audio.length * j) / n), chunkMs * BYTES_PER_MS, rec);
       batch.push(c);
     }
-    await Promise.all(batch.map((c) => c.open(url, key)));
-    batch.forEach((c, k) => pacer.add(c, (((i + k) % n) / n) * chunkMs));
-    clients.push(...batch);
+    const settled = await Promise.allSettled(batch.map((c) => c.open(url, key)));
+    settled.forEach((r, k) => {
+      if (r.status === 'rejected') {
+        failures.push(String((r.reason as Error).message));
+        return;
+      }
+      const c = batch[k]!;
+      pacer.add(c, (((i + k) % n) / n) * chunkMs);
+      clients.push(c);
+    });
   }
   return clients;
 }
@@ -289,7 +301,10 @@ function selfCpuSeconds(): number {
 }
 
 interface RunResult {
+  /** Sessions that got `ready` and streamed. */
   sessions: number;
+  sessions_failed_to_open: number;
+  open_failure_samples: string[];
   latency_ms: ReturnType<typeof summary>;
   finals_latency_ms: ReturnType<typeof summary>;
   errors: number;
@@ -309,8 +324,9 @@ async function runLevel(n: number, url: string, key: string | null, audio: Buffe
   const pacer = new Pacer(a.chunkMs);
   const t0 = performance.now();
   let clients: RelayClient[] = [];
+  const openFailures: string[] = [];
   try {
-    clients = await openSessions(n, url, key, audio, a.chunkMs, rec, pacer);
+    clients = await openSessions(n, url, key, audio, a.chunkMs, rec, pacer, openFailures);
     const openSeconds = (performance.now() - t0) / 1000;
     await sleep(WARMUP_MS);
     const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -328,7 +344,9 @@ async function runLevel(n: number, url: string, key: string | null, audio: Buffe
     loop.disable();
     const errors = clients.flatMap((c) => c.errors);
     return {
-      sessions: n,
+      sessions: clients.length,
+      sessions_failed_to_open: openFailures.length,
+      open_failure_samples: [...new Set(openFailures)].slice(0, 5),
       latency_ms: summary(rec.all),
       finals_latency_ms: summary(rec.finals),
       errors: errors.length,
@@ -362,6 +380,8 @@ interface LevelResult extends RunResult {
   baseline_bench_cpu_percent: number | null;
   added_p50_ms: number | null;
   added_p99_ms: number | null;
+  /** CPU used by everything else on the machine during the window (not the gateway, not this process), percent of one core. */
+  other_cpu_percent: number;
   gateway: { cpu_percent: number; cpu_ms_per_session_second: number; rss_idle_mb: number; rss_mb: number; rss_per_session_kib: number; threads: number };
 }
 
@@ -403,16 +423,17 @@ async function relayLevels(a: Args, audio: Buffer, baselines: RunResult[]): Prom
         baseline_bench_cpu_percent: base?.bench_cpu_percent ?? null,
         added_p50_ms: base && r.latency_ms.p50 !== null && base.latency_ms.p50 !== null ? round(r.latency_ms.p50 - base.latency_ms.p50, 3) : null,
         added_p99_ms: base && r.latency_ms.p99 !== null && base.latency_ms.p99 !== null ? round(r.latency_ms.p99 - base.latency_ms.p99, 3) : null,
+        other_cpu_percent: round(externalCpuPercent(g0, g1), 0)!,
         gateway: {
           cpu_percent: round(cpu, 0)!,
-          cpu_ms_per_session_second: round((cpu * 10) / n, 3)!,
+          cpu_ms_per_session_second: round((cpu * 10) / Math.max(1, r.sessions), 3)!,
           rss_idle_mb: round(idle.rssBytes / 1e6, 1)!,
           rss_mb: round(g1.rssBytes / 1e6, 1)!,
-          rss_per_session_kib: round((g1.rssBytes - idle.rssBytes) / n / 1024, 1)!,
+          rss_per_session_kib: round((g1.rssBytes - idle.rssBytes) / Math.max(1, r.sessions) / 1024, 1)!,
           threads: g1.threads,
         },
       };
-      log(`  gateway p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms (added p99 ${level.added_p99_ms}), errors ${r.errors}, gateway CPU ${level.gateway.cpu_percent}%, RSS/session ${level.gateway.rss_per_session_kib} KiB, bench CPU ${r.bench_cpu_percent}%`);
+      log(`  gateway p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms (added p99 ${level.added_p99_ms}), errors ${r.errors}, failed opens ${r.sessions_failed_to_open} ${r.open_failure_samples.join(" / ")}, gateway CPU ${level.gateway.cpu_percent}%, other CPU ${level.other_cpu_percent}%, RSS/session ${level.gateway.rss_per_session_kib} KiB, bench CPU ${r.bench_cpu_percent}%`);
       out.push(level);
       if (gw.unexpectedExit) throw new Error(`gateway exited: ${JSON.stringify(gw.unexpectedExit)}; logs: ${gw.logs.slice(-5).map((l) => l.text).join('\n')}`);
       await waitSessions(gw, 0);
@@ -446,7 +467,9 @@ async function failoverGaps(a: Args, audio: Buffer): Promise<FailoverResult> {
     for (let round = 0; gaps.length < a.kills && round < a.kills * 2; round++) {
       const rec = new Recorder();
       const pacer = new Pacer(a.chunkMs);
-      const clients = await openSessions(PER_ROUND, `${gw.wsUrl}/v1/stt/${FAILOVER_MODEL}`, gw.key, audio, a.chunkMs, rec, pacer);
+      const openFailures: string[] = [];
+      const clients = await openSessions(PER_ROUND, `${gw.wsUrl}/v1/stt/${FAILOVER_MODEL}`, gw.key, audio, a.chunkMs, rec, pacer, openFailures);
+      errors.push(...openFailures);
       try {
         const until = Date.now() + 5000;
         while (clients.some((c) => c.lastUpstream === null) && Date.now() < until) await sleep(20);
@@ -482,6 +505,10 @@ async function failoverGaps(a: Args, audio: Buffer): Promise<FailoverResult> {
         await Promise.all(clients.map((c) => c.close()));
       }
       log(`failover: round ${round + 1}, ${gaps.length} gaps, ${noFailover} sessions without a result from the other backend`);
+      if (round >= 3 && gaps.length === 0) {
+        log('failover: no session failed over in 4 rounds; giving up (see failover.errors)');
+        break;
+      }
     }
   } finally {
     await gw.stop();
