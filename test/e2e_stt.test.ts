@@ -227,7 +227,7 @@ describe('streaming STT end to end', () => {
     assert.equal(r.status, 200);
     const all = (await r.json()) as { models: { code: string; service_type: string; dialect: string; capabilities: { languages: string[]; partials: boolean; diarization: boolean } }[] };
     const body = { models: all.models.filter((m) => m.service_type === 'stt') };
-    assert.deepEqual(body.models.map((m) => m.code), [UNIFIED, DGSTYLE]);
+    assert.deepEqual(body.models.map((m) => m.code), [UNIFIED, DGSTYLE, 'slng/deepgram/nova:3-en', 'slng/deepgram/nova:3-hi', 'deepgram/nova:3', 'deepgram/nova:2'], 'local models first, then the seed codes');
     assert.ok(all.models.some((m) => m.service_type === 'tts'), 'TTS models are listed too');
     assert.deepEqual(body.models[0]!.capabilities.languages, ['en']);
     assert.equal(body.models[0]!.capabilities.partials, true);

@@ -12,12 +12,14 @@ import { DEFAULT_STT_MODELS, loadConfig } from '../src/config/config.js';
 import { KeyStore, adminKeyPath, readSavedAdminKey } from '../src/store/keys.js';
 
 describe('routes', () => {
-  const models = [...DEFAULT_STT_MODELS, { ...DEFAULT_STT_MODELS[1]!, code: 'slng/deepgram/nova:3-en' }];
+  const models = DEFAULT_STT_MODELS;
   it('matches direct routes with their catalogue dialect, bridges always unified, two-segment providers', () => {
     assert.equal((matchSttRoute('/v1/stt/local/pocketsphinx:en', models) as { dialect: string }).dialect, 'unified');
     assert.equal((matchSttRoute('/v1/stt/local/pocketsphinx:en-deepgram', models) as { dialect: string }).dialect, 'deepgram-style');
     assert.equal((matchSttRoute('/v1/bridges/unmute/stt/local/pocketsphinx:en-deepgram', models) as { dialect: string }).dialect, 'unified');
     assert.equal((matchSttRoute('/v1/stt/slng/deepgram/nova:3-en', models) as { model: { code: string } }).model.code, 'slng/deepgram/nova:3-en');
+    assert.equal((matchSttRoute('/v1/stt/slng/deepgram/nova:3-en', models) as { dialect: string }).dialect, 'dual', 'seed codes answer in both families');
+    assert.equal((matchSttRoute('/v1/bridges/unmute/stt/slng/deepgram/nova:3-en', models) as { dialect: string }).dialect, 'unified');
     assert.equal((matchSttRoute('/v1/stt/local/pocketsphinx%3Aen', models) as { model: { code: string } }).model.code, 'local/pocketsphinx:en');
   });
   it('distinguishes unknown models from non-STT paths', () => {
@@ -67,9 +69,11 @@ describe('key store', () => {
 });
 
 describe('config', () => {
-  it('defaults to the embedded engine in both dialects', () => {
+  it('defaults to the embedded engine in both dialects, then the seed codes in the dual dialect', () => {
     const c = loadConfig();
-    assert.deepEqual(c.stt.models.map((m) => m.dialect), ['unified', 'deepgram-style']);
+    assert.deepEqual(c.stt.models.map((m) => m.dialect), ['unified', 'deepgram-style', 'dual', 'dual', 'dual', 'dual']);
+    assert.ok(c.stt.models.every((m) => m.engine === 'pocketsphinx'), 'a fresh install serves every code on the embedded engine');
+    assert.equal(c.stt.models.find((m) => m.code === 'slng/deepgram/nova:3-hi')?.language, 'hi');
     assert.equal(c.limits.maxFrameBytes, 1024 * 1024);
     assert.equal(c.limits.idleTimeoutSeconds, 30);
   });

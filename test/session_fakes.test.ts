@@ -98,7 +98,7 @@ const DIALECTS: {
     results: (c) =>
       c.messages.flatMap((m) => (typeof m.transcript === 'string' ? [{ final: m.is_final === true, text: m.transcript.toLowerCase().replace(/[.,?!]/g, '') }] : [])),
     checkFailure(c, closed, message) {
-      assert.deepEqual(c.messages.at(-1), { status: 'error', error: { message: `speech engine failed: ${message}`, code: 'internal_error' } });
+      assert.deepEqual(c.messages.at(-1), { status: 'error', error: { message: `speech engine failed: ${message}`, code: 'provider_error' } });
       assert.equal(closed.code, 1011);
     },
   },
@@ -188,6 +188,17 @@ describe('STT sessions on the fake engine', () => {
     });
   }
 
+  // Issue 10: an engine's own code reaches the client. Before, every mid-stream failure became
+  // `internal_error` "speech engine failed: …", so failover's `backend_connection_failed` was lost.
+  it('unified: a mid-stream backend_connection_failed reaches the client with its code and exact message, close 1011', async () => {
+    stt.script = { steps: [{ at: 0.5, error: { code: 'backend_connection_failed', message: 'Failed to connect to backend: 500 Internal Server Error', retryable: false } }] };
+    const c = await DIALECTS[0]!.open(s);
+    await c.sendBinary(silence(1000));
+    const closed = await c.closed;
+    assert.deepEqual(c.messages.at(-1), { type: 'error', code: 'backend_connection_failed', message: 'Failed to connect to backend: 500 Internal Server Error' });
+    assert.equal(closed.code, 1011);
+  });
+
   it('unified: an engine refusing the stream at start gives its code (rate_limit) and closes 1013', async () => {
     stt.script = { failAtStart: { code: 'rate_limit', message: 'no capacity', retryable: true } };
     const c = await openSocket(`${s.wsUrl}/v1/stt/${UNIFIED}`, { Authorization: `Bearer ${s.key}` });
@@ -270,6 +281,26 @@ describe('TTS sessions on the fake engine', () => {
     assert.ok(c.audio(errIdx, fl).length >= [...texts[2]!].length * samplesPerChar * 2);
     c.send({ type: 'close' });
     await c.closed;
+  });
+});
+
+describe('TTS engine errors keep their code', () => {
+  // Issue 10: every engine error used to become provider_error "speech synthesis failed: …", so a
+  // gateway's `backend_connection_failed` (seed 001 shape) never reached TTS clients.
+  it('unified: backend_connection_failed from the engine reaches the client with its exact message, then close 1011', async () => {
+    const s = await startFakeServer();
+    try {
+      const tts = s.ttsEngines.get('fake') as FakeTtsEngine;
+      tts.script = { failures: [{ when: 'Hello', code: 'backend_connection_failed', message: 'Failed to connect to backend: connection refused', retryable: false }] };
+      const c = await openTtsSession(s, TTS, { config: { encoding: 'linear16', sample_rate: 16000 } });
+      c.send({ type: 'text', text: 'Hello there.', flush: true });
+      const closed = await c.closed;
+      const err = c.messages.find((m) => m.type === 'error');
+      assert.deepEqual(err && { code: err.code, message: err.message }, { code: 'backend_connection_failed', message: 'Failed to connect to backend: connection refused' });
+      assert.equal(closed.code, 1011);
+    } finally {
+      await s.cleanup();
+    }
   });
 });
 

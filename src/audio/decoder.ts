@@ -103,7 +103,7 @@ export interface PcmDecoder extends EventEmitter<PcmDecoderEvents> {
   /** The canonical encoding it was created for. */
   readonly encoding: DecoderEncoding;
   /** Which decoder does the work (null while the container is still being sniffed). */
-  readonly backend: 'raw' | 'ffmpeg' | 'ffmpeg-spooled' | 'mpg123' | null;
+  readonly backend: 'raw' | 'ffmpeg' | 'ffmpeg-spooled' | 'mpg123' | 'passthrough' | null;
   /** Raw encodings: `pcm` is emitted inside `write()`. */
   readonly synchronous: boolean;
   /** Output channels per frame; 0 until known (compressed input). */

@@ -16,8 +16,12 @@ import { resolveTtsConfig, ttsSectionSchema, type TtsConfig } from './tts_config
 export const MODEL_CODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*(?:\/[A-Za-z0-9][A-Za-z0-9._-]*)+(?::[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 
 /** The STT wire dialects a `/v1/stt/...` route can answer in. */
-export const STT_DIALECTS = ['unified', 'deepgram-style'] as const;
-/** `unified`: SLNG unified protocol (§1.3). `deepgram-style`: SLNG direct route with Deepgram-shaped results (§1.4). */
+export const STT_DIALECTS = ['unified', 'deepgram-style', 'dual'] as const;
+/**
+ * `unified`: SLNG unified protocol (§1.3). `deepgram-style`: SLNG direct route with Deepgram-shaped
+ * results (§1.4). `dual`: both server-message families at once, so clients of either work unchanged
+ * (src/protocol/dual/; docs/stt.md "Seed model codes").
+ */
 export type SttDialectName = (typeof STT_DIALECTS)[number];
 
 const sttModelSchema = z.object({
@@ -249,7 +253,10 @@ export interface VoxgateConfig {
   metrics: z.infer<typeof metricsSchema>;
 }
 
-/** The built-in catalogue: the embedded English engine in both STT dialects. */
+/**
+ * The built-in catalogue: the embedded English engine in both STT dialects (first: the default of
+ * vendor-compatible routes, `compat.defaultSttModel`), then the seed clients' model codes.
+ */
 export const DEFAULT_STT_MODELS: SttModelEntry[] = [
   {
     code: 'local/pocketsphinx:en',
@@ -266,6 +273,47 @@ export const DEFAULT_STT_MODELS: SttModelEntry[] = [
     dialect: 'deepgram-style',
     name: 'PocketSphinx US English (embedded), Deepgram-style results',
     description: 'Same engine; SLNG direct-route dialect with Deepgram-shaped Results/Metadata (protocols.md §1.4).',
+    options: {},
+    aliases: [],
+  },
+  // The seed clients' model codes (protocols.md §1.8; issue 10 part 2 "Catalogue"): served by the
+  // embedded engine until an upstream backend is configured for them, in the `dual` dialect so both
+  // the unified (§1.3) and the Deepgram-shaped (§1.4) seed clients work unchanged.
+  {
+    code: 'slng/deepgram/nova:3-en',
+    engine: 'pocketsphinx',
+    dialect: 'dual',
+    language: 'en',
+    name: 'Nova-3 English (SLNG-hosted code; embedded PocketSphinx until an upstream is configured)',
+    description: 'Seed model code. Both SLNG message families (ready/partial_transcript/final_transcript and Metadata/Results/Error); init.config.dialect narrows to one.',
+    options: {},
+    aliases: [],
+  },
+  {
+    code: 'slng/deepgram/nova:3-hi',
+    engine: 'pocketsphinx',
+    dialect: 'dual',
+    language: 'hi',
+    name: 'Nova-3 Hindi (SLNG-hosted code; needs an upstream backend)',
+    description: 'Seed model code. The embedded engine is English-only, so it refuses this model with config_error until an upstream that recognises Hindi is configured.',
+    options: {},
+    aliases: [],
+  },
+  {
+    code: 'deepgram/nova:3',
+    engine: 'pocketsphinx',
+    dialect: 'dual',
+    name: 'Deepgram Nova-3 (external code; embedded PocketSphinx until an upstream is configured)',
+    description: 'Seed model code (protocols.md §1.8). Both SLNG message families; init.config.dialect narrows to one.',
+    options: {},
+    aliases: [],
+  },
+  {
+    code: 'deepgram/nova:2',
+    engine: 'pocketsphinx',
+    dialect: 'dual',
+    name: 'Deepgram Nova-2 (external code; embedded PocketSphinx until an upstream is configured)',
+    description: 'Seed model code (protocols.md §1.4 wss://api.slng.ai/v1/stt/deepgram/nova:2). Both SLNG message families; init.config.dialect narrows to one.',
     options: {},
     aliases: [],
   },

@@ -95,7 +95,7 @@ export interface TtsConfig {
   limits: TtsLimits;
 }
 
-/** The built-in TTS catalogue: both embedded engines, flite also with base64 `audio_chunk` framing. */
+/** The built-in TTS catalogue: both embedded engines, flite also with base64 `audio_chunk` framing, then the seed codes. */
 export const DEFAULT_TTS_MODELS: TtsModelEntry[] = [
   {
     code: 'local/flite:en',
@@ -123,6 +123,28 @@ export const DEFAULT_TTS_MODELS: TtsModelEntry[] = [
     defaultVoice: 'en-us',
     name: 'eSpeak NG multilingual (embedded)',
     description: 'eSpeak NG 1.51 from Debian: ~130 languages including Hindi (hi), 22.05 kHz. Binary audio frames.',
+  },
+  // The seed clients' model codes (protocols.md §1.8; issue 10 part 2 "Catalogue"), on the unified TTS
+  // dialect (§1.5) with binary audio (§1.6), served by flite until an upstream is configured. Aura
+  // voice names (`aura-2-thalia-en`, …) map to the default English voice (session/tts_options.ts);
+  // a non-English Aura voice is refused with config_error (flite speaks English only).
+  {
+    code: 'slng/deepgram/aura:2-en',
+    engine: 'flite',
+    dialect: 'unified',
+    audio: 'binary',
+    defaultVoice: 'kal16',
+    name: 'Aura-2 English (SLNG-hosted code; embedded Flite until an upstream is configured)',
+    description: 'Seed model code. Unified TTS protocol, binary audio; aura-2-*-en voices map to Flite kal16.',
+  },
+  {
+    code: 'deepgram/aura:2',
+    engine: 'flite',
+    dialect: 'unified',
+    audio: 'binary',
+    defaultVoice: 'kal16',
+    name: 'Deepgram Aura-2 (external code; embedded Flite, English only, until an upstream is configured)',
+    description: 'Seed model code. Unified TTS protocol, binary audio; aura-2-*-en voices map to Flite kal16, other languages need an upstream.',
   },
 ];
 

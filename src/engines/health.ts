@@ -3,9 +3,16 @@
  * for a cool-down, then probed"). One tracker per gateway, keyed by engine instance id; shared by STT
  * and TTS backends.
  *
- * States: `healthy` → (failure) `cooling` until `coolDownMs` has passed → `probing` (the next request
+ * States: `healthy` → (failure) `cooling` until `coolDownMs` has passed → `probing` (one request
  * may try it; success → `healthy`, failure → `cooling` again with the cool-down doubled up to
  * `maxCoolDownMs`).
+ *
+ * Single trial while probing: callers that send a request take a slot with {@link BackendHealth.begin}
+ * and settle it with {@link BackendHealth.success}, {@link BackendHealth.failure} or
+ * {@link BackendHealth.release}. A `probing` backend hands out one slot at a time; while that trial is
+ * in flight it is unavailable to other requests, so a burst after a cool-down sends one request to
+ * the recovering backend, not the whole burst. A trial not settled within `probeLeaseMs` (a hung
+ * attempt) no longer blocks the next one.
  */
 
 /** Health state of one backend. */
@@ -36,6 +43,8 @@ export interface BackendHealthOptions {
   maxCoolDownMs?: number;
   /** Clock, ms (tests). Default `performance.now`. */
   now?: () => number;
+  /** How long one probe trial may hold the backend's single slot before another may start, ms. Default 30 000. */
+  probeLeaseMs?: number;
 }
 
 interface Entry {
@@ -45,6 +54,8 @@ interface Entry {
   until: number;
   lastError?: string;
   lastConnectMs?: number;
+  /** While probing: clock time (ms) until which a trial request holds the one slot; 0 = free. */
+  probeUntil: number;
 }
 
 /** Per-backend health with cool-down and probing. */
@@ -53,8 +64,10 @@ export class BackendHealth {
   private readonly coolDownMs: number;
   private readonly maxCoolDownMs: number;
   private readonly now: () => number;
+  private readonly probeLeaseMs: number;
 
   constructor(o: BackendHealthOptions = {}) {
+    this.probeLeaseMs = o.probeLeaseMs ?? 30_000;
     this.coolDownMs = o.coolDownMs ?? 5_000;
     this.maxCoolDownMs = o.maxCoolDownMs ?? 60_000;
     this.now = o.now ?? (() => performance.now());
@@ -63,7 +76,7 @@ export class BackendHealth {
   private entry(id: string): Entry {
     let e = this.entries.get(id);
     if (!e) {
-      e = { consecutive: 0, failures: 0, successes: 0, until: 0 };
+      e = { consecutive: 0, failures: 0, successes: 0, until: 0, probeUntil: 0 };
       this.entries.set(id, e);
     }
     return e;
@@ -76,9 +89,35 @@ export class BackendHealth {
     return this.now() < e.until ? 'cooling' : 'probing';
   }
 
-  /** True when a request may be sent to `id` now (healthy or due for a probe). */
+  /**
+   * True when a request may be sent to `id` now: healthy, or due for a probe with no trial in flight.
+   * A query only; a caller about to send takes the slot with {@link begin}.
+   */
   isAvailable(id: string): boolean {
-    return this.state(id) !== 'cooling';
+    const s = this.state(id);
+    if (s === 'healthy') return true;
+    if (s === 'cooling') return false;
+    return this.now() >= this.entries.get(id)!.probeUntil;
+  }
+
+  /**
+   * Take the right to send one request to `id` now. Healthy → always true. Cooling → false. Probing →
+   * true for one caller at a time (the trial), false while that trial is in flight (up to `probeLeaseMs`).
+   * Settle a granted trial with {@link success}, {@link failure} or {@link release}.
+   */
+  begin(id: string): boolean {
+    if (!this.isAvailable(id)) return false;
+    if (this.state(id) === 'probing') this.entries.get(id)!.probeUntil = this.now() + this.probeLeaseMs;
+    return true;
+  }
+
+  /**
+   * The request taken with {@link begin} ended without a verdict on the backend's health (the client
+   * went away, or the backend refused for the client's own reasons: auth, config): frees the probe slot.
+   */
+  release(id: string): void {
+    const e = this.entries.get(id);
+    if (e) e.probeUntil = 0;
   }
 
   /**
@@ -90,6 +129,7 @@ export class BackendHealth {
     e.consecutive++;
     e.failures++;
     e.lastError = message;
+    e.probeUntil = 0;
     e.until = this.now() + Math.min(this.maxCoolDownMs, this.coolDownMs * 2 ** (e.consecutive - 1));
   }
 
@@ -99,6 +139,7 @@ export class BackendHealth {
     e.consecutive = 0;
     e.successes++;
     e.until = 0;
+    e.probeUntil = 0;
     if (connectMs !== undefined) e.lastConnectMs = connectMs;
   }
 

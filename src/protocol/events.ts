@@ -45,7 +45,15 @@ export interface SttInitRequest {
   utteranceEndMs?: number | null;
   /** Transcript formatting asked for in `init.config` (`smart_format`, `punctuate`, `numerals`; §1.4). */
   format?: FormatOptions;
+  /**
+   * The one message family a client of the `dual` dialect asked for (`init.config.dialect`,
+   * src/protocol/dual/); absent: both families. Other dialects never set it.
+   */
+  replies?: DualReplies;
 }
+
+/** Message families of the `dual` dialect a client may narrow it to. */
+export type DualReplies = 'unified' | 'deepgram-style';
 
 /** A parsed client frame. `invalid` carries the error the dialect detected. */
 export type ClientCommand =
@@ -74,6 +82,8 @@ export interface SessionInfo {
   transcriptChannels?: number;
   /** Formatting for finals (catalogue dialects; query dialects carry their own). Absent: none. */
   format?: FormatOptions;
+  /** `dual` dialect only: the one message family the client asked for in `init` (absent: both). */
+  replies?: DualReplies;
 }
 
 /** Something the session reports to the client. */

@@ -68,12 +68,15 @@ export function resolveListenModel(name: string | undefined, config: VoxgateConf
 }
 
 /**
- * Match and validate a compatibility route.
+ * Match and validate a compatibility route: the query, then the model, then `engineFor(model)` (the
+ * front door's backend selection, which may refuse the request's region/world-part pins), then the
+ * settings against that engine's capabilities.
  * @returns null when `url` is not a compatibility route.
  * @throws VoxgateError `config_error` (HTTP 400) for invalid query values or settings the engine cannot
- *   serve (unsupported language, encoding or sample rate).
+ *   serve (unsupported language, encoding or sample rate); whatever `engineFor` throws (a
+ *   `RoutingError`, backends.ts), unchanged.
  */
-export function matchCompatRoute(url: URL, config: VoxgateConfig, engines: Map<string, SttEngine>): CompatRoute | null {
+export function matchCompatRoute(url: URL, config: VoxgateConfig, engineFor: (model: SttModelEntry) => SttEngine): CompatRoute | null {
   const protocol = compatProtocol(url.pathname);
   if (!protocol) return null;
   let model: SttModelEntry;
@@ -91,9 +94,9 @@ export function matchCompatRoute(url: URL, config: VoxgateConfig, engines: Map<s
       dialect = createSmallestDialect(opts, protocol === 'smallest-pulse' ? 'pulse' : 'lightning');
       init = smallestInit(opts);
     }
-    resolveInit(init, engines.get(model.engine)!, dialect);
+    resolveInit(init, engineFor(model), dialect, model);
   } catch (err) {
-    throw toVoxgateError(err);
+    throw toVoxgateError(err); // a RoutingError stays itself (it is a VoxgateError)
   }
   return { protocol, model, dialect, init };
 }

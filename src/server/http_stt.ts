@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import { isRawEncoding, normalizeEncoding } from '../audio/decoder.js';
 import { STREAM_SAMPLE_RATES } from '../audio/input.js';
 import type { SttModelEntry, VoxgateConfig } from '../config/config.js';
+import { defaultLanguage, modelLanguageRefusal } from '../config/model_language.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { parseListenQuery, type ListenOptions } from '../protocol/deepgram/query.js';
 import type { KeyStore } from '../store/keys.js';
@@ -41,11 +42,15 @@ import { resolveListenModel } from './compat_routes.js';
 import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
 import { sendError } from './refuse.js';
 import { matchSttRoute } from './routes.js';
+import { errorExtra } from './backends.js';
+import type { BackendRouter, Selection } from './router.js';
+import type { FailoverSttEngine } from '../engines/stt/failover.js';
 
 /** Dependencies of {@link httpSttPlugin}. */
 export interface HttpSttDeps {
   config: VoxgateConfig;
-  engines: Map<string, SttEngine & { version?: string }>;
+  /** The gateway's backend selection (router.ts): every request's engine comes from it. */
+  router: BackendRouter;
   keys: KeyStore;
   log: Logger;
 }
@@ -141,7 +146,7 @@ export function rawFormatFromContentType(ct: string | undefined): { encoding: st
  * pass-through body parser and the multipart parser apply to these routes only.
  */
 export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Promise<void> {
-  const { config, engines, keys, log } = deps;
+  const { config, router, keys, log } = deps;
   const maxBytes = config.http.maxBodyBytes;
 
   /** Largest base64 text this server accepts for `audio` (JSON body or form field), bytes. */
@@ -183,10 +188,40 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       reply.header('connection', 'close');
       lingerClose(req.raw, reply.raw, e.httpStatus === 401 ? 64 * 1024 : undefined); // no key: discard little
     }
-    return sendError(reply, renderError(ctx.flavor, e, { requestId: ctx.requestId, extra: { request_id: ctx.requestId, metadata: { request_id: ctx.requestId } } }));
+    return sendError(reply, renderError(ctx.flavor, e, { requestId: ctx.requestId, extra: errorExtra(e, { request_id: ctx.requestId, metadata: { request_id: ctx.requestId } }) }));
   };
 
   const contexts = new WeakMap<FastifyRequest, Ctx>();
+  /** Backend selections made before the body is read (onRequest), by request. */
+  const selections = new WeakMap<FastifyRequest, Selection<FailoverSttEngine>>();
+  /**
+   * The catalogue entry a request names, when it can be told from the URL alone (null when the URL is
+   * bad: the handler then reports that error in full).
+   */
+  const modelOfUrl = (url: URL): SttModelEntry | null => {
+    try {
+      if (url.pathname.replace(/\/+$/, '') === '/v1/listen') return resolveListenModel(parseListenQuery(url.searchParams).model, config);
+      const route = matchSttRoute(url.pathname, config.stt.models);
+      return route && !('notFound' in route) ? route.model : null;
+    } catch {
+      return null;
+    }
+  };
+  /**
+   * The request's backend selection (router.ts): made once, released (`end()`) when the response
+   * closes — the client went away, or the answer was sent.
+   * @throws RoutingError (HTTP 400) for BYOK on a `slng/` route or a bad region/world-part pin.
+   */
+  const selectionFor = (req: FastifyRequest, ctx: Ctx, model: SttModelEntry): Selection<FailoverSttEngine> => {
+    let sel = selections.get(req);
+    if (sel) return sel;
+    sel = router.stt(model, req.headers, new URL(req.url, 'http://x'), ctx.requestId);
+    selections.set(req, sel);
+    const end = sel.end;
+    if (ctx.abort.signal.aborted) end();
+    else ctx.abort.signal.addEventListener('abort', () => end(), { once: true });
+    return sel;
+  };
   const flavorOf = (url: string): Flavor => (url.startsWith('/v1/listen') ? 'deepgram' : 'slng');
   /** The request's context, made by the onRequest hook. */
   const ctxOf = (req: FastifyRequest, reply: FastifyReply): Ctx => contexts.get(req) ?? start(req, reply, flavorOf(req.url));
@@ -198,8 +233,18 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
   app.addHook('onRequest', async (req, reply) => {
     const ctx = start(req, reply, flavorOf(req.url));
     contexts.set(req, ctx);
-    const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+    const url = new URL(req.url, 'http://x');
+    const auth = authenticate(req.headers, url, keys);
     if (!auth.ok) return fail(req, reply, ctx, auth.error);
+    // Backend selection before the body is read: BYOK and region/world-part pins are refused at once.
+    const model = modelOfUrl(url);
+    if (model) {
+      try {
+        selectionFor(req, ctx, model);
+      } catch (err) {
+        return fail(req, reply, ctx, err);
+      }
+    }
     watchBodyIdle(req.raw, idleMs, () => {
       log.info({ request_id: ctx.requestId }, 'request body stalled; answering 408');
       answerStall(req, reply, () =>
@@ -216,11 +261,15 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     }
   };
 
-  const engineFor = (model: SttModelEntry): SttEngine & { version?: string } => engines.get(model.engine)!;
+  /** The failover engine of this request's selection (made in onRequest when the URL named the model). */
+  const engineFor = (req: FastifyRequest, ctx: Ctx, model: SttModelEntry): Selection<FailoverSttEngine> => selectionFor(req, ctx, model);
 
-  /** Validate a language against the engine; returns the ISO-639-1 code used. */
-  const languageFor = (engine: SttEngine, requested: string | undefined): string => {
-    const language = (requested || 'en').toLowerCase().split(/[-_]/)[0]!;
+  /**
+   * Validate a language against the engine; returns the ISO-639-1 code used. Without a requested
+   * language, the model's own (`language` of the entry, e.g. `hi` for `slng/deepgram/nova:3-hi`), else `en`.
+   */
+  const languageFor = (engine: SttEngine, requested: string | undefined, model?: SttModelEntry): string => {
+    const language = (requested || defaultLanguage(model)).toLowerCase().split(/[-_]/)[0]!;
     if (!engine.capabilities.languages.includes(language)) {
       throw new VoxgateError('config_error', `unsupported language "${requested}"; this model supports: ${engine.capabilities.languages.join(', ')}`);
     }
@@ -258,14 +307,15 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
 
   const transcribe = async (
     src: AudioSource,
-    engine: SttEngine,
+    sel: Selection<FailoverSttEngine>,
     language: string,
     multichannel: boolean,
     ctx: Ctx,
   ): Promise<FileTranscription> => {
     try {
       return await transcribeFile({
-        engine,
+        engine: sel.engine,
+        ctx: sel.ctx,
         input: src.stream,
         encoding: src.encoding,
         sampleRate: src.sampleRate,
@@ -399,9 +449,12 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       const q = new URL(req.url, 'http://x').searchParams;
       const opts = parseListenQuery(q);
       const model = resolveListenModel(opts.model, config);
-      const engine = engineFor(model);
-      const language = languageFor(engine, opts.language);
-      const run = (src: AudioSource) => transcribe(src, engine, language, opts.multichannel, ctx);
+      const sel = engineFor(req, ctx, model);
+      const engine = sel.engine;
+      const refusal = modelLanguageRefusal(model, engine); // before the body is read
+      if (refusal) throw refusal;
+      const language = languageFor(engine, opts.language, model);
+      const run = (src: AudioSource) => transcribe(src, sel, language, opts.multichannel, ctx);
       let t: FileTranscription;
       let fmt = opts;
       if (isJson(req)) {
@@ -428,11 +481,14 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       if (!route || 'notFound' in route) {
         throw new VoxgateError('not_found', `unknown model "${route ? route.notFound : url.pathname.slice(prefix.length)}"; available: ${config.stt.models.map((m) => m.code).join(', ')}`);
       }
-      const engine = engineFor(route.model);
+      const sel = engineFor(req, ctx, route.model);
+      const engine = sel.engine;
+      const refusal = modelLanguageRefusal(route.model, engine); // before the body is read (HTTP 400 config_error)
+      if (refusal) throw refusal;
       const params = new URLSearchParams(url.searchParams);
       const run = (src: AudioSource, p: URLSearchParams) => {
         const o = parseListenQuery(p);
-        return transcribe(src, engine, languageFor(engine, o.language), o.multichannel && !bridge, ctx);
+        return transcribe(src, sel, languageFor(engine, o.language, route.model), o.multichannel && !bridge, ctx);
       };
       let t: FileTranscription;
       if (isJson(req)) {
@@ -452,7 +508,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
         t = await run(rawBody(req, { encoding: o.encoding, sampleRate: o.sampleRate, channels: o.channels }), params);
       }
       const o = parseListenQuery(params);
-      const language = languageFor(engine, o.language);
+      const language = languageFor(engine, o.language, route.model);
       if (bridge) {
         return reply.send(unmuteTranscription(t, language, { punctuate: o.punctuate || truthy(params.get('enable_punctuation') ?? undefined), smartFormat: o.smartFormat, numerals: o.numerals }));
       }

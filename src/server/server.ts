@@ -5,14 +5,17 @@
  * Upgrade pipeline, in this order, before any session or engine resource exists:
  *   1. route → 404 JSON listing the available models when the model is unknown;
  *   2. auth  → 401 JSON when the key is missing, malformed, unknown or revoked;
- *   3. capacity → 429 JSON (+ `Retry-After`) when the engine has no free stream (issue 9 §3);
- *   4. upgrade → an {@link SttSession} drives the socket.
+ *   3. backend selection (router.ts, backends.ts) → 400 JSON for BYOK on a `slng/` route, or a region /
+ *      world part that is unknown or not offered for the model (the body lists the valid ones);
+ *   4. capacity → 429 JSON (+ `Retry-After`) when the selected backends have no free stream (issue 9 §3);
+ *   5. upgrade → an {@link SttSession} drives the socket, on a `FailoverSttEngine` over the candidates.
  * Every refusal (of STT, compatibility and TTS upgrades) goes through one path, `refuseUpgrade`:
  * the catalogue error rendered for the route's dialect family (`renderError`, util/errors.ts), counted
  * once, logged, written by `abortHandshake` (refuse.ts). Every route authenticates with `authenticate`.
  *
- * HTTP routes: `GET /v1/models` (catalogue with capabilities), `GET /healthz`, `GET /v1/status`
- * (authenticated; sessions and decoder-pool counters).
+ * HTTP routes: `GET /v1/models` (catalogue with capabilities, regions, world parts and backend
+ * count), `GET /healthz`, `GET /v1/status` (authenticated; sessions, decoder-pool counters and each
+ * backend's health, region and world part).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { IncomingMessage } from 'node:http';
@@ -36,10 +39,14 @@ import { matchSttRoute } from './routes.js';
 import { playgroundPlugin } from './static.js';
 import { httpSttPlugin } from './http_stt.js';
 import { applyServerTimeouts, limitConnectionsPerIp } from './guard.js';
-import { routeFrames, WS_SERVER_OPTIONS } from './ws_frames.js';
+import { bindSocket, sttSocketTransport, WS_SERVER_OPTIONS } from '../session/ws_transport.js';
 // TTS (issue #4): routes live in tts_routes.ts; the edits marked "TTS" below only wire them in.
 import { createTtsGateway } from './tts_routes.js';
+import { modelLanguageRefusal } from '../config/model_language.js';
 import type { TtsEngine } from '../engines/tts/types.js';
+import { errorExtra } from './backends.js';
+import { BackendRouter, type Selection } from './router.js';
+import type { FailoverSttEngine } from '../engines/stt/failover.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
@@ -112,11 +119,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
   });
   const sessions = new Set<SttSession>();
   /** The engine each open session runs on (for the capacity check at the upgrade). */
-  const sessionEngines = new Map<SttSession, SttEngine>();
+  const sessionEngines = new Map<SttSession, FailoverSttEngine>();
   /** Set by drain() (issue #14 item 4): refuse new work, report `draining` on /healthz. */
   let draining = false;
   let drainPromise: Promise<DrainReport> | null = null;
   const metrics = new GatewayMetrics(engines, () => sessions.size);
+  /** The one backend selection step of every STT and TTS route, with the gateway's one BackendHealth. */
+  const router = new BackendRouter({
+    config,
+    sttEngines: engines,
+    ttsEngines: deps.ttsEngines ?? new Map(),
+    registry: metrics.registry,
+    onEvent: (e) => log.warn({ request_id: e.requestId, from: e.from, to: e.to, code: e.reason.code }, `backend failed: ${e.reason.message}`),
+  });
   // issue 14 #2: connections per client address (before any byte is parsed) and node's own timeouts.
   limitConnectionsPerIp(app.server, config.http.maxConnectionsPerIp, () => metrics.refusedConnections.inc());
   applyServerTimeouts(app.server, config.http);
@@ -124,9 +139,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     noServer: true,
     // Frames between maxFrameBytes and twice that get a `payload_too_large` error frame from the
     // session (which survives); larger ones cannot be skipped: ws stops reading them and the session
-    // answers payload_too_large in its dialect, then closes 1009 (ws_frames.ts).
+    // answers payload_too_large in its dialect, then closes 1009 (session/ws_transport.ts).
     maxPayload: config.limits.maxFrameBytes * 2,
-    ...WS_SERVER_OPTIONS, // larger frames and invalid UTF-8 are answered in-dialect (ws_frames.ts)
+    ...WS_SERVER_OPTIONS, // larger frames and invalid UTF-8 are answered in-dialect (session/ws_transport.ts)
     handleProtocols: selectAuthSubprotocol,
   });
   // Deepgram clients read `dg-request-id` from the handshake response (§2.1).
@@ -136,7 +151,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   });
   /** The one refusal path of every upgrade (STT, compatibility and TTS routes): render, count once, log, write. */
   const refuseUpgrade: UpgradeRefuser = (socket, family, err, url, opts) => {
-    const r = renderError(family, err, opts);
+    const r = renderError(family, err, { ...opts, extra: errorExtra(err, opts?.extra) });
     metrics.rejectedUpgrades.inc({ status: String(r.status) });
     log.info({ url: url ? redactUrl(url) : undefined, status: r.status, code: err.code }, `upgrade refused: ${err.message}`);
     abortHandshake(socket, r);
@@ -153,11 +168,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     wss,
     refuseUpgrade,
     drainError,
+    router,
   });
 
   const modelList = () =>
     config.stt.models.map((m) => {
-      const e = engines.get(m.engine)!;
+      const e = engines.get(m.backends?.[0] ?? m.engine)!;
       return {
         code: m.code,
         service_type: 'stt',
@@ -169,12 +185,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
         api_path: `/v1/stt/${m.code}`,
         bridge_path: `/v1/bridges/unmute/stt/${m.code}`,
         capabilities: e.capabilities,
+        ...router.placement(m),
       };
     });
 
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
-  void app.register(httpSttPlugin, { config, engines, keys, log });
+  void app.register(httpSttPlugin, { config, router, keys, log });
   // Unknown HTTP routes, and errors outside the route scopes (which have their own handlers), are
   // answered from the catalogue in the path's dialect family (fastify's lib/error-handler.js: one place).
   app.setNotFoundHandler((req, reply) => {
@@ -208,7 +225,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key')));
     const engineStats: Record<string, unknown> = {};
     for (const [id, e] of engines) engineStats[id] = e.stats();
-    return { sessions: sessions.size, engines: engineStats, rss_bytes: process.memoryUsage().rss };
+    return { sessions: sessions.size, engines: engineStats, backends: router.status(), rss_bytes: process.memoryUsage().rss };
   });
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -241,29 +258,43 @@ export function createGateway(deps: GatewayDeps): Gateway {
       refuseUpgrade(socket, 'slng', auth.error, url);
       return;
     }
-    const engine = engines.get(route.model.engine)!;
-    const busy = capacityRefusal(engine, 1);
+    const requestId = randomUUID();
+    let sel: Selection<FailoverSttEngine>;
+    try {
+      sel = router.stt(route.model, req.headers, url, requestId);
+    } catch (err) {
+      refuseUpgrade(socket, 'slng', err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)), url);
+      return;
+    }
+    const busy = modelLanguageRefusal(route.model, sel.engine) ?? capacityRefusal(sel.engine, 1); // a model's language the engine lacks: 400 config_error
     if (busy) {
+      sel.end();
       refuseUpgrade(socket, 'slng', busy, url);
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], engine, auth.key.id));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], sel, auth.key.id, undefined, requestId));
   });
 
   /**
    * Over capacity, refuse before the upgrade (issue 9 §3; protocols.md §2.5, §5: HTTP 429 at the
    * handshake, so clients' retry-on-429 logic fires) instead of accepting and closing 1013.
-   * Capacity is the engine's free streams ({@link SttEngine.freeStreams}) minus the sessions already
-   * upgraded on that engine that have not started their stream yet (awaiting `init`).
-   * A race past this check is still refused by the engine, with the dialect's in-session error.
+   * Capacity is the free streams of the selected backends ({@link FailoverSttEngine.freeStreams}) minus
+   * the sessions already upgraded on any of those backends that have not started their stream yet
+   * (awaiting `init`).
+   * A race past this check is still refused by the engine, with the dialect's in-session error. When
+   * every selected backend is cooling down, there is no capacity to check: the session starts and
+   * reports `backend_connection_failed`.
    * @param streams engine streams the session will open (channels when multichannel, else 1).
    * @returns the `rate_limit` refusal, or null when the session fits (or the engine reports no capacity).
    */
-  function capacityRefusal(engine: SttEngine, streams: number): VoxgateError | null {
-    const free = engine.freeStreams?.();
-    if (free === undefined) return null;
+  function capacityRefusal(engine: FailoverSttEngine, streams: number): VoxgateError | null {
+    // Every candidate cooling down after failures is not "busy": the session starts and gets the
+    // dialect's `backend_connection_failed` (a pinned region that is down), not a 429.
+    if (!engine.backends.some((b) => router.health.isAvailable(b.id))) return null;
+    const free = engine.freeStreams();
+    const ids = new Set(engine.backends.map((b) => b.id));
     let reserved = 0;
-    for (const [s, e] of sessionEngines) if (e === engine && s.state === 'awaiting_init') reserved++;
+    for (const [s, e] of sessionEngines) if (s.state === 'awaiting_init' && e.backends.some((b) => ids.has(b.id))) reserved++;
     if (free - reserved >= streams) return null;
     return new VoxgateError('rate_limit', `over capacity: all speech decoders of engine "${engine.id}" are busy; retry later`);
   }
@@ -283,42 +314,45 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     let route: CompatRoute;
+    let sel: Selection<FailoverSttEngine> | null = null;
     try {
-      route = matchCompatRoute(url, config, engines)!;
+      // Backend selection runs once the query named the model, before the settings are checked against its engine.
+      route = matchCompatRoute(url, config, (model) => (sel = router.stt(model, req.headers, url, requestId)).engine)!;
     } catch (err) {
+      (sel as Selection<FailoverSttEngine> | null)?.end();
       refuse(err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)));
       return;
     }
-    const engine = engines.get(route.model.engine)!;
-    const busy = capacityRefusal(engine, route.init.multichannel ? (route.init.channels ?? 1) : 1);
+    const selected = sel!;
+    const busy = capacityRefusal(selected.engine, route.init.multichannel ? (route.init.channels ?? 1) : 1);
     if (busy) {
+      selected.end();
       refuse(busy);
       return;
     }
     (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId = requestId;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, engine, auth.key.id, route.init, requestId));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, selected, auth.key.id, route.init, requestId));
   }
 
-  function attach(ws: WebSocket, model: (typeof config.stt.models)[number], dialect: SttDialect, engine: SttEngine, keyId: string, init?: SttInitRequest, requestId?: string): void {
+  /**
+   * Run an STT session on an upgraded socket: the session drives the selected failover engine with
+   * the request's context; the selection is released (`sel.end()`: context aborted, backend gauges
+   * released) when the session closes.
+   */
+  function attach(ws: WebSocket, model: (typeof config.stt.models)[number], dialect: SttDialect, sel: Selection<FailoverSttEngine>, keyId: string, init?: SttInitRequest, requestId?: string): void {
+    const engine = sel.engine;
     const session = new SttSession({
       model,
       dialect,
       init,
       requestId,
       engine,
+      ctx: sel.ctx,
       limits: config.limits,
       log: log.child({ key_id: keyId }),
-      transport: {
-        sendText: (frame) => {
-          if (ws.readyState === ws.OPEN) ws.send(frame);
-        },
-        close: (code, reason) => {
-          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
-        },
-        pause: () => ws.pause(),
-        resume: () => ws.resume(),
-      },
+      transport: sttSocketTransport(ws),
       onClosed: (s) => {
+        sel.end();
         sessions.delete(s);
         sessionEngines.delete(s);
         metrics.sessionsTotal.inc({ model: model.code, close_code: String(s.closeCode ?? 'client') });
@@ -333,12 +367,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     });
     sessions.add(session);
     sessionEngines.set(session, engine);
-    routeFrames(ws, session, config.limits.maxFrameBytes * 2);
-    ws.on('close', () => session.handleTransportClose());
-    ws.on('error', (err) => {
-      log.info({ err: err.message, session_id: session.id }, 'websocket error');
-      session.handleTransportClose();
-    });
+    bindSocket(ws, session, config.limits.maxFrameBytes * 2, log);
   }
 
   return {

@@ -54,7 +54,10 @@ import { renderError, toVoxgateError, VoxgateError, type DialectFamily } from '.
 import { authenticate } from './auth.js';
 import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
 import { fastifyError, sendError, type UpgradeRefuser } from './refuse.js';
-import { routeFrames } from './ws_frames.js';
+import { bindSocket, ttsSocketTransport } from '../session/ws_transport.js';
+import { errorExtra } from './backends.js';
+import type { BackendRouter, Selection } from './router.js';
+import type { FailoverTtsEngine } from '../engines/tts/failover.js';
 
 /** Dependencies of the TTS routes. */
 export interface TtsGatewayDeps {
@@ -75,6 +78,8 @@ export interface TtsGatewayDeps {
   refuseUpgrade: UpgradeRefuser;
   /** The error a draining gateway refuses new work with (`unavailable`). */
   drainError: () => VoxgateError;
+  /** The gateway's backend selection (router.ts): every request's engine comes from it. */
+  router: BackendRouter;
 }
 
 /** The TTS part of the gateway. */
@@ -205,7 +210,7 @@ function containerFor(e: TtsEncoding, asked: 'wav' | 'none' | 'ogg' | undefined)
 
 /** Build the TTS routes and upgrade handler. Registers HTTP routes on `deps.app` immediately. */
 export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
-  const { app, config, engines, keys, log } = deps;
+  const { app, config, engines, keys, log, router } = deps;
   // Entries whose engine is not running (e.g. a gateway built without TTS engines) are not served.
   const models = config.tts.models.filter((mo) => engines.has(mo.engine));
   const limits = config.tts.limits;
@@ -263,51 +268,49 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     let dialect: TtsDialect;
     let resolved: ResolvedTtsOptions | undefined;
     let pacing = true;
-    if (route.kind === 'speak') {
-      try {
+    let sel: Selection<FailoverTtsEngine> | null = null;
+    // Backend selection (BYOK, region/world-part pins) runs once the model is known, before the
+    // upgrade; `/v1/speak`'s options are then checked against the selected engine.
+    const select = (mo: TtsModelEntry) => (sel = router.tts(mo, req.headers, url, randomUUID()));
+    try {
+      if (route.kind === 'speak') {
         const q = parseSpeakQuery(url.searchParams);
         pacing = q.pacing ?? true;
         const found = resolveSpeakVoice(q.model, models, engines);
         if (!found) throw new VoxgateError('config_error', `unknown voice model "${q.model}"; available: ${allVoiceIds().join(', ')}, or any aura-*-<lang> name`);
         model = found.model;
-        resolved = resolveTtsOptions({ voice: found.voice, encoding: q.encoding, sampleRate: q.sampleRate, speed: q.speed }, model, engines.get(model.engine)!, ['linear16', 'mulaw', 'alaw']);
-      } catch (err) {
-        refuse(toVoxgateError(err));
-        return true;
+        resolved = resolveTtsOptions({ voice: found.voice, encoding: q.encoding, sampleRate: q.sampleRate, speed: q.speed }, model, select(model).engine, ['linear16', 'mulaw', 'alaw']);
+        dialect = createDeepgramSpeakDialect();
+      } else {
+        model = route.model;
+        select(model);
+        dialect = createUnifiedTtsDialect({ audio: model.audio, maxTextChars: limits.maxTextChars });
       }
-      dialect = createDeepgramSpeakDialect();
-    } else {
-      model = route.model;
-      dialect = createUnifiedTtsDialect({ audio: model.audio, maxTextChars: limits.maxTextChars });
+    } catch (err) {
+      (sel as Selection<FailoverTtsEngine> | null)?.end();
+      refuse(toVoxgateError(err));
+      return true;
     }
-    const engine = engines.get(model.engine)!;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, engine, dialect, resolved, pacing, auth.key.id));
+    const selected = sel!;
+    const opts = resolved;
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, selected, dialect, opts, pacing, auth.key.id));
     return true;
   }
 
-  function attach(ws: WebSocket, model: TtsModelEntry, engine: TtsEngine, dialect: TtsDialect, resolved: ResolvedTtsOptions | undefined, pacing: boolean, keyId: string): void {
+  /** Run a TTS session on an upgraded socket, on the selection's failover engine; the selection is released when the session closes. */
+  function attach(ws: WebSocket, model: TtsModelEntry, sel: Selection<FailoverTtsEngine>, dialect: TtsDialect, resolved: ResolvedTtsOptions | undefined, pacing: boolean, keyId: string): void {
     const session = new TtsSession({
       model,
-      engine,
+      engine: sel.engine,
       dialect,
       limits: config.limits,
       ttsLimits: limits,
       resolved,
       pacing,
       log: log.child({ key_id: keyId }),
-      transport: {
-        send: (frame, done) => {
-          if (ws.readyState !== ws.OPEN) {
-            done();
-            return;
-          }
-          ws.send(frame, { binary: typeof frame !== 'string' }, () => done());
-        },
-        close: (code, reason) => {
-          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
-        },
-      },
+      transport: ttsSocketTransport(ws),
       onClosed: (s) => {
+        sel.end();
         sessions.delete(s);
         m.sessions.inc({ model: model.code, close_code: String(s.closeCode ?? 'client') });
         m.audio.inc({ model: model.code, transport: 'ws' }, s.audioSeconds);
@@ -318,13 +321,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       },
     });
     sessions.add(session);
-    routeFrames(ws, session, config.limits.maxFrameBytes * 2);
-    ws.on('ping', () => session.handlePing());
-    ws.on('close', () => session.handleTransportClose());
-    ws.on('error', (err) => {
-      log.info({ err: err.message, session_id: session.id }, 'tts websocket error');
-      session.handleTransportClose();
-    });
+    bindSocket(ws, session, config.limits.maxFrameBytes * 2, log);
   }
 
   function allVoiceIds(): string[] {
@@ -339,6 +336,33 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
 
   /** Request ids of HTTP requests, made in the onRequest hook. */
   const requestIds = new WeakMap<FastifyRequest, string>();
+  /** Backend selections of HTTP requests (made before the body is read when the URL names the model). */
+  const selections = new WeakMap<FastifyRequest, { code: string; sel: Selection<FailoverTtsEngine> }>();
+  /**
+   * The request's backend selection for `model` (router.ts), made once per model and released when the
+   * response closes (the answer was sent or the client went away).
+   * @throws RoutingError (HTTP 400) for BYOK on a `slng/` route or a bad region/world-part pin.
+   */
+  function selectionFor(req: FastifyRequest, reply: FastifyReply, model: TtsModelEntry): Selection<FailoverTtsEngine> {
+    const had = selections.get(req);
+    if (had?.code === model.code) return had.sel;
+    had?.sel.end();
+    const sel = router.tts(model, req.headers, new URL(req.url, 'http://localhost'), requestIds.get(req) ?? randomUUID());
+    selections.set(req, { code: model.code, sel });
+    if (reply.raw.closed) sel.end();
+    else reply.raw.once('close', () => sel.end());
+    return sel;
+  }
+  /** The model an HTTP request names in its URL alone (path, or `/v1/speak?model=`); null when it cannot be told yet. */
+  function modelOfUrl(family: Family, url: URL): TtsModelEntry | null {
+    try {
+      if (family === 'speak') return resolveSpeakVoice(parseSpeakQuery(url.searchParams).model, models, engines)?.model ?? null;
+      const route = matchTtsRoute(url.pathname, models);
+      return route?.kind === 'model' ? route.model : null;
+    } catch {
+      return null;
+    }
+  }
   const familyOf = (url: string): Family => (url.startsWith('/v1/speak') ? 'speak' : url.startsWith(BRIDGE) ? 'bridge' : 'direct');
 
   /**
@@ -348,7 +372,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
   function httpFail(family: Family, req: FastifyRequest, reply: FastifyReply, err: VoxgateError, extra?: Record<string, unknown>): FastifyReply {
     if (reply.sent || reply.raw.headersSent) return reply;
     const requestId = requestIds.get(req) ?? randomUUID();
-    const r = renderError(family === 'speak' ? 'deepgram' : 'slng', err, { requestId: family === 'speak' ? requestId : undefined, extra });
+    const r = renderError(family === 'speak' ? 'deepgram' : 'slng', err, { requestId: family === 'speak' ? requestId : undefined, extra: errorExtra(err, extra) });
     m.http.inc({ route: family, status: String(r.status) });
     if (!req.raw.complete) {
       reply.header('connection', 'close'); // the unread body is never read as a next request
@@ -427,7 +451,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     let resolved: ResolvedTtsOptions;
     let container: 'wav' | 'none';
     try {
-      resolved = resolveTtsOptions(opts, model, engines.get(model.engine)!);
+      resolved = resolveTtsOptions(opts, model, selectionFor(req, reply, model).engine);
       container = containerFor(resolved.encoding, opts.container);
     } catch (err) {
       return fail(toVoxgateError(err));
@@ -505,8 +529,18 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     scope.addHook('onRequest', async (req, reply) => {
       requestIds.set(req, randomUUID());
       const family = familyOf(req.url);
-      const auth = authenticate(req.headers, new URL(req.url, 'http://localhost'), keys);
+      const url = new URL(req.url, 'http://localhost');
+      const auth = authenticate(req.headers, url, keys);
       if (!auth.ok) return httpFail(family, req, reply, auth.error);
+      // Backend selection before the body is read: BYOK and region/world-part pins are refused at once.
+      const model = modelOfUrl(family, url);
+      if (model) {
+        try {
+          selectionFor(req, reply, model);
+        } catch (err) {
+          return httpFail(family, req, reply, toVoxgateError(err));
+        }
+      }
       const idleMs = config.http.bodyIdleTimeoutMs;
       watchBodyIdle(req.raw, idleMs, () =>
         answerStall(req, reply, () => httpFail(family, req, reply, new VoxgateError('idle_timeout_exceeded', `no request body data arrived for ${idleMs} ms (config http.bodyIdleTimeoutMs)`))),
@@ -557,6 +591,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
             sample_rates: Object.fromEntries(TTS_ENCODINGS.map((enc) => [enc, supportedSampleRates(enc)])),
           },
           voices: voices.map((v) => ({ id: v.id, name: v.name, languages: v.languages, gender: v.gender, sample_rate: v.sampleRate })),
+          ...router.placement(mo),
         };
       }),
     sessionCount: () => sessions.size,

@@ -47,6 +47,16 @@ export class ChannelFanout extends EventEmitter<ChannelFanoutEvents> implements 
     parts.forEach((p, i) => this.streams[i]!.write(p));
   }
 
+  /**
+   * Pass the client's bytes through to the single stream (passthrough sessions are mono).
+   * @throws Error when the engine stream cannot take encoded bytes.
+   */
+  writeEncoded(bytes: Uint8Array): void {
+    const s = this.streams[0]!;
+    if (!s.writeEncoded || this.streams.length !== 1) throw new Error('engine stream does not take encoded audio');
+    s.writeEncoded(bytes);
+  }
+
   finalize(): void {
     for (const s of this.streams) s.finalize();
   }

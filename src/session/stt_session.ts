@@ -36,7 +36,8 @@
  * deepgram-style `Metadata`, smallest.ai `is_last`) and the session closes 1001. At the deadline a
  * session still open is closed 1001 at once (results not yet decoded are lost; the reason says so).
  */
-import { createHash, randomBytes, randomUUID, type Hash } from 'node:crypto';
+import type { RequestContext } from '../engines/context.js';
+import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { COMPRESSED_STREAM_ENCODINGS, RAW_ENCODINGS, createPcmDecoder, isRawEncoding, normalizeEncoding, type DecoderEncoding, type PcmDecoder } from '../audio/decoder.js';
 import { STREAM_SAMPLE_RATES } from '../audio/input.js';
@@ -44,8 +45,10 @@ import type { Limits, SttModelEntry } from '../config/config.js';
 import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types.js';
 import { ChannelFanout } from './channel_fanout.js';
 import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
-import { jsonShapeError } from '../util/json_guard.js';
+import { SessionCore, type SessionClose } from './core.js';
+import { createPassthroughDecoder } from '../audio/passthrough.js';
 import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
+import { defaultLanguage, modelLanguageRefusal } from '../config/model_language.js';
 
 /** What a session needs from its transport (a WebSocket in production, a fake in unit tests). */
 export interface SessionTransport {
@@ -103,6 +106,12 @@ export interface SttSessionOptions {
   init?: SttInitRequest;
   /** Request id to report (Deepgram `request_id`, the `dg-request-id` header). Default: a new UUID. */
   requestId?: string;
+  /**
+   * Request context passed to every `engine.start()` (engine contract v2: request id, model code,
+   * region/world-part pins, AbortSignal; src/engines/context.ts). Made by the front door's backend
+   * selection (src/server/router.ts); absent = the engine gets none.
+   */
+  ctx?: RequestContext;
   observer?: SessionObserver;
 }
 
@@ -118,15 +127,20 @@ interface ResolvedInit {
   /** ms, or null when utterance-end events are off. */
   utteranceEndMs: number | null;
   format?: SttInitRequest['format'];
+  replies?: SttInitRequest['replies'];
 }
 
 /**
  * Validate an `init` request against the engine's capabilities and apply defaults.
+ * @param model the catalogue entry: a model with its own `language` (e.g. `slng/deepgram/nova:3-hi`)
+ *   is refused when the engine lacks it ({@link modelLanguageRefusal}) and is the default language.
  * @throws VoxgateError `config_error` naming the offending field and the accepted values.
  */
-export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: SttDialect): ResolvedInit {
+export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: SttDialect, model?: Pick<SttModelEntry, 'code' | 'language'>): ResolvedInit {
   const caps = engine.capabilities;
-  const language = (req.language ?? 'en').toLowerCase().split(/[-_]/)[0]!;
+  const refusal = model ? modelLanguageRefusal(model, engine) : null;
+  if (refusal) throw refusal;
+  const language = (req.language ?? defaultLanguage(model)).toLowerCase().split(/[-_]/)[0]!;
   if (!caps.languages.includes(language)) {
     throw new VoxgateError('config_error', `unsupported language "${req.language}"; this model supports: ${caps.languages.join(', ')}`);
   }
@@ -161,15 +175,12 @@ export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: Stt
     multichannel: (req.multichannel ?? false) && channels > 1,
     utteranceEndMs: req.utteranceEndMs ?? null,
     format: req.format,
+    replies: req.replies,
   };
 }
 
 /** One client connection on a streaming STT route. Drive it with `handleText`/`handleBinary`/`handleTransportClose`. */
-export class SttSession {
-  readonly id = 'sess_' + randomBytes(9).toString('base64url');
-  readonly requestId: string;
-  readonly createdAt = new Date();
-  private st: SttSessionState = 'awaiting_init';
+export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> {
   private info: SessionInfo | null = null;
   /** The engine stream(s): one per transcript channel (one unless multichannel). */
   private stream: ChannelFanout | null = null;
@@ -177,10 +188,6 @@ export class SttSession {
   private decoder: PcmDecoder | null = null;
   private readonly pending: ClientCommand[] = [];
   private readonly sha: Hash = createHash('sha256');
-  private idleTimer: NodeJS.Timeout | null = null;
-  private maxTimer: NodeJS.Timeout | null = null;
-  private readonly log: Logger;
-  private closeCodeSent: number | null = null;
   private pausedTimer: NodeJS.Timeout | null = null;
   /** Utterance-end tracking (Deepgram `UtteranceEnd`, §2.4): end (s) of the last final word not yet reported. */
   private ueLastWordEnd: (number | null)[] = [];
@@ -205,28 +212,17 @@ export class SttSession {
   /** Per transcript channel: `speech_started` timestamp (s) and end of the last final (s), to see an utterance in progress. */
   private speechStartAt: number[] = [];
   private finalEndAt: number[] = [];
-  private resolveClosed!: () => void;
-  /** Resolves once the session reaches `closed` (any way). Never rejects. */
-  readonly closed: Promise<void> = new Promise<void>((r) => (this.resolveClosed = r));
 
   constructor(private readonly o: SttSessionOptions) {
-    this.requestId = o.requestId ?? randomUUID();
-    this.log = o.log.child({ session_id: this.id, model: o.model.code });
+    super('awaiting_init', { idPrefix: 'sess_', requestId: o.requestId, log: o.log, modelCode: o.model.code, maxSessionSeconds: o.limits.maxSessionSeconds });
     this.idleSeconds = o.dialect.idleTimeoutSeconds ?? o.limits.idleTimeoutSeconds;
     if (o.init) void this.start(o.init);
-    else this.armIdle(o.limits.initTimeoutSeconds);
-    this.maxTimer = setTimeout(() => this.expire('max_connection_duration_exceeded', `session exceeded the maximum duration of ${o.limits.maxSessionSeconds} s`), o.limits.maxSessionSeconds * 1000);
-    this.maxTimer.unref();
+    else this.armIdleTimer(o.limits.initTimeoutSeconds);
   }
 
   /** Current lifecycle state. */
   get state(): SttSessionState {
     return this.st;
-  }
-
-  /** The close code the server sent, or null (client closed first / still open). */
-  get closeCode(): number | null {
-    return this.closeCodeSent;
   }
 
   /** Seconds of engine-rate audio received so far. */
@@ -242,14 +238,9 @@ export class SttSession {
     if (this.st === 'closed') return;
     this.touch();
     const limit = Math.ceil((this.o.limits.maxFrameBytes * 4) / 3) + 1024;
-    if (text.length > limit) {
-      this.sendError('payload_too_large', `text frame of ${text.length} characters exceeds the ${limit}-character limit; the frame was rejected`);
-      return;
-    }
-    // Bounded before JSON.parse: a deeply nested or token-dense frame would stall every session (issue 14 #1).
-    const problem = jsonShapeError(text, { maxDepth: this.o.limits.maxJsonDepth, maxTokens: this.o.limits.maxJsonTokens });
-    if (problem) {
-      this.sendError('invalid_request', `text frame refused: ${problem}; the frame was rejected`);
+    const refused = this.textRefusal(text, { maxChars: limit, maxJsonDepth: this.o.limits.maxJsonDepth, maxJsonTokens: this.o.limits.maxJsonTokens });
+    if (refused) {
+      this.sendError(refused.code, refused.message);
       return;
     }
     this.dispatch(this.o.dialect.parseText(text));
@@ -383,25 +374,8 @@ export class SttSession {
       this.pending.push(cmd);
       return;
     }
+    if (this.dispatchCommon<SttInitRequest>(cmd, 'session already initialised; settings cannot change mid-session (reconnect to re-init)', (init) => void this.start(init))) return;
     switch (cmd.kind) {
-      case 'invalid':
-        if (this.o.dialect.closeFor) {
-          this.sendError(cmd.code, cmd.message);
-        } else if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
-          this.fatal(CloseCode.POLICY, 'config_error', 'config_error', cmd.message);
-        } else {
-          this.sendError(cmd.code, cmd.message);
-        }
-        return;
-      case 'keepalive':
-        return;
-      case 'init':
-        if (this.st !== 'awaiting_init') {
-          this.sendError('invalid_request', 'session already initialised; settings cannot change mid-session (reconnect to re-init)');
-          return;
-        }
-        void this.start(cmd.init);
-        return;
       case 'audio':
         if (this.st === 'awaiting_init') {
           this.fatal(CloseCode.POLICY, 'audio before init', 'invalid_request', 'audio received before "init"; send {"type":"init",...} first');
@@ -430,28 +404,34 @@ export class SttSession {
   private async start(req: SttInitRequest): Promise<void> {
     let init: ResolvedInit;
     try {
-      init = resolveInit(req, this.o.engine, this.o.dialect);
+      init = resolveInit(req, this.o.engine, this.o.dialect, this.o.model);
     } catch (err) {
       const e = toVoxgateError(err);
       this.fatal(CloseCode.POLICY, e.code, e.code, e.message);
       return;
     }
     this.st = 'starting';
-    this.armIdle(this.idleSeconds);
+    this.armIdleTimer(this.idleSeconds);
     const nStreams = init.multichannel ? init.channels : 1;
+    // An engine that takes the client's encoding as it is gets the bytes untouched (engine contract v2).
+    const passthrough = nStreams === 1 && (this.o.engine.capabilities.passthroughEncodings ?? []).includes(init.encoding);
+    if (passthrough) init.stream.passthrough = { encoding: init.encoding, sampleRate: init.sampleRate, channels: init.channels };
+    if (Object.keys(this.o.model.options ?? {}).length > 0) init.stream.modelOptions = this.o.model.options;
     // Created before the engine streams so an ffmpeg child starts while decoders are acquired.
-    const decoder = createPcmDecoder({
-      encoding: init.encoding,
-      sampleRate: init.sampleRate,
-      channels: init.channels,
-      targetRate: this.o.engine.capabilities.inputSampleRate,
-      outputChannels: init.multichannel ? 'keep' : 1,
-    });
+    const decoder = passthrough
+      ? createPassthroughDecoder(init.encoding, init.channels, (bytes) => this.stream?.writeEncoded(bytes))
+      : createPcmDecoder({
+          encoding: init.encoding,
+          sampleRate: init.sampleRate,
+          channels: init.channels,
+          targetRate: this.o.engine.capabilities.inputSampleRate,
+          outputChannels: init.multichannel ? 'keep' : 1,
+        });
     decoder.on('error', (e) => this.onDecoderError(e));
     this.decoder = decoder;
     const streams: SttStream[] = [];
     try {
-      for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream));
+      for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream, this.o.ctx));
     } catch (err) {
       for (const s of streams) s.abort();
       const e = toVoxgateError(err);
@@ -490,6 +470,7 @@ export class SttSession {
       vadEvents: init.vadEvents,
       transcriptChannels: nStreams,
       format: init.format,
+      replies: init.replies,
     };
     this.ueMs = init.utteranceEndMs;
     this.resolvedStream = init.stream;
@@ -521,8 +502,12 @@ export class SttSession {
       if (this.shutdown?.awaiting && this.st === 'streaming' && this.awaitedUtterancesEnded()) queueMicrotask(() => this.cutForShutdown());
     });
     stream.on('error', (err) => {
-      this.log.error({ err }, 'engine stream failed');
-      this.fatal(CloseCode.INTERNAL, 'engine error', 'internal_error', `speech engine failed: ${err.message}`);
+      // The engine's own code reaches the client (issue 10: `backend_connection_failed` from failover,
+      // an upstream's auth/config refusal); anything uncoded is the engine failing (`internal_error`).
+      const e = toVoxgateError(err);
+      this.log.error({ err, code: e.code }, 'engine stream failed');
+      if (e.code === 'internal_error' || e.code === 'provider_error') this.fatal(CloseCode.INTERNAL, 'engine error', e.code, `speech engine failed: ${e.message}`);
+      else this.fatal(e.closeCode ?? CloseCode.INTERNAL, e.code, e.code, e.message);
     });
     this.st = 'streaming';
     this.log.info({ encoding: init.encoding, sample_rate: init.sampleRate, channels: init.channels, ...init.stream }, 'session ready');
@@ -665,21 +650,20 @@ export class SttSession {
 
   private touch(): void {
     if (this.st === 'awaiting_init') return; // the init deadline is not extended by chatter
-    if (this.st === 'starting' || this.st === 'streaming') this.armIdle(this.idleSeconds);
+    if (this.st === 'starting' || this.st === 'streaming') this.armIdleTimer(this.idleSeconds);
   }
 
-  private armIdle(seconds: number): void {
-    this.clearIdle();
-    this.idleTimer = setTimeout(() => {
+  /** The `init` deadline (awaiting_init) or idleness (starting/streaming) → `idle_timeout_exceeded`. */
+  private armIdleTimer(seconds: number): void {
+    this.armIdle(seconds, () => {
       const what = this.st === 'awaiting_init' ? `no valid "init" within ${seconds} s` : `no frames received for ${seconds} s (send {"type":"keepalive"} during silence)`;
       this.expire('idle_timeout_exceeded', what);
-    }, seconds * 1000);
-    this.idleTimer.unref();
+    });
   }
 
-  private clearIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
+  /** `limits.maxSessionSeconds` passed: the session drains (finals for audio received) and closes 1008. */
+  protected onMaxDuration(message: string): void {
+    this.expire('max_connection_duration_exceeded', message);
   }
 
   private expire(code: ErrorCode, message: string): void {
@@ -710,6 +694,15 @@ export class SttSession {
    * Report an error in the dialect's way: an error frame (the session survives), or — for dialects
    * without error frames — the dialect's close code, ending the session at once.
    */
+  protected reportError(code: ErrorCode, message: string): void {
+    this.sendError(code, message);
+  }
+
+  /** End the session with an error: `close` when given, else 1008 with the code as reason (dialects with close codes pick their own). */
+  protected fail(code: ErrorCode, message: string, close?: SessionClose): void {
+    this.fatal(close?.code ?? CloseCode.POLICY, close?.reason ?? code, code, message);
+  }
+
   private sendError(code: ErrorCode, message: string): void {
     if (this.st === 'closed') return;
     this.log.info({ code }, message);
@@ -731,26 +724,21 @@ export class SttSession {
     this.terminate(closeCode, reason);
   }
 
-  private terminate(code: number, reason: string): void {
-    if (this.st === 'closed') return;
-    this.closeCodeSent = code;
-    this.o.transport.close(code, reason.slice(0, 120));
-    this.finish();
+  protected closeTransport(code: number, reason: string): void {
+    this.o.transport.close(code, reason);
   }
 
-  private finish(): void {
-    this.st = 'closed';
+  protected release(): void {
     this.decoder?.abort(); // idempotent: no ffmpeg child outlives its session
     this.resumeReading();
-    this.clearIdle();
-    if (this.maxTimer) clearTimeout(this.maxTimer);
-    this.maxTimer = null;
     this.pending.length = 0;
     if (this.shutdown) {
       clearTimeout(this.shutdown.cutTimer);
       clearTimeout(this.shutdown.deadlineTimer);
     }
+  }
+
+  protected notifyClosed(): void {
     this.o.onClosed?.(this);
-    this.resolveClosed();
   }
 }

@@ -47,18 +47,16 @@
  * by the deadline is closed 1001 (the audio not yet sent is lost; the reason says so). A session
  * waiting for `init` closes 1001 at once.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { createEncoder, isPcmEncoding, type AudioEncoder } from '../audio/encode.js';
 import type { Limits } from '../config/config.js';
 import type { TtsLimits, TtsModelEntry } from '../config/tts_config.js';
-import type { TtsEngine } from '../engines/tts/types.js';
+import type { TtsEngine, TtsStream } from '../engines/tts/types.js';
+import { openTtsStream } from '../engines/tts/segmented.js';
 import type { CloseSpec, TtsCommand, TtsDialect, TtsEvent, TtsInitRequest, TtsSessionInfo, WireFrame } from '../protocol/tts_events.js';
-import { TextSegmenter } from '../text/segmenter.js';
-import { jsonShapeError } from '../util/json_guard.js';
+import { SessionCore, type SessionClose } from './core.js';
 import { CloseCode, toVoxgateError, type ErrorCode } from '../util/errors.js';
 import { lookupVoice, resolveTtsOptions, type ResolvedTtsOptions } from './tts_options.js';
-import { renderSegment } from './tts_render.js';
 
 /** What a TTS session needs from its transport (a WebSocket in production). */
 export interface TtsTransport {
@@ -99,36 +97,35 @@ export interface TtsSessionOptions {
   observer?: TtsSessionObserver;
 }
 
-/** `shutdown`: end the utterance like `flush` (no `flushed`), then close 1001 (see {@link TtsSession.drain}). */
-type QueueItem = { kind: 'segment'; text: string } | { kind: 'flush' } | { kind: 'shutdown' };
+/**
+ * Why a flush was asked, in order: `client` (a `flush` frame: `audio_end` + `flushed`) or `shutdown`
+ * (end the utterance with no `flushed`, then close 1001, see {@link TtsSession.drain}).
+ */
+type FlushKind = 'client' | 'shutdown';
 
 /** One client connection on a TTS WebSocket route. Drive it with the `handle*` methods. */
-export class TtsSession {
-  readonly id = 'sess_tts_' + randomBytes(9).toString('base64url');
-  readonly requestId = randomUUID();
-  readonly createdAt = new Date();
-  private st: TtsSessionState = 'awaiting_init';
+export class TtsSession extends SessionCore<Exclude<TtsSessionState, 'closed'>> {
   private resolved: ResolvedTtsOptions | null = null;
-  private readonly segmenter = new TextSegmenter();
-  private readonly queue: QueueItem[] = [];
-  private queuedChars = 0;
+  /**
+   * The engine's streaming session (engines/tts/segmented.ts adapts per-segment engines: it owns the
+   * text segmenter, the segment queue and the engine jobs). Opened at `init`.
+   */
+  private stream: TtsStream | null = null;
+  /** One entry per flush asked of the stream and not yet `flushed`. */
+  private readonly flushKinds: FlushKind[] = [];
+  /** Events held until this many more flushes are `flushed` (answers that must follow earlier `Flushed`). */
+  private readonly afterFlushes: { flushes: number; ev: TtsEvent }[] = [];
   /** Bumped by every clear/cancel; work from an older epoch must not reach the wire. */
   private epoch = 0;
-  private running = false;
-  private jobAbort: AbortController | null = null;
   private encoder: AudioEncoder | null = null;
   private encoderHasAudio = false;
   private audioSeq = 0;
-  private segCount = 0;
   private flushCount = 0;
   private clearCount = 0;
   private totalSeconds = 0;
   private inflight = 0;
   private socketDrain: { promise: Promise<void>; resolve: () => void } | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
-  private maxTimer: NodeJS.Timeout | null = null;
-  private closeCodeSent: number | null = null;
   /** Set while a fatal error is being reported, so reporting it cannot re-trigger it. */
   private ending = false;
   /** Real-time pacing (see `tts.limits.realtimeLeadSeconds`). */
@@ -136,31 +133,17 @@ export class TtsSession {
   /** performance.now() (ms) at which the audio sent so far would finish playing back to back. */
   private playEnd = 0;
   private paceWait: { timer: NodeJS.Timeout; resolve: () => void } | null = null;
-  private readonly log: Logger;
   /** Shutdown drain ({@link drain}) deadline timer; null when no drain was asked. */
   private shutdownTimer: NodeJS.Timeout | null = null;
-  private resolveClosed!: () => void;
-  /** Resolves once the session reaches `closed` (any way). Never rejects. */
-  readonly closed: Promise<void> = new Promise<void>((r) => (this.resolveClosed = r));
-
   constructor(private readonly o: TtsSessionOptions) {
-    this.log = o.log.child({ session_id: this.id, model: o.model.code });
-    this.maxTimer = setTimeout(
-      () => this.fatal('max_connection_duration_exceeded', `session exceeded the maximum duration of ${o.limits.maxSessionSeconds} s`),
-      o.limits.maxSessionSeconds * 1000,
-    );
-    this.maxTimer.unref();
+    super('awaiting_init', { idPrefix: 'sess_tts_', log: o.log, modelCode: o.model.code, maxSessionSeconds: o.limits.maxSessionSeconds });
     if (o.resolved) this.start(o.resolved, o.pacing ?? true);
-    else this.armIdle();
+    else this.armIdleTimer();
   }
 
   /** Current lifecycle state. */
   get state(): TtsSessionState {
     return this.st;
-  }
-  /** Close code the server sent, or null. */
-  get closeCode(): number | null {
-    return this.closeCodeSent;
   }
   /** Seconds of audio delivered in finished utterances plus the current one. */
   get audioSeconds(): number {
@@ -175,14 +158,9 @@ export class TtsSession {
   handleText(text: string): void {
     if (this.st === 'closed') return;
     this.touch();
-    if (text.length > this.o.limits.maxFrameBytes) {
-      this.dispatch(this.o.dialect.oversizedFrame(Buffer.byteLength(text), this.o.limits.maxFrameBytes));
-      return;
-    }
-    // Bounded before JSON.parse: a deeply nested or token-dense frame would stall every session (issue 14 #1).
-    const problem = jsonShapeError(text, { maxDepth: this.o.limits.maxJsonDepth, maxTokens: this.o.limits.maxJsonTokens });
-    if (problem) {
-      this.dispatch(this.o.dialect.rejectedText(`text frame refused: ${problem}`));
+    const refused = this.textRefusal(text, { maxChars: this.o.limits.maxFrameBytes, maxJsonDepth: this.o.limits.maxJsonDepth, maxJsonTokens: this.o.limits.maxJsonTokens });
+    if (refused) {
+      this.dispatch(refused.tooLong ? this.o.dialect.oversizedFrame(Buffer.byteLength(text), this.o.limits.maxFrameBytes) : this.o.dialect.rejectedText(refused.message));
       return;
     }
     this.dispatch(this.o.dialect.parseText(text));
@@ -230,17 +208,16 @@ export class TtsSession {
     this.shutdownTimer = setTimeout(() => {
       if (this.st === 'closed') return;
       this.log.warn({ state: this.st }, 'shutdown deadline reached: closing before all audio was sent');
-      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down: drain deadline reached, audio not yet sent is lost' });
+      this.terminate(CloseCode.GOING_AWAY, 'server shutting down: drain deadline reached, audio not yet sent is lost');
     }, Math.max(0, deadlineMs));
     this.log.info({ state: this.st, deadline_ms: deadlineMs }, 'draining for shutdown');
     if (this.st === 'awaiting_init') {
-      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+      this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
     } else if (this.st === 'streaming') {
       this.pacing = false; // finish quickly: the client buffers what it has not played yet
       this.stopPacing();
-      const last = this.segmenter.flush();
-      if (last) this.enqueue({ kind: 'segment', text: last });
-      this.enqueue({ kind: 'shutdown' });
+      this.flushKinds.push('shutdown');
+      this.stream?.flush();
     }
     return this.closed;
   }
@@ -255,29 +232,12 @@ export class TtsSession {
   // ---- commands ----
 
   private dispatch(cmd: TtsCommand): void {
+    if (this.dispatchCommon<TtsInitRequest>(cmd, 'session already initialised; voice and format are fixed at init (reconnect to change them)', (init) => this.init(init))) return;
     switch (cmd.kind) {
-      case 'invalid':
-        if (cmd.close) {
-          this.fatal(cmd.code, cmd.message, cmd.close);
-        } else if (cmd.code === 'config_error' && this.st === 'awaiting_init') {
-          this.fatal('config_error', cmd.message);
-        } else {
-          this.sendError(cmd.code, cmd.message);
-        }
-        return;
-      case 'keepalive':
-        return;
-      case 'init':
-        if (this.st !== 'awaiting_init') {
-          this.sendError('invalid_request', 'session already initialised; voice and format are fixed at init (reconnect to change them)');
-          return;
-        }
-        this.init(cmd.init);
-        return;
       case 'close':
         // Hang-up: no audio and no message follow; everything in progress is killed (see module docs).
-        this.log.debug({ state: this.st, queued: this.queue.length, running: this.running }, 'close: stopping at once');
-        this.terminate({ code: CloseCode.NORMAL, reason: this.st === 'awaiting_init' ? 'closed before init' : 'session closed' });
+        this.log.debug({ state: this.st, busy: this.stream?.busy ?? false }, 'close: stopping at once');
+        this.terminate(CloseCode.NORMAL, this.st === 'awaiting_init' ? 'closed before init' : 'session closed');
         return;
       default:
         break;
@@ -288,7 +248,7 @@ export class TtsSession {
     }
     if (this.shutdownTimer && (cmd.kind === 'clear' || cmd.kind === 'cancel')) {
       this.clear(); // barge-in still works while shutting down: stop the audio, then go
-      this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+      this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
       return;
     }
     if (this.shutdownTimer && (cmd.kind === 'text' || cmd.kind === 'flush')) {
@@ -305,8 +265,10 @@ export class TtsSession {
         return;
       case 'warning':
         // The dialect refused the frame (Deepgram: Flush over its rate limit); say so, change nothing.
+        // It answers the refused frame, so it follows the answers to the frames before it (the
+        // `Flushed` of flushes still being processed).
         this.log.info({ code: cmd.code }, cmd.description);
-        this.emit({ kind: 'warning', code: cmd.code, description: cmd.description });
+        this.emitAfterPendingFlushes({ kind: 'warning', code: cmd.code, description: cmd.description });
         return;
       case 'clear':
       case 'cancel':
@@ -344,36 +306,34 @@ export class TtsSession {
     };
     this.log.info({ voice: resolved.voice.id, encoding: resolved.encoding, sample_rate: resolved.sampleRate, speed: resolved.speed }, 'tts session ready');
     this.o.engine.prepare?.({ voice: resolved.voice.id, speed: resolved.speed });
+    this.stream = openTtsStream(this.o.engine, { voice: resolved.voice.id, speed: resolved.speed });
+    void this.consume(this.stream);
     this.emit({ kind: 'ready', info });
     this.prewarm();
-    this.armIdle();
+    this.armIdleTimer();
   }
 
   private addText(text: string): void {
     if (!text) return; // empty text is a no-op, not an error
-    const pending = this.segmenter.pendingChars + this.queuedChars;
+    const pending = this.stream!.pendingChars;
     if (pending + text.length > this.o.ttsLimits.maxPendingChars) {
       this.sendError('backpressure', `text rejected: ${pending} characters are already waiting to be spoken (limit ${this.o.ttsLimits.maxPendingChars}); read the audio before sending more`);
       return;
     }
-    for (const s of this.segmenter.push(text)) this.enqueue({ kind: 'segment', text: s });
+    this.stream!.pushText(text);
   }
 
   private flush(): void {
-    const last = this.segmenter.flush();
-    if (last) this.enqueue({ kind: 'segment', text: last });
-    this.enqueue({ kind: 'flush' });
+    this.flushKinds.push('client');
+    this.stream!.flush();
   }
 
   /** Barge-in: drop all text and audio not yet sent, stop engine work, acknowledge. Synchronous. */
   private clear(): void {
     this.epoch++;
-    this.running = false;
-    this.jobAbort?.abort();
-    this.jobAbort = null;
-    this.queue.length = 0;
-    this.queuedChars = 0;
-    this.segmenter.clear();
+    this.stream!.clear();
+    this.flushKinds.length = 0;
+    for (const held of this.afterFlushes.splice(0)) this.emit(held.ev); // answers to frames already received
     this.encoder?.abort();
     if (this.encoderHasAudio && this.encoder) this.totalSeconds += this.encoder.seconds;
     this.encoder = null;
@@ -382,73 +342,77 @@ export class TtsSession {
     this.stopPacing(); // the client stops playback: the virtual player is empty
     this.emit({ kind: 'cleared', sequenceId: this.clearCount++ });
     this.prewarm();
-    this.armIdle();
-  }
-
-  private enqueue(item: QueueItem): void {
-    if (item.kind === 'segment') this.queuedChars += item.text.length;
-    this.queue.push(item);
-    if (!this.running) void this.pump();
+    this.armIdleTimer();
   }
 
   // ---- synthesis ----
 
-  private async pump(): Promise<void> {
-    const epoch = this.epoch;
-    this.running = true;
+  /**
+   * Turn the engine stream's events into wire events, for the whole session: segment_start →
+   * encoder (resample + encode, real-time pacing) → audio frames → segment_end after the segment's
+   * last byte; `flushed` → `audio_end` + `flushed` (or, for a shutdown, close 1001). Pulling the next
+   * event only after the current one is on its way is the flow control (see segmented.ts). Events
+   * of a generation before the last `clear` are dropped.
+   */
+  private async consume(stream: TtsStream): Promise<void> {
+    let segment = { chars: 0, failed: false };
     try {
-      while (epoch === this.epoch && this.st !== 'closed') {
-        const item = this.queue.shift();
-        if (!item) break;
-        if (item.kind === 'segment') {
-          this.queuedChars -= item.text.length;
-          await this.runSegment(item.text, epoch);
-        } else if (item.kind === 'flush') {
-          await this.endUtterance(epoch, true);
-        } else {
-          await this.endUtterance(epoch, false);
-          if (epoch === this.epoch) this.terminate({ code: CloseCode.GOING_AWAY, reason: 'server shutting down' });
+      for await (const ev of stream) {
+        if (this.st === 'closed') break;
+        if (ev.gen !== stream.generation) continue;
+        const epoch = this.epoch;
+        switch (ev.kind) {
+          case 'segment_start': {
+            this.emit({ kind: 'segment_start', segmentId: ev.segmentId });
+            segment = { chars: ev.text.length, failed: false };
+            this.currentEncoder(epoch).prepare(); // mp3/opus: this segment's ffmpeg starts while the engine works
+            this.encoderHasAudio = true;
+            break;
+          }
+          case 'audio': {
+            const wait = this.currentEncoder(epoch).write(ev.pcm);
+            if (wait) await wait;
+            const paced = this.pace(ev.pcm.length / stream.sampleRate, epoch);
+            if (paced) await paced;
+            // Let the event loop run between chunks (resampling is synchronous work): a `clear` arriving
+            // mid-segment is then handled within one chunk's processing time, not after the whole segment.
+            else await new Promise<void>((r) => setImmediate(r));
+            break;
+          }
+          case 'segment_error':
+            segment.failed = true;
+            // One segment the engine could not speak: report it, keep the session.
+            this.sendError('provider_error', `segment ${ev.segmentId} could not be synthesised and was skipped: ${ev.error.message}`);
+            break;
+          case 'segment_end': {
+            // Every byte of this segment (resampler tail, the ffmpeg stream's last frames) goes out first.
+            if (!segment.failed) this.o.observer?.segment(segment.chars);
+            if (this.encoder) await this.encoder.endSegment();
+            if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId: ev.segmentId });
+            break;
+          }
+          case 'flushed': {
+            const kind = this.flushKinds.shift() ?? 'client';
+            await this.endUtterance(epoch, kind === 'client');
+            for (const held of this.afterFlushes) held.flushes--;
+            while (this.afterFlushes.length > 0 && this.afterFlushes[0]!.flushes <= 0) this.emit(this.afterFlushes.shift()!.ev);
+            if (kind === 'shutdown' && epoch === this.epoch) this.terminate(CloseCode.GOING_AWAY, 'server shutting down');
+            break;
+          }
         }
+        if (this.state !== 'closed' && !stream.busy) this.armIdleTimer();
       }
     } catch (err) {
-      if (epoch === this.epoch && this.st !== 'closed' && (err as Error).name !== 'AbortError') {
+      if (this.st !== 'closed' && (err as Error).name !== 'AbortError') {
         const e = toVoxgateError(err);
         this.log.error({ err: e.message }, 'tts pipeline failed');
-        this.fatal(e.code === 'internal_error' ? 'internal_error' : 'provider_error', `speech synthesis failed: ${e.message}`);
-      }
-    } finally {
-      if (epoch === this.epoch) {
-        this.running = false;
-        if (this.st !== 'closed') this.armIdle();
+        // The engine's own code reaches the client (issue 10: `backend_connection_failed` "Failed to
+        // connect to backend: …" from failover, an upstream's config/rate refusal); only uncoded
+        // engine failures are reported as the synthesis failing.
+        if (e.code === 'internal_error' || e.code === 'provider_error') this.fatal(e.code, `speech synthesis failed: ${e.message}`);
+        else this.fatal(e.code, e.message);
       }
     }
-  }
-
-  private async runSegment(text: string, epoch: number): Promise<void> {
-    const resolved = this.resolved!;
-    const segmentId = `seg_${String(++this.segCount).padStart(3, '0')}`;
-    this.emit({ kind: 'segment_start', segmentId });
-    const ctl = new AbortController();
-    this.jobAbort = ctl;
-    const encoder = this.currentEncoder(epoch);
-    encoder.prepare(); // mp3/opus: this segment's ffmpeg starts while the engine works
-    this.encoderHasAudio = true;
-    try {
-      await renderSegment(resolved, text, encoder, ctl.signal, (seconds) => this.pace(seconds, epoch));
-      this.o.observer?.segment(text.length);
-    } catch (err) {
-      if (epoch !== this.epoch || (err as Error).name === 'AbortError') return;
-      const e = toVoxgateError(err);
-      if (e.code !== 'provider_error') throw err;
-      // One segment the engine could not speak: report it, keep the session.
-      this.sendError('provider_error', `segment ${segmentId} could not be synthesised and was skipped: ${e.message}`);
-    } finally {
-      if (this.jobAbort === ctl) this.jobAbort = null;
-    }
-    if (epoch !== this.epoch) return;
-    // Every byte of this segment (resampler tail, the ffmpeg stream's last frames) goes out first.
-    await encoder.endSegment();
-    if (epoch === this.epoch) this.emit({ kind: 'segment_end', segmentId });
   }
 
   /**
@@ -540,6 +504,12 @@ export class TtsSession {
     if (this.inflight > this.o.ttsLimits.maxBufferedBytes) return this.waitDrain();
   }
 
+  /** Emit `ev` once every flush asked so far has been answered (at once when none is pending). */
+  private emitAfterPendingFlushes(ev: TtsEvent): void {
+    if (this.flushKinds.length === 0) this.emit(ev);
+    else this.afterFlushes.push({ flushes: this.flushKinds.length, ev });
+  }
+
   private emit(ev: TtsEvent): void {
     if (this.st === 'closed') return;
     for (const frame of this.o.dialect.encode(ev)) this.sendFrame(frame);
@@ -582,27 +552,38 @@ export class TtsSession {
   // ---- timers ----
 
   private touch(): void {
-    if (this.st === 'streaming') this.armIdle();
+    if (this.st === 'streaming') this.armIdleTimer();
   }
 
-  private armIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.st === 'closed') return;
+  /** `init` deadline (awaiting_init) or idleness while streaming; never while audio is being produced. */
+  private armIdleTimer(): void {
     const seconds = this.st === 'awaiting_init' ? this.o.limits.initTimeoutSeconds : this.o.limits.idleTimeoutSeconds;
-    this.idleTimer = setTimeout(() => {
-      if (this.running || this.queue.length > 0) {
-        this.armIdle(); // producing audio is not idleness
+    this.armIdle(seconds, () => {
+      if (this.stream?.busy) {
+        this.armIdleTimer(); // producing audio is not idleness
         return;
       }
       this.fatal(
         'idle_timeout_exceeded',
         this.st === 'awaiting_init' ? `no valid "init" within ${seconds} s` : `no message received for ${seconds} s (send {"type":"keepalive"} or a WebSocket ping while silent)`,
       );
-    }, seconds * 1000);
-    this.idleTimer.unref();
+    });
+  }
+
+  /** `limits.maxSessionSeconds` passed. */
+  protected onMaxDuration(message: string): void {
+    this.fatal('max_connection_duration_exceeded', message);
   }
 
   // ---- endings ----
+
+  protected reportError(code: ErrorCode, message: string): void {
+    this.sendError(code, message);
+  }
+
+  protected fail(code: ErrorCode, message: string, close?: SessionClose): void {
+    this.fatal(code, message, close);
+  }
 
   private sendError(code: ErrorCode, message: string): void {
     this.log.info({ code }, message);
@@ -615,35 +596,28 @@ export class TtsSession {
     if (this.st === 'closed' || this.ending) return;
     this.ending = true;
     this.sendError(code, message);
-    this.terminate(close ?? this.o.dialect.closeFor(code));
+    const c = close ?? this.o.dialect.closeFor(code);
+    this.terminate(c.code, c.reason);
   }
 
-  private terminate(close: CloseSpec): void {
-    if (this.st === 'closed') return;
-    this.closeCodeSent = close.code;
-    this.o.transport.close(close.code, close.reason.slice(0, 120));
-    this.finish();
+  protected closeTransport(code: number, reason: string): void {
+    this.o.transport.close(code, reason);
   }
 
-  private finish(): void {
-    if (this.st === 'closed') return;
-    this.st = 'closed';
+  protected notifyClosed(): void {
+    this.o.onClosed?.(this);
+  }
+
+  protected release(): void {
     this.epoch++;
-    this.jobAbort?.abort();
-    this.jobAbort = null;
+    this.stream?.close();
+    this.flushKinds.length = 0;
     if (this.encoderHasAudio && this.encoder) this.totalSeconds += this.encoder.seconds;
     this.encoder?.abort();
     this.encoder = null;
     this.encoderHasAudio = false;
-    this.queue.length = 0;
-    this.segmenter.clear();
     this.wakeDrain();
     this.stopPacing();
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.maxTimer) clearTimeout(this.maxTimer);
     if (this.shutdownTimer) clearTimeout(this.shutdownTimer);
-    this.idleTimer = this.maxTimer = null;
-    this.o.onClosed?.(this);
-    this.resolveClosed();
   }
 }

@@ -16,6 +16,7 @@
  * channel of the audio (learned from the decoded stream). Aborting (client gone) kills ffmpeg and
  * aborts the engine streams at once, returning their decoders to the pool.
  */
+import type { RequestContext } from '../engines/context.js';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -58,6 +59,8 @@ export interface TranscribeOptions {
   parallel?: number;
   /** Aborts the transcription (client disconnected): everything is released, the promise rejects. */
   signal?: AbortSignal;
+  /** Request context passed to every `engine.start()` (src/engines/context.ts); absent = none. */
+  ctx?: RequestContext;
 }
 
 /** The finals of one transcript channel, in time order; each has `words`. */
@@ -278,7 +281,7 @@ class Run {
         for (let i = 0; i < want; i++) {
           try {
             started.push(
-              await this.o.engine.start({ language: this.o.language, partials: false, wordTimestamps: true, vad: true, endpointingMs: DEFAULT_ENDPOINTING_MS }),
+              await this.o.engine.start({ language: this.o.language, partials: false, wordTimestamps: true, vad: true, endpointingMs: DEFAULT_ENDPOINTING_MS }, this.o.ctx),
             );
           } catch (err) {
             if (n === 1 && started.length > 0 && toVoxgateError(err).code === 'rate_limit') break; // fewer lanes

@@ -12,6 +12,7 @@ import { engineSettings, engineType, modelBackends } from '../../config/config.j
 import { FakeSttEngine, type FakeSttScript } from './fake/index.js';
 import { PocketSphinxEngine } from './pocketsphinx/index.js';
 import type { SttCapabilities, SttEngine } from './types.js';
+import { createDeepgramSttEngine, createSlngSttEngine } from './upstream/index.js';
 
 /**
  * A factory receives the resolved configuration and the instance id (its settings are
@@ -23,18 +24,30 @@ export type SttEngineFactory = (cfg: VoxgateConfig, instanceId: string) => SttEn
 
 /**
  * Built-in engines. `fake` is the scripted test engine (fake/index.ts): never in the default
- * catalogue; a test config names it, with its script and capability overrides in the first entry's
- * `options.script` / `options.capabilities`.
+ * catalogue; a test config names it, with its script and capability overrides in the instance's
+ * `engines.<id>.script` / `.capabilities`, else the first entry's `options.script` / `options.capabilities`.
  */
 export const STT_ENGINE_FACTORIES: Record<string, SttEngineFactory> = {
   pocketsphinx: (cfg, instanceId) => {
     const s = engineSettings(cfg, instanceId);
     return new PocketSphinxEngine({ minIdleDecoders: s.minIdleDecoders, maxDecoders: s.maxDecoders });
   },
-  fake: (cfg) => {
-    const o = cfg.stt.models.find((m) => m.engine === 'fake')?.options ?? {};
-    return new FakeSttEngine({ script: o.script as FakeSttScript | undefined, capabilities: o.capabilities as Partial<SttCapabilities> | undefined });
+  fake: (cfg, instanceId) => {
+    // Each instance reads `script`/`capabilities` from its own `engines.<instanceId>` entry (several
+    // fake instances in different regions, issue 10 routing tests); else from the first catalogue
+    // entry naming it (`options.script`, `options.capabilities`).
+    const inst = (cfg.engines[instanceId] ?? {}) as { script?: unknown; capabilities?: unknown };
+    const o = cfg.stt.models.find((m) => m.engine === instanceId || m.engine === 'fake')?.options ?? {};
+    return new FakeSttEngine({
+      id: instanceId,
+      script: (inst.script ?? o.script) as FakeSttScript | undefined,
+      capabilities: (inst.capabilities ?? o.capabilities) as Partial<SttCapabilities> | undefined,
+    });
   },
+  /** Relay to a SLNG unified STT server (another voxgate, SLNG's API); upstream/slng.ts. */
+  slng: createSlngSttEngine,
+  /** Relay to Deepgram live `/v1/listen`; upstream/deepgram.ts. */
+  deepgram: createDeepgramSttEngine,
 };
 
 /**

@@ -31,6 +31,25 @@ export interface SttCapabilities {
   endpointing: boolean;
   /** Voice-activity events (`speech_started`) are available. */
   vadEvents: boolean;
+  /**
+   * Client encodings (canonical names of src/audio/decoder.ts: `linear16`, `mulaw`, `alaw`, `opus`,
+   * `ogg-opus`, `webm`, `mp3`, `flac`, `aac`, `mp4`) the engine takes as they are (engine contract v2,
+   * issue 10 part 1: "Opus/mp3 from a client passes through untouched to an upstream that takes it").
+   * A mono session in one of these is not decoded or resampled: its bytes go to
+   * {@link SttStream.writeEncoded}, and {@link SttStreamConfig.passthrough} tells the engine the
+   * format. Absent/empty: every session is decoded to PCM at {@link inputSampleRate}.
+   */
+  passthroughEncodings?: string[];
+}
+
+/** The client's audio format, for a stream whose bytes pass through undecoded. */
+export interface SttPassthroughFormat {
+  /** Canonical encoding, one of {@link SttCapabilities.passthroughEncodings}. */
+  encoding: string;
+  /** Hz declared by the client (raw encodings; containers carry their own). */
+  sampleRate: number;
+  /** Channels declared by the client (raw encodings). */
+  channels: number;
 }
 
 /** Per-stream options, already validated by the session against {@link SttCapabilities}. */
@@ -52,6 +71,17 @@ export interface SttStreamConfig {
    * engine's maximum utterance length.
    */
   endpointingMs: number | null;
+  /**
+   * Set when the session passes the client's bytes through undecoded: the stream then receives
+   * {@link SttStream.writeEncoded} calls instead of {@link SttStream.write}.
+   */
+  passthrough?: SttPassthroughFormat;
+  /**
+   * The catalogue entry's `options` (engine contract v2: "per-model options that actually reach
+   * `start()`"), e.g. an upstream's fixed query parameters or model name for this catalogue code.
+   * Engines read the keys they know and ignore the rest; absent when the entry has none.
+   */
+  modelOptions?: Record<string, unknown>;
 }
 
 /** One recognised word. Times are seconds from the start of the stream. */
@@ -65,6 +95,11 @@ export interface SttWord {
   confidence: number;
   /** Speaker index when the engine diarizes. */
   speaker?: number;
+  /**
+   * The word with the engine's own formatting (capitalisation, punctuation), when the engine formats
+   * (an upstream Deepgram with `punctuate`/`smart_format`: its `punctuated_word`, protocols.md §2.4).
+   */
+  punctuatedWord?: string;
 }
 
 /** An interim hypothesis for the utterance in progress. It may still change. */
@@ -129,6 +164,11 @@ export interface SttStreamEvents {
 export interface SttStream extends EventEmitter<SttStreamEvents> {
   /** Queue PCM (mono, `capabilities.inputSampleRate`). The array is copied or consumed; callers may reuse it. */
   write(pcm: Int16Array): void;
+  /**
+   * Queue the client's bytes as they are (streams started with `config.passthrough`): any split for
+   * containers, whole samples for raw encodings. Required of engines declaring `passthroughEncodings`.
+   */
+  writeEncoded?(bytes: Uint8Array): void;
   /**
    * Flush: finish the utterance in progress now. Exactly one `final` with `fromFinalize: true`
    * follows (empty transcript when no speech was pending), after finals for earlier audio.

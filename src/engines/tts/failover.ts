@@ -21,8 +21,22 @@ export interface TtsBackend {
 /** Options of {@link FailoverTtsEngine}. */
 export interface TtsFailoverOptions {
   health: BackendHealth;
-  /** Called when a backend failed before first audio and the next is tried. */
+  /**
+   * Called for every backend that failed with the next candidate (or null): before first audio the
+   * segment moves to `to`; after first audio the segment ends with the error and the next segment starts on `to`.
+   */
   onFailover?: (from: TtsBackend, to: TtsBackend | null, reason: VoxgateError) => void;
+  /**
+   * Per-attempt limit, ms, from the request to the backend's first audio chunk; past it the attempt
+   * is aborted and counts as a retryable failure (LiveKit's `attemptTimeoutMs`, upstreams.md §2.1).
+   * Default 10 000; `null` = no limit.
+   */
+  firstAudioTimeoutMs?: number | null;
+}
+
+/** Text that should produce audio: it has a letter or a digit (punctuation-only segments may legitimately be silent). */
+function speakable(text: string): boolean {
+  return /[\p{L}\p{N}]/u.test(text);
 }
 
 /** A TTS engine that synthesises each segment on the first available backend. */
@@ -51,39 +65,90 @@ export class FailoverTtsEngine implements TtsEngine {
   async init(): Promise<void> {}
 
   /**
-   * Synthesise on the first available backend; a retryable failure before the first chunk moves to
-   * the next one. After the first chunk a failure ends the segment with that error.
-   * Iteration throws `backend_connection_failed` when no backend produced audio.
+   * Synthesise on the first available backend (healthy, or due for a probe with no trial in flight:
+   * {@link BackendHealth.begin}). Before the segment's first chunk a retryable failure — an error, no
+   * first chunk within `firstAudioTimeoutMs`, or a "silent failure" (the backend ended a segment with
+   * speakable text without any audio, LiveKit's rule, upstreams.md §2.1; not with a single backend,
+   * where there is nowhere to go and the wrapper stays transparent) — moves the segment to the
+   * next backend. After the first chunk a failure ends the segment with that error (re-speaking is
+   * worse than a cut, upstreams.md §2.2) and, when retryable and another backend exists, marks the
+   * backend failed so the next segment goes to the next backend. Non-retryable errors (auth, config) go to the caller unchanged
+   * and do not mark the backend; a `rate_limit` (busy) moves on without a cool-down. Iteration throws
+   * `backend_connection_failed` (`rate_limit` when the last backend tried was busy) when no backend
+   * produced audio.
    */
   synthesize(req: TtsSynthesisRequest, signal?: AbortSignal): TtsSynthesis {
     const self = this;
+    const health = this.o.health;
+    const timeoutMs = this.o.firstAudioTimeoutMs === undefined ? 10_000 : this.o.firstAudioTimeoutMs;
     const first = this.backends[0]!.engine;
     const sampleRate = first.capabilities.voices.find((v) => v.id === req.voice)?.sampleRate ?? first.capabilities.voices[0]?.sampleRate ?? 16000;
+    const peek = (tried: ReadonlySet<string>): TtsBackend | null => self.backends.find((b) => !tried.has(b.id) && health.isAvailable(b.id)) ?? null;
     async function* run(): AsyncGenerator<Int16Array> {
-      const order = self.backends.filter((b) => self.o.health.isAvailable(b.id));
+      const tried = new Set<string>();
       let last: VoxgateError | null = null;
-      for (let i = 0; i < order.length; i++) {
-        const b = order[i]!;
+      for (;;) {
+        const b = self.backends.find((x) => !tried.has(x.id) && health.begin(x.id));
+        if (!b) break;
+        tried.add(b.id);
         let started = false;
+        let settled = false;
+        let pendingNext: Promise<IteratorResult<Int16Array>> | null = null;
+        const ac = new AbortController();
+        const onAbort = (): void => ac.abort();
+        if (signal?.aborted) ac.abort();
+        else signal?.addEventListener('abort', onAbort, { once: true });
+        const it = b.engine.synthesize(req, ac.signal)[Symbol.asyncIterator]();
         try {
-          for await (const chunk of b.engine.synthesize(req, signal)) {
+          for (;;) {
+            let r: IteratorResult<Int16Array>;
+            if (!started && timeoutMs !== null) {
+              pendingNext = it.next();
+              r = await firstChunk(pendingNext, timeoutMs, b.id);
+            } else r = await it.next();
+            pendingNext = null;
+            if (r.done) break;
             if (!started) {
               started = true;
-              self.o.health.success(b.id);
+              settled = true;
+              health.success(b.id);
               self.lastBackend = b;
             }
-            yield chunk;
+            yield r.value;
           }
-          if (!started) self.o.health.success(b.id);
+          if (!started && speakable(req.text) && self.backends.length > 1) {
+            throw new VoxgateError('provider_error', `${b.id}: the segment ended without audio`, { retryable: true });
+          }
+          if (!settled) health.success(b.id);
+          settled = true;
           return;
         } catch (err) {
           const e = toVoxgateError(err);
-          if (started || !e.retryable || signal?.aborted) throw e;
-          self.o.health.failure(b.id, e.message);
+          if (signal?.aborted || !e.retryable) throw err;
+          settled = true;
+          // A busy backend (`rate_limit`) is not broken: no cool-down. With a single backend a failure
+          // after first audio is not recorded either: its next segment has nowhere else to go.
+          if (e.code === 'rate_limit' || (started && self.backends.length === 1)) health.release(b.id);
+          else health.failure(b.id, e.message);
+          self.o.onFailover?.(b, peek(tried), e);
+          if (started) throw e;
           last = e;
-          self.o.onFailover?.(b, order[i + 1] ?? null, e);
+          if (pendingNext) {
+            // the first chunk timed out (or its next() threw): abort the attempt's work, ignore its late answer
+            ac.abort();
+            pendingNext.catch(() => {});
+          }
+        } finally {
+          signal?.removeEventListener('abort', onAbort);
+          if (!settled) health.release(b.id);
+          if (pendingNext === null) {
+            // finished, failed, or stopped early (consumer break): make sure the engine's job is gone
+            ac.abort();
+            await it.return?.().catch(() => undefined);
+          }
         }
       }
+      if (last?.code === 'rate_limit') throw new VoxgateError('rate_limit', last.message);
       const reason = last ? last.message.replace(/^Failed to connect to backend: /, '') : 'no backend available (all cooling down after failures)';
       throw new VoxgateError('backend_connection_failed', `Failed to connect to backend: ${reason}`, { retryable: false });
     }
@@ -91,6 +156,7 @@ export class FailoverTtsEngine implements TtsEngine {
     return { sampleRate, [Symbol.asyncIterator]: () => it };
   }
 
+  /** Prepare the first available backend (a hint; takes no probe slot). */
   prepare(req: Omit<TtsSynthesisRequest, 'text'>): void {
     const b = this.backends.find((x) => this.o.health.isAvailable(x.id));
     b?.engine.prepare?.(req);
@@ -101,4 +167,20 @@ export class FailoverTtsEngine implements TtsEngine {
   }
 
   async shutdown(): Promise<void> {}
+}
+
+/**
+ * The attempt's first chunk, or a retryable `provider_error` after `ms` milliseconds without one.
+ * @param next the pending `next()` of the attempt's iterator.
+ */
+async function firstChunk(next: Promise<IteratorResult<Int16Array>>, ms: number, id: string): Promise<IteratorResult<Int16Array>> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new VoxgateError('provider_error', `${id}: no audio within ${ms} ms`, { retryable: true })), ms);
+  });
+  try {
+    return await Promise.race([next, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -10,6 +10,8 @@ import { EspeakEngine } from './espeak/index.js';
 import { FakeTtsEngine } from './fake/index.js';
 import { FliteEngine } from './flite/index.js';
 import type { TtsEngine } from './types.js';
+import { createDeepgramTtsEngine } from './upstream/deepgram.js';
+import { createSlngTtsEngine } from './upstream/slng.js';
 
 /**
  * A factory receives the resolved configuration and the instance id (settings in
@@ -25,7 +27,9 @@ export type TtsEngineFactory = (cfg: VoxgateConfig, instanceId: string) => TtsEn
 export const TTS_ENGINE_FACTORIES: Record<string, TtsEngineFactory> = {
   flite: (cfg) => new FliteEngine({ maxConcurrentJobs: cfg.tts.limits.maxConcurrentJobs, jobTimeoutMs: cfg.tts.limits.jobTimeoutSeconds * 1000 }),
   'espeak-ng': (cfg) => new EspeakEngine({ maxConcurrentJobs: cfg.tts.limits.maxConcurrentJobs, jobTimeoutMs: cfg.tts.limits.jobTimeoutSeconds * 1000 }),
-  fake: () => new FakeTtsEngine(),
+  fake: (_cfg, instanceId) => new FakeTtsEngine({ id: instanceId }),
+  slng: createSlngTtsEngine,
+  deepgram: createDeepgramTtsEngine,
 };
 
 /**

@@ -76,6 +76,50 @@ export interface TtsEngineStats {
   finishedJobs: number;
 }
 
+/**
+ * One event of a {@link TtsStream}, in wire order. `gen` is the stream's {@link TtsStream.generation}
+ * when the event was produced: after a `clear()` the consumer drops events of older generations.
+ * Units: `pcm` is signed 16-bit mono at {@link TtsStream.sampleRate}.
+ */
+export type TtsStreamEvent =
+  /** A segment (sentence/clause, or the engine's own unit) starts; `text` is what it speaks. */
+  | { kind: 'segment_start'; segmentId: string; text: string; gen: number }
+  | { kind: 'audio'; pcm: Int16Array; gen: number }
+  /** The segment's last PCM was delivered. */
+  | { kind: 'segment_end'; segmentId: string; gen: number }
+  /** The engine could not speak this segment (`provider_error`); it is skipped, the stream goes on. A `segment_end` follows. */
+  | { kind: 'segment_error'; segmentId: string; error: Error; gen: number }
+  /** Every text pushed before the matching `flush()` has been spoken (one per `flush()`, in order). */
+  | { kind: 'flushed'; gen: number };
+
+/**
+ * A streaming synthesis session (issue 10 part 1 "Streaming TTS engine interface"): text goes in as
+ * it arrives, audio comes out as an async iterable of {@link TtsStreamEvent}s. Iteration is the flow
+ * control: the engine produces only as fast as the consumer pulls. Iteration ends after `close()`;
+ * it throws a `VoxgateError` when the stream fails as a whole (a segment failure is a
+ * `segment_error` event instead). Upstream engines speaking a streaming protocol implement this
+ * natively ({@link TtsEngine.openStream}); per-segment engines get it from the adapter in
+ * `segmented.ts`, which owns the text segmenter, the queue and the clear epochs.
+ */
+export interface TtsStream extends AsyncIterable<TtsStreamEvent> {
+  /** Hz of every `audio` event. */
+  readonly sampleRate: number;
+  /** Bumped by every {@link clear}; events carry the generation they were produced in. */
+  readonly generation: number;
+  /** Characters pushed and not yet being spoken (buffered text plus queued segments). */
+  readonly pendingChars: number;
+  /** True while text is queued or a segment is being synthesised. */
+  readonly busy: boolean;
+  /** Append text; segments are formed and synthesised as the engine sees fit. Empty text is a no-op. */
+  pushText(text: string): void;
+  /** Speak everything pushed so far, then emit `flushed`. */
+  flush(): void;
+  /** Barge-in: drop all text and audio not yet delivered and kill engine work, synchronously. */
+  clear(): void;
+  /** End the stream: work is killed and iteration ends. Idempotent. */
+  close(): void;
+}
+
 /** A text-to-speech engine: a factory of synthesis jobs. */
 export interface TtsEngine {
   /** Stable id referenced by the catalogue's `engine` field, e.g. `flite`. */
@@ -99,6 +143,11 @@ export interface TtsEngine {
    * (e.g. pre-start a process) so the first audio comes sooner. Never throws; optional.
    */
   prepare?(req: Omit<TtsSynthesisRequest, 'text'>): void;
+  /**
+   * Open a streaming session with one voice and speed (engines with a streaming protocol). Optional:
+   * callers use `openTtsStream` (segmented.ts), which adapts per-segment engines.
+   */
+  openStream?(req: Omit<TtsSynthesisRequest, 'text'>): TtsStream;
   stats(): TtsEngineStats;
   /** Kill running jobs and release resources (temporary files). */
   shutdown(): Promise<void>;

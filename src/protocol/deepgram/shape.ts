@@ -188,9 +188,10 @@ export function formatting(fmt: FormatOptions): boolean {
  * One alternative (§2.4) for interims, finals and pre-recorded utterances alike: the transcript
  * (formatted when `fmt` asks; from the words when there are any, else from `text`), the confidence
  * and the word entries, times and confidences rounded ({@link roundDg}). Words carry
- * `punctuated_word` only when formatting is on, as on Deepgram (§2.4).
+ * `punctuated_word` only when formatting is on, as on Deepgram (§2.4) — or when the engine's words
+ * carry their own `punctuatedWord` (an upstream that formats): then those and `text` are used as they are.
  * @param text the engine's transcript.
- * @param words the engine's words, seconds from stream start; only word/start/end/confidence are used.
+ * @param words the engine's words, seconds from stream start; word/start/end/confidence (and `punctuatedWord` when present) are used.
  * @param confidence utterance confidence in [0, 1].
  */
 export function deepgramAlternative(text: string, words: readonly SttWord[], confidence: number, fmt: FormatOptions): DeepgramAlternative {
@@ -198,7 +199,10 @@ export function deepgramAlternative(text: string, words: readonly SttWord[], con
   const on = formatting(fmt);
   let transcript = text;
   let out: DeepgramWord[] = raw;
-  if (on) {
+  if (words.some((w) => w.punctuatedWord !== undefined)) {
+    // The engine formatted already (an upstream Deepgram's `punctuated_word`): relay its words and transcript as they are.
+    out = words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuatedWord ?? w.word }));
+  } else if (on) {
     const f = raw.length > 0 ? formatUtterance(raw, fmt) : { words: [], transcript: formatText(text, fmt) };
     transcript = f.transcript;
     out = f.words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuated_word }));

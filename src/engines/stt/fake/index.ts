@@ -72,8 +72,18 @@ export const fakeSttScriptSchema = z.object({
   failAtStart: fakeFailureSchema.optional(),
   /** Steps, fired in order of `at` (ties keep their listed order). */
   steps: z.array(fakeSttStepSchema).default([]),
-  /** Transcript of the final a client `finalize` forces (default `''`). */
+  /** Transcript of the final a client `finalize` forces (default `''`; ignored with {@link decode}). */
   finalizeTranscript: z.string().default(''),
+  /**
+   * Recognise the audio itself, so results depend on the audio a stream actually received (failover
+   * replay tests). The audio is read as consecutive blocks of `blockSeconds`; a block whose first
+   * sample v is positive is the word `w<v>` spanning the block, any other block is silence. The first
+   * word block after a final emits `speech_started`; each word block a partial (words so far); a
+   * silence block after words ends the utterance: a final at the block's start with those words
+   * (times in seconds of audio this stream received). `finalize()` and `close()` emit the pending
+   * words as the final. Scripted steps still fire at their audio times (e.g. an `error` mid-stream).
+   */
+  decode: z.object({ blockSeconds: z.number().positive().default(0.5) }).optional(),
 });
 /** A fake STT script (input form: defaults may be omitted). */
 export type FakeSttScript = z.input<typeof fakeSttScriptSchema>;
@@ -111,8 +121,12 @@ function toError(f: FakeFailure): FakeEngineError {
  */
 export class FakeSttEngine extends ScriptedFake<typeof fakeSttScriptSchema> implements SttEngine {
   readonly capabilities: SttCapabilities;
+  /** No pace limit for audio replayed after a failover (an in-process engine; see `PacedSttEngine` in ../failover.ts). */
+  readonly replayPace = null;
   /** Stream configs passed to `start`, in order (including refused starts). */
   readonly started: SttStreamConfig[] = [];
+  /** Every chunk passed through undecoded (`writeEncoded`, capability `passthroughEncodings`), in order, as written. */
+  readonly encodedWrites: Uint8Array[] = [];
   private readonly open = new Set<FakeSttStream>();
 
   constructor(o: FakeSttEngineOptions = {}) {
@@ -124,7 +138,7 @@ export class FakeSttEngine extends ScriptedFake<typeof fakeSttScriptSchema> impl
   async start(config: SttStreamConfig): Promise<SttStream> {
     this.started.push(config);
     if (this.parsed.failAtStart) throw toError(this.parsed.failAtStart);
-    const s = new FakeSttStream(this.parsed, config, this.capabilities.inputSampleRate, () => this.open.delete(s));
+    const s = new FakeSttStream(this.parsed, config, this.capabilities.inputSampleRate, () => this.open.delete(s), this.encodedWrites);
     this.open.add(s);
     return s;
   }
@@ -152,12 +166,15 @@ export class FakeSttStream extends EventEmitter<SttStreamEvents> implements SttS
   private readonly out: (() => void)[] = [];
   private scheduled = false;
   private readonly steps: ParsedStep[];
+  /** Decode mode: words of the utterance in progress. */
+  private pending: SttWord[] = [];
 
   constructor(
     private readonly script: ParsedScript,
     private readonly config: SttStreamConfig,
     private readonly rate: number,
     private readonly release: () => void,
+    private readonly encodedWrites: Uint8Array[] = [],
   ) {
     super();
     this.steps = script.steps.map((s, i) => ({ s, i })).sort((a, b) => a.s.at - b.s.at || a.i - b.i).map((x) => x.s);
@@ -174,12 +191,62 @@ export class FakeSttStream extends EventEmitter<SttStreamEvents> implements SttS
 
   write(pcm: Int16Array): void {
     if (this.dead || this.closing || this.failed) return;
-    this.samples += pcm.length;
+    const decode = this.script.decode;
+    if (!decode) {
+      this.samples += pcm.length;
+      this.fireDue();
+      return;
+    }
+    const block = Math.max(1, Math.round(decode.blockSeconds * this.rate));
+    let off = 0;
+    while (off < pcm.length && !this.failed && !this.dead) {
+      if (this.samples % block === 0 && this.stalledAt === null) this.onBlock(this.samples / block, pcm[off]!, decode.blockSeconds);
+      const take = Math.min(pcm.length - off, block - (this.samples % block));
+      this.samples += take;
+      off += take;
+      this.fireDue();
+    }
+  }
+
+  /** Decode mode: block `i` (starting with sample value `v`) began. */
+  private onBlock(i: number, v: number, seconds: number): void {
+    const at = i * seconds;
+    if (v > 0) {
+      if (this.pending.length === 0 && this.config.vad) this.enqueue(() => this.emit('speech_started', { timestamp: at }));
+      this.pending.push({ word: `w${v}`, start: at, end: at + seconds, confidence: 0.9 });
+      if (this.config.partials) {
+        const start = this.lastFinalEnd;
+        const words = this.pending.map((w) => ({ ...w }));
+        const transcript = words.map((w) => w.word).join(' ');
+        this.enqueue(() => this.emit('partial', { transcript, start, duration: at + seconds - start, ...(this.config.wordTimestamps ? { words } : {}) }));
+      }
+    } else if (this.pending.length > 0) {
+      this.flushPending(true, false, at);
+    }
+  }
+
+  /** Decode mode: the pending words as a final ending at `at` seconds. */
+  private flushPending(speechFinal: boolean, fromFinalize: boolean, at: number): void {
+    const words = this.pending;
+    this.pending = [];
+    this.queueFinal(words.map((w) => w.word).join(' '), words, 0.9, speechFinal, fromFinalize, at);
+  }
+
+  /**
+   * Passthrough: records the bytes as written; linear16 advances the script's audio clock by the
+   * samples they hold (at the client's rate, scaled to the engine rate), other encodings do not.
+   */
+  writeEncoded(bytes: Uint8Array): void {
+    if (this.dead || this.closing || this.failed) return;
+    this.encodedWrites.push(bytes);
+    const f = this.config.passthrough;
+    if (f?.encoding === 'linear16') this.samples += Math.round((bytes.length / 2 / f.channels) * (this.rate / f.sampleRate));
     this.fireDue();
   }
 
   finalize(): void {
     if (this.dead || this.closing || this.failed || this.stalledAt !== null) return;
+    if (this.script.decode) return this.flushPending(false, true, this.audioSeconds);
     const text = this.script.finalizeTranscript;
     this.queueFinal(text, undefined, 0.9, false, true, this.audioSeconds);
   }
@@ -188,7 +255,10 @@ export class FakeSttStream extends EventEmitter<SttStreamEvents> implements SttS
     if (this.closing) return this.closing;
     if (this.dead) return Promise.resolve();
     this.closing = new Promise<void>((resolve) => (this.drained = resolve));
-    if (this.stalledAt === null && !this.failed) this.enqueue(() => this.finish());
+    if (this.stalledAt === null && !this.failed) {
+      if (this.script.decode && this.pending.length > 0) this.flushPending(false, false, this.audioSeconds);
+      this.enqueue(() => this.finish());
+    }
     return this.closing;
   }
 

@@ -6,7 +6,7 @@
  * PCM chunk per character, so the audio's length is known exactly from the text
  * (`chars × msPerChar` ms at the voice's rate). Failures are scripted per segment: a rule matching the
  * segment's text fails it before its first audio (`atChar: 0`), mid-segment after `atChar` characters
- * of audio, or stalls there (no more audio until the job is aborted). Errors are
+ * of audio, stalls there (no more audio until the job is aborted), or silently ends the segment there. Errors are
  * {@link FakeEngineError}s carrying `retryable`.
  *
  * Registered as engine id `fake` in the TTS registry so a test config can name it; not in the default
@@ -26,8 +26,12 @@ export const fakeTtsFailureSchema = z.object({
   when: z.string().optional(),
   /** Characters of audio produced before the failure; 0 = before the first audio byte. */
   atChar: z.number().int().min(0).default(0),
-  /** `fail`: iteration throws a {@link FakeEngineError}; `stall`: no more audio until aborted. */
-  kind: z.enum(['fail', 'stall']).default('fail'),
+  /**
+   * `fail`: iteration throws a {@link FakeEngineError}; `stall`: no more audio until aborted;
+   * `silent`: the segment ends there without an error (with `atChar: 0`, no audio at all: the
+   * "silent failure" failover treats as a failure, upstreams.md §2.1).
+   */
+  kind: z.enum(['fail', 'stall', 'silent']).default('fail'),
   /** Catalogue code of the error; default `provider_error` (what TTS sessions treat as an engine failure). */
   code: z.string().default('provider_error'),
   message: z.string().default('fake engine failure'),
@@ -103,6 +107,7 @@ export class FakeTtsEngine extends ScriptedFake<typeof fakeTtsScriptSchema> impl
               await new Promise<void>((resolve) => ctl.signal.addEventListener('abort', () => resolve(), { once: true }));
               throw abortError();
             }
+            if (rule.kind === 'silent') return;
             throw new FakeEngineError(rule.code as ErrorCode, rule.message, rule.retryable);
           }
           if (i === chars.length) break;
