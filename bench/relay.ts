@@ -22,10 +22,18 @@
  * - gateway CPU (utime+stime from /proc/PID/stat over the window, percent of one core) and RSS per
  *   session = (VmRSS at the end of the window − VmRSS idle before any session) / N, KiB.
  *
+ * Where a gap's time goes is recorded too (`reconnect_ms`, `first_audio_at_next_ms`: the next
+ * upstream's accept and first replayed audio frame, same clock). The rest is the failover policy
+ * (src/engines/stt/failover.ts): the audio since the last final is replayed at ≤ 1.25× real time,
+ * partials of the replacement backend are suppressed until the replay has caught up with live audio,
+ * so the first result the client sees is the new backend's first final (here after 1 s of its audio,
+ * ≈ 0.8 s at 1.25×) or a partial after catch-up (4× the backlog at 1.25×).
+ *
  * Failover gap: a model with two `slng` backends in one region, each scripted upstream behind a
- * fault proxy (test/support/fault_proxy.ts). Rounds of 4 real-time sessions: once each has results,
- * the backend holding most sessions is killed (all its connections destroyed, new ones refused);
- * gap = that moment → the first result stamped by the other upstream at each affected client. Until
+ * fault proxy (test/support/fault_proxy.ts). Rounds of one real-time session: once it has results
+ * and the other backend is out of its cool-down from the previous kill (gateway /v1/status), the
+ * backend holding it is killed (all its connections destroyed, new ones refused until the round
+ * ends); gap = that moment → the first result stamped by the other upstream at the client. Until
  * ≥ `--kills` gaps are measured. Results every 100 ms of audio in this phase (so the upstream's own
  * cadence adds ≤ 100 ms to a gap).
  *
@@ -56,6 +64,8 @@ const RELAY_MODEL = 'bench/relay:en';
 const FAILOVER_MODEL = 'bench/failover:en';
 /** Warm-up after all sessions are ready, before measuring, ms. */
 const WARMUP_MS = 2000;
+/** Timer period of the event-loop delay monitors (ours and prom-client's default), ms; their readings include it. */
+const LOOP_RESOLUTION_MS = 10;
 /** 16 kHz linear16 mono. */
 const BYTES_PER_MS = 32;
 
@@ -118,10 +128,22 @@ class Recorder {
   on = false;
   all: number[] = [];
   finals: number[] = [];
-  record(ms: number, final: boolean): void {
+  /** Receive time (performance.now(), ms) of each entry of {@link all}. */
+  at: number[] = [];
+  record(ms: number, final: boolean, now: number): void {
     if (!this.on) return;
     this.all.push(ms);
+    this.at.push(now);
     if (final) this.finals.push(ms);
+  }
+  /** p50/p99/max per second of the window (to tell steady overhead from stalls). */
+  bySecond(t0: number): { second: number; count: number; p50: number | null; p99: number | null; max: number | null }[] {
+    const buckets: number[][] = [];
+    this.at.forEach((t, i) => {
+      const k = Math.max(0, Math.floor((t - t0) / 1000));
+      (buckets[k] ??= []).push(this.all[i]!);
+    });
+    return [...buckets].map((b, k) => ({ second: k, ...summary(b ?? []) }));
   }
 }
 
@@ -190,7 +212,7 @@ class RelayClient {
           const s = parseStamp(m.transcript);
           if (!s) return;
           this.results++;
-          this.rec.record(now - s.sentUs / 1000, m.type === 'final_transcript');
+          this.rec.record(now - s.sentUs / 1000, m.type === 'final_transcript', now);
           this.lastUpstream = s.upstream;
           this.onStamped?.(s.upstream, now);
         }
@@ -306,6 +328,7 @@ interface RunResult {
   sessions_failed_to_open: number;
   open_failure_samples: string[];
   latency_ms: ReturnType<typeof summary>;
+  latency_by_second: ReturnType<Recorder['bySecond']>;
   finals_latency_ms: ReturnType<typeof summary>;
   errors: number;
   error_samples: string[];
@@ -319,7 +342,7 @@ interface RunResult {
 }
 
 /** Run N sessions against `url` for `seconds`, measuring in-process things; `onWindow` samples the gateway. */
-async function runLevel(n: number, url: string, key: string | null, audio: Buffer, a: Args, onWindow?: (phase: 'start' | 'end') => void): Promise<RunResult> {
+async function runLevel(n: number, url: string, key: string | null, audio: Buffer, a: Args, onWindow?: (phase: 'start' | 'end') => void | Promise<void>): Promise<RunResult> {
   const rec = new Recorder();
   const pacer = new Pacer(a.chunkMs);
   const t0 = performance.now();
@@ -329,16 +352,16 @@ async function runLevel(n: number, url: string, key: string | null, audio: Buffe
     clients = await openSessions(n, url, key, audio, a.chunkMs, rec, pacer, openFailures);
     const openSeconds = (performance.now() - t0) / 1000;
     await sleep(WARMUP_MS);
-    const loop = monitorEventLoopDelay({ resolution: 10 });
+    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     loop.enable();
     pacer.resetStats();
     const cpu0 = selfCpuSeconds();
     const w0 = performance.now();
-    onWindow?.('start');
+    await onWindow?.('start');
     rec.on = true;
     await sleep(a.seconds * 1000);
     rec.on = false;
-    onWindow?.('end');
+    await onWindow?.('end');
     const wall = (performance.now() - w0) / 1000;
     const cpu = ((selfCpuSeconds() - cpu0) / wall) * 100;
     loop.disable();
@@ -348,6 +371,7 @@ async function runLevel(n: number, url: string, key: string | null, audio: Buffe
       sessions_failed_to_open: openFailures.length,
       open_failure_samples: [...new Set(openFailures)].slice(0, 5),
       latency_ms: summary(rec.all),
+      latency_by_second: rec.bySecond(w0),
       finals_latency_ms: summary(rec.finals),
       errors: errors.length,
       error_samples: [...new Set(errors)].slice(0, 5),
@@ -355,13 +379,32 @@ async function runLevel(n: number, url: string, key: string | null, audio: Buffe
       frames_expected: Math.round((n * wall * 1000) / a.chunkMs),
       pacer_max_lag_ms: round(pacer.maxLagMs, 1)!,
       bench_cpu_percent: round(cpu, 0)!,
-      bench_loop_delay_p99_ms: round(loop.percentile(99) / 1e6, 2)!,
+      bench_loop_delay_p99_ms: round(Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS), 2)!,
       measure_seconds: round(wall, 1)!,
       open_seconds: round(openSeconds, 1)!,
     };
   } finally {
     pacer.stop();
     await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+/**
+ * The gateway's event-loop lag since the previous scrape (prom-client's monitorEventLoopDelay via
+ * `/metrics`), ms beyond the monitor's 10 ms timer period.
+ */
+async function scrapeLag(gw: ServerProcess): Promise<{ p99: number | null; max: number | null }> {
+  try {
+    const r = await fetch(`${gw.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${gw.key}` }, signal: AbortSignal.timeout(5000) });
+    const text = await r.text();
+    const read = (name: string): number | null => {
+      const m = new RegExp(`^${name} ([0-9.eE+-]+)`, 'm').exec(text);
+      // prom-client's monitor (default precision 10 ms) reports the whole timer period: subtract it.
+      return m ? round(Math.max(0, Number(m[1]) * 1000 - LOOP_RESOLUTION_MS), 1) : null;
+    };
+    return { p99: read('voxgate_nodejs_eventloop_lag_p99_seconds'), max: read('voxgate_nodejs_eventloop_lag_max_seconds') };
+  } catch {
+    return { p99: null, max: null };
   }
 }
 
@@ -382,7 +425,8 @@ interface LevelResult extends RunResult {
   added_p99_ms: number | null;
   /** CPU used by everything else on the machine during the window (not the gateway, not this process), percent of one core. */
   other_cpu_percent: number;
-  gateway: { cpu_percent: number; cpu_ms_per_session_second: number; rss_idle_mb: number; rss_mb: number; rss_per_session_kib: number; threads: number };
+  /** Gateway: CPU over the window, RSS, and its own event-loop lag over the window (`/metrics`). */
+  gateway: { cpu_percent: number; cpu_ms_per_session_second: number; rss_idle_mb: number; rss_mb: number; rss_per_session_kib: number; threads: number; loop_lag_p99_ms: number | null; loop_lag_max_ms: number | null };
 }
 
 async function relayLevels(a: Args, audio: Buffer, baselines: RunResult[]): Promise<LevelResult[]> {
@@ -410,9 +454,15 @@ async function relayLevels(a: Args, audio: Buffer, baselines: RunResult[]): Prom
       log(`relay: N=${n} through the gateway (pid ${gw.pid}, idle RSS ${(idle.rssBytes / 1e6).toFixed(0)} MB)…`);
       let s0: ProcSample | null = null;
       let s1: ProcSample | null = null;
-      const r = await runLevel(n, `${gw.wsUrl}/v1/stt/${RELAY_MODEL}`, gw.key, audio, a, (phase) => {
-        if (phase === 'start') s0 = gw.sample();
-        else s1 = gw.sample();
+      let lag: { p99: number | null; max: number | null } = { p99: null, max: null };
+      const r = await runLevel(n, `${gw.wsUrl}/v1/stt/${RELAY_MODEL}`, gw.key, audio, a, async (phase) => {
+        if (phase === 'start') {
+          await scrapeLag(gw); // prom-client's histogram restarts at every scrape: this one opens the window
+          s0 = gw.sample();
+        } else {
+          s1 = gw.sample();
+          lag = await scrapeLag(gw);
+        }
       });
       const g0 = s0! as ProcSample;
       const g1 = s1! as ProcSample;
@@ -431,9 +481,11 @@ async function relayLevels(a: Args, audio: Buffer, baselines: RunResult[]): Prom
           rss_mb: round(g1.rssBytes / 1e6, 1)!,
           rss_per_session_kib: round((g1.rssBytes - idle.rssBytes) / Math.max(1, r.sessions) / 1024, 1)!,
           threads: g1.threads,
+          loop_lag_p99_ms: lag.p99,
+          loop_lag_max_ms: lag.max,
         },
       };
-      log(`  gateway p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms (added p99 ${level.added_p99_ms}), errors ${r.errors}, failed opens ${r.sessions_failed_to_open} ${r.open_failure_samples.join(" / ")}, gateway CPU ${level.gateway.cpu_percent}%, other CPU ${level.other_cpu_percent}%, RSS/session ${level.gateway.rss_per_session_kib} KiB, bench CPU ${r.bench_cpu_percent}%`);
+      log(`  gateway p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms (added p99 ${level.added_p99_ms}), errors ${r.errors}, failed opens ${r.sessions_failed_to_open} ${r.open_failure_samples.join(" / ")}, gateway CPU ${level.gateway.cpu_percent}%, gateway loop lag p99/max ${level.gateway.loop_lag_p99_ms}/${level.gateway.loop_lag_max_ms} ms, other CPU ${level.other_cpu_percent}%, RSS/session ${level.gateway.rss_per_session_kib} KiB, bench CPU ${r.bench_cpu_percent}%`);
       out.push(level);
       if (gw.unexpectedExit) throw new Error(`gateway exited: ${JSON.stringify(gw.unexpectedExit)}; logs: ${gw.logs.slice(-5).map((l) => l.text).join('\n')}`);
       await waitSessions(gw, 0);
@@ -449,7 +501,12 @@ async function relayLevels(a: Args, audio: Buffer, baselines: RunResult[]): Prom
 interface FailoverResult {
   kills: number;
   gaps_ms: number[];
+  /** Kill → first result from the other upstream at the client (the target's metric). */
   gap_ms: ReturnType<typeof summary> & { p95: number | null };
+  /** Kill → the other upstream accepted the gateway's new connection. */
+  reconnect_ms: ReturnType<typeof summary> & { p95: number | null };
+  /** Kill → the other upstream received its first (replayed) audio frame. */
+  first_audio_at_next_ms: ReturnType<typeof summary> & { p95: number | null };
   no_failover: number;
   errors: string[];
 }
@@ -462,7 +519,19 @@ async function failoverGaps(a: Args, audio: Buffer): Promise<FailoverResult> {
   const errors: string[] = [];
   let noFailover = 0;
   let kills = 0;
-  const PER_ROUND = 4;
+  const connects: number[] = [];
+  const firstAudio: number[] = [];
+  /**
+   * One session per kill: a killed backend cools down (5 s) and then gets ONE probe trial at a time
+   * (src/engines/health.ts), so a second kill before that, or several sessions failing over onto a
+   * probing backend at once, would measure the cool-down policy, not the failover path.
+   */
+  const PER_ROUND = 1;
+  /** Backend states from the gateway's /v1/status. */
+  const states = async (): Promise<Record<string, string>> => {
+    const st = (await gw.status()) as unknown as { backends?: Record<string, { state: string }> } | null;
+    return Object.fromEntries(Object.entries(st?.backends ?? {}).map(([k, v]) => [k, v.state]));
+  };
   try {
     for (let round = 0; gaps.length < a.kills && round < a.kills * 2; round++) {
       const rec = new Recorder();
@@ -477,6 +546,10 @@ async function failoverGaps(a: Args, audio: Buffer): Promise<FailoverResult> {
         const on = (u: 'a' | 'b') => clients.filter((c) => c.lastUpstream === u);
         const victim: 'a' | 'b' = on('a').length >= on('b').length ? 'a' : 'b';
         const affected = on(victim);
+        // The other backend must be able to take the session: wait out its cool-down from the last kill.
+        const other = victim === 'a' ? 'up-b' : 'up-a';
+        const waitUntil = Date.now() + 20000;
+        while ((await states())[other] === 'cooling' && Date.now() < waitUntil) await sleep(100);
         let killAt = Infinity;
         const waits = affected.map(
           (c) =>
@@ -498,6 +571,12 @@ async function failoverGaps(a: Args, audio: Buffer): Promise<FailoverResult> {
           if (g === null) noFailover++;
           else gaps.push(g);
         }
+        // Where the time went: the replacement connection's accept and first audio, same clock.
+        const next = ups[victim === 'a' ? 'b' : 'a'].connections.find((t) => t.acceptedAt >= killAt);
+        if (next) {
+          connects.push(next.acceptedAt - killAt);
+          if (next.firstAudioAt !== null) firstAudio.push(next.firstAudioAt - killAt);
+        }
         errors.push(...clients.flatMap((c) => c.errors));
         proxies[victim].pass();
       } finally {
@@ -505,8 +584,8 @@ async function failoverGaps(a: Args, audio: Buffer): Promise<FailoverResult> {
         await Promise.all(clients.map((c) => c.close()));
       }
       log(`failover: round ${round + 1}, ${gaps.length} gaps, ${noFailover} sessions without a result from the other backend`);
-      if (round >= 3 && gaps.length === 0) {
-        log('failover: no session failed over in 4 rounds; giving up (see failover.errors)');
+      if (round >= 5 && gaps.length === 0) {
+        log('failover: no session failed over in 6 rounds; giving up (see failover.errors)');
         break;
       }
     }
@@ -515,7 +594,15 @@ async function failoverGaps(a: Args, audio: Buffer): Promise<FailoverResult> {
     for (const p of Object.values(proxies)) await p.close();
     for (const u of Object.values(ups)) await u.close();
   }
-  return { kills, gaps_ms: gaps.map((g) => round(g, 1)!), gap_ms: { ...summary(gaps), p95: round(percentile(gaps, 95), 1) }, no_failover: noFailover, errors: [...new Set(errors)].slice(0, 10) };
+  return {
+    kills,
+    gaps_ms: gaps.map((g) => round(g, 1)!),
+    gap_ms: { ...summary(gaps), p95: round(percentile(gaps, 95), 1) },
+    reconnect_ms: { ...summary(connects), p95: round(percentile(connects, 95), 1) },
+    first_audio_at_next_ms: { ...summary(firstAudio), p95: round(percentile(firstAudio, 95), 1) },
+    no_failover: noFailover,
+    errors: [...new Set(errors)].slice(0, 10),
+  };
 }
 
 async function main(): Promise<void> {
@@ -537,6 +624,11 @@ async function main(): Promise<void> {
   const failover = a.failover ? await failoverGaps(a, audio) : null;
   const at1000 = levels.find((l) => l.sessions === 1000);
   const maxRss = Math.max(...levels.map((l) => l.gateway.rss_per_session_kib));
+  /** RSS added per extra session between consecutive levels (separate gateway processes, so approximate), KiB. */
+  const rssMarginal = levels.slice(1).map((l, i) => {
+    const prev = levels[i]!;
+    return { from: prev.sessions, to: l.sessions, kib_per_session: round(((l.gateway.rss_mb - prev.gateway.rss_mb) * 1e6) / 1024 / Math.max(1, l.sessions - prev.sessions), 1) };
+  });
   const result = {
     metric: 'relay overhead through the gateway (slng engine → scripted loopback upstream)',
     date: new Date().toISOString(),
@@ -560,6 +652,7 @@ async function main(): Promise<void> {
       failover_gap_p95: failover ? (failover.gap_ms.p95 ?? Infinity) <= TARGET_FAILOVER_P95_MS : null,
     },
     levels,
+    rss_marginal: rssMarginal,
     /** The same load with the clients connected straight to the upstream (no gateway). */
     baselines,
     failover,
@@ -573,7 +666,9 @@ async function main(): Promise<void> {
     );
   }
   if (at1000) log(`  p99 at 1000 streams ${at1000.latency_ms.p99} ms — target ≤ ${TARGET_P99_MS_AT_1000} ms: ${result.pass.p99_at_1000 ? 'PASS' : 'FAIL'}`);
+  for (const m of rssMarginal) log(`  RSS added per session from ${m.from} to ${m.to} sessions: ${m.kib_per_session} KiB`);
   log(`  RSS per relayed session (max over levels) ${maxRss} KiB — target ≤ ${TARGET_RSS_PER_SESSION_KIB} KiB: ${result.pass.rss_per_session ? 'PASS' : 'FAIL'}`);
+  if (failover) log(`  failover: kill → reconnect p95 ${failover.reconnect_ms.p95} ms, → first replayed audio at the next upstream p95 ${failover.first_audio_at_next_ms.p95} ms`);
   if (failover) log(`  failover gap p95 ${failover.gap_ms.p95} ms over ${failover.gap_ms.count} gaps (${failover.kills} kills, ${failover.no_failover} without failover) — target ≤ ${TARGET_FAILOVER_P95_MS} ms: ${result.pass.failover_gap_p95 ? 'PASS' : 'FAIL'}`);
 }
 

@@ -45,6 +45,17 @@ export function parseStamp(transcript: string): Stamp | null {
   return { upstream: m[1]!.toLowerCase(), conn: Number(m[2]), seq: Number(m[3]), sentUs: Number(m[4]) };
 }
 
+/** When one connection reached each step, ms of `performance.now()` (this process's clock). */
+export interface ConnTimes {
+  /** Connection number (as stamped in transcripts). */
+  id: number;
+  acceptedAt: number;
+  /** `ready` sent. */
+  readyAt: number | null;
+  /** First audio frame received. */
+  firstAudioAt: number | null;
+}
+
 /** One upstream connection's state. */
 interface Conn {
   ws: WebSocket;
@@ -57,6 +68,7 @@ interface Conn {
   /** Audio ms of the last final's end. */
   lastFinalMs: number;
   seq: number;
+  times: ConnTimes;
 }
 
 /** A scripted unified-protocol upstream on 127.0.0.1:0. */
@@ -67,6 +79,8 @@ export class ScriptedUpstream {
   sent = 0;
   /** Audio bytes received since start. */
   audioBytes = 0;
+  /** Step times of every connection since start, in accept order. */
+  readonly connections: ConnTimes[] = [];
   private readonly conns = new Set<Conn>();
   private readonly partialEveryMs: number;
   private readonly finalEveryMs: number;
@@ -120,7 +134,9 @@ export class ScriptedUpstream {
 
   private onConnection(ws: WebSocket): void {
     this.accepted++;
-    const c: Conn = { ws, id: this.accepted, ready: false, bytesPerMs: 32, audioBytes: 0, nextAt: this.partialEveryMs, lastFinalMs: 0, seq: 0 };
+    const times: ConnTimes = { id: this.accepted, acceptedAt: performance.now(), readyAt: null, firstAudioAt: null };
+    this.connections.push(times);
+    const c: Conn = { ws, id: this.accepted, ready: false, bytesPerMs: 32, audioBytes: 0, nextAt: this.partialEveryMs, lastFinalMs: 0, seq: 0, times };
     this.conns.add(c);
     ws.on('error', () => {});
     ws.on('close', () => this.conns.delete(c));
@@ -138,10 +154,12 @@ export class ScriptedUpstream {
         c.bytesPerMs = (rate * 2) / 1000;
         c.ready = true;
         ws.send(JSON.stringify({ type: 'ready', session_id: `${this.name}-${c.id}` }));
+        times.readyAt = performance.now();
         return;
       }
       if (isBinary) {
         const len = (data as Buffer).length;
+        times.firstAudioAt ??= performance.now();
         c.audioBytes += len;
         this.audioBytes += len;
         const ms = c.audioBytes / c.bytesPerMs;
