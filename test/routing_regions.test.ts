@@ -98,6 +98,29 @@ describe('routing: regions and world parts pick the backend', () => {
   });
   after(async () => s?.cleanup());
 
+  // Mid-stream failover seen from the front door: the session moves to the next backend without an
+  // error, the active-session gauge follows it and the failover gap is measured (issue 10 metrics).
+  it('mid-stream: the home backend dies after its first final; the next serves the rest, no error; gauge and gap metrics follow', async () => {
+    const s = await startRegionServer(); // its own gateway: the failed backend cools down
+    const us = s.engines.get('fake-us') as FakeSttEngine;
+    us.script = { steps: [{ at: 0.3, final: { transcript: said('fake-us') } }, { at: 0.6, error: { message: 'worker went away', retryable: true } }] };
+    try {
+      const c = await openUnified(s, MULTI);
+      await c.sendBinary(clip.bytes.subarray(0, 32000));
+      await c.waitFor((m) => m.type === 'final_transcript' && m.transcript === said('fake-eu'));
+      assert.equal(c.ofType('error').length, 0, JSON.stringify(c.messages));
+      assert.equal(c.ofType('final_transcript')[0]!.transcript, said('fake-us'));
+      const live = await (await fetch(`${s.url}/metrics`, { headers: { Authorization: `Bearer ${s.key}` } })).text();
+      assert.match(live, /voxgate_backend_failover_gap_seconds_count\{backend="fake-eu"\} 1/);
+      assert.match(live, /voxgate_backend_active_sessions\{backend="fake-eu"\} 1/);
+      assert.match(live, /voxgate_backend_active_sessions\{backend="fake-us"\} 0/);
+      c.ws.close();
+      await c.closed;
+    } finally {
+      await s.cleanup();
+    }
+  });
+
   it('no override: the home region serves, although the model lists another first', async () => {
     assert.equal(await servedBy(await openUnified(s, MULTI)), 'fake-us');
   });

@@ -10,6 +10,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { FixtureDir } from './audio_fixtures.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
@@ -283,6 +284,31 @@ describe('upstream STT relays against a real voxgate upstream', () => {
     assert.deepEqual(got.speechStarted, directStarted);
     assert.ok(got.partials.some((p) => p.transcript && p.words && p.words.length > 0), 'interim Results relayed as partials with words');
   });
+
+  // Engine contract v2: Opus from a client passes through untouched; the upstream decodes it.
+  for (const kind of ['slng', 'deepgram'] as const) {
+    it(`${kind}: Ogg/Opus passes through undecoded (passthrough format) and the upstream transcribes it`, async () => {
+      const fx = new FixtureDir();
+      try {
+        const opus = fx.read(fx.encode(['asr_en/en_ls_1272-128104-0000.wav'], 'ogg-opus'));
+        const e = engineOf(kind, up.wsUrl, { apiKeyEnv: KEY_ENV });
+        await e.init();
+        assert.ok(e.capabilities.passthroughEncodings?.includes('opus'));
+        const s = await e.start({ ...STREAM, passthrough: { encoding: 'opus', sampleRate: 48000, channels: 1 } }, ctx());
+        const rec = record(s);
+        for (let i = 0; i < opus.length; i += 4096) s.writeEncoded!(opus.subarray(i, i + 4096));
+        s.finalize();
+        await s.close();
+        assert.deepEqual(rec.errors, []);
+        const text = rec.finals.map((f) => f.transcript).join(' ').toLowerCase();
+        assert.match(text, /middle/, text);
+        assert.match(text, /gospel/, text);
+        assert.ok(s.audioSeconds > 5, `audio clock from the results: ${s.audioSeconds}`);
+      } finally {
+        fx.cleanup();
+      }
+    });
+  }
 
   it('deepgram: a fixed smart_format query reaches the upstream and punctuated_word is relayed into SttWord.punctuatedWord', async () => {
     const got = await relay('deepgram', { query: { smart_format: 'true' } });
@@ -655,7 +681,7 @@ describe('upstream settings and registry', () => {
     assert.throws(() => createDeepgramSttEngine(cfgWith('dg', { type: 'deepgram', url: 'wss://x', model: 'nova-3', query: { encoding: 'opus' } }), 'dg'), /engines\.dg .*query may not set/s);
     assert.throws(() => createSlngSttEngine(cfgWith('w2', { type: 'slng', url: 'ws://x', model: 'a/b:c', pingIntervalMs: 5000 }), 'w2'), /pingIntervalMs/);
     const e = createDeepgramSttEngine(cfgWith('dg', { type: 'deepgram', url: 'wss://api.deepgram.com', model: 'nova-3', languages: ['en', 'hi'] }), 'dg');
-    assert.deepEqual(e.capabilities, { partials: true, wordTimestamps: true, diarization: false, languages: ['en', 'hi'], inputSampleRate: 16000, endpointing: true, vadEvents: true });
+    assert.deepEqual(e.capabilities, { partials: true, wordTimestamps: true, diarization: false, languages: ['en', 'hi'], inputSampleRate: 16000, endpointing: true, vadEvents: true, passthroughEncodings: ['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4'] });
   });
 
   it('the registry creates both types from the config by instance id', async () => {

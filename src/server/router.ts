@@ -74,6 +74,8 @@ export class BackendRouter {
   private readonly failures: Counter<'backend' | 'reason'>;
   private readonly failovers: Counter<'from' | 'to'>;
   private readonly active: Gauge<'backend'>;
+  private readonly switchGap: Histogram<'backend'>;
+  private readonly replayed: Counter<'backend'>;
 
   constructor(private readonly o: BackendRouterOptions) {
     this.cfg = o.config;
@@ -89,6 +91,14 @@ export class BackendRouter {
     this.failures = new Counter({ name: 'voxgate_backend_failures_total', help: 'Backend failures (connect or stream) by backend and error code', labelNames: ['backend', 'reason'] as const, registers });
     this.failovers = new Counter({ name: 'voxgate_backend_failovers_total', help: 'Moves from a failed backend to the next one (to="none" when none was left)', labelNames: ['from', 'to'] as const, registers });
     this.active = new Gauge({ name: 'voxgate_backend_active_sessions', help: 'Sessions and requests currently served by each backend', labelNames: ['backend'] as const, registers });
+    this.switchGap = new Histogram({
+      name: 'voxgate_backend_failover_gap_seconds',
+      help: 'Mid-stream STT failover: time from the backend failure to the next backend stream being ready, seconds (by the backend taken over to)',
+      labelNames: ['backend'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.replayed = new Counter({ name: 'voxgate_backend_replayed_audio_seconds_total', help: 'Mid-stream STT failover: seconds of buffered audio replayed to the backend taking over', labelNames: ['backend'] as const, registers });
     for (const id of new Set([...o.sttEngines.keys(), ...o.ttsEngines.keys()])) this.active.set({ backend: id }, 0);
   }
 
@@ -126,6 +136,12 @@ export class BackendRouter {
       onConnect: (b, ms) => {
         this.connectSeconds.observe({ backend: b.id }, ms / 1000);
         lease.take(b.id);
+      },
+      // A mid-stream switch: the session moves to the new backend (active gauge) and its gap is measured.
+      onSwitch: (ev) => {
+        lease.take(ev.to.id, ev.from.id);
+        this.switchGap.observe({ backend: ev.to.id }, ev.gapMs / 1000);
+        this.replayed.inc({ backend: ev.to.id }, ev.replayedSeconds);
       },
     });
     return { engine, candidates, ctx: lease.ctx, end: lease.end };

@@ -36,6 +36,7 @@ import { abortHandshake, fastifyError, sendError, type UpgradeRefuser } from './
 import { compatProtocol, matchCompatRoute, type CompatRoute } from './compat_routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { matchSttRoute } from './routes.js';
+import { listingBase } from './catalogue.js';
 import { playgroundPlugin } from './static.js';
 import { httpSttPlugin } from './http_stt.js';
 import { applyServerTimeouts, limitConnectionsPerIp } from './guard.js';
@@ -175,15 +176,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     config.stt.models.map((m) => {
       const e = engines.get(m.backends?.[0] ?? m.engine)!;
       return {
-        code: m.code,
-        service_type: 'stt',
-        name: m.name ?? m.code,
-        description: m.description ?? '',
-        engine: m.engine,
-        dialect: m.dialect,
-        streaming: true,
-        api_path: `/v1/stt/${m.code}`,
-        bridge_path: `/v1/bridges/unmute/stt/${m.code}`,
+        ...listingBase('stt', m),
         capabilities: e.capabilities,
         ...router.placement(m),
       };

@@ -37,7 +37,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
-import { contentType, isPcmEncoding, supportedSampleRates, TTS_ENCODINGS, wavHeader, type PcmEncoding, type TtsEncoding } from '../audio/encode.js';
+import { contentType, isPcmEncoding, supportedSampleRates, TTS_ENCODINGS, wavHeader, type PcmEncoding } from '../audio/encode.js';
 import type { VoxgateConfig } from '../config/config.js';
 import type { TtsModelEntry } from '../config/tts_config.js';
 import type { TtsEngine } from '../engines/tts/types.js';
@@ -45,6 +45,7 @@ import { createDeepgramSpeakDialect, nameUuid } from '../protocol/deepgram-speak
 import { checkSpeakSpeed, parseSpeakQuery } from '../protocol/deepgram-speak/query.js';
 import { SPEAK_MAX_CHARS } from '../protocol/deepgram-speak/schema.js';
 import { createUnifiedTtsDialect } from '../protocol/tts-unified/index.js';
+import { AUDIO_FORMATS, containerFor, encodingFromAccept, httpBodySchema } from '../protocol/tts-http/index.js';
 import type { TtsDialect } from '../protocol/tts_events.js';
 import { defaultVoice, lookupVoice, modelVoices, resolveTtsOptions, voiceForLanguage, AURA_NAME_RE, type ResolvedTtsOptions, type TtsRequestOptions } from '../session/tts_options.js';
 import { synthesizeText } from '../session/tts_render.js';
@@ -56,6 +57,7 @@ import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard
 import { fastifyError, sendError, type UpgradeRefuser } from './refuse.js';
 import { bindSocket, ttsSocketTransport } from '../session/ws_transport.js';
 import { errorExtra } from './backends.js';
+import { listingBase } from './catalogue.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverTtsEngine } from '../engines/tts/failover.js';
 
@@ -150,62 +152,6 @@ export function resolveSpeakVoice(name: string, models: readonly TtsModelEntry[]
     }
   }
   return null;
-}
-
-/** HTTP/JSON request body of the TTS HTTP routes (§1.7), tolerant of provider-specific field names. */
-const httpBodySchema = z
-  .object({
-    text: z.string({ error: 'Missing required field: text (a string)' }),
-    voice: z.string().optional(),
-    /** Deepgram-style bodies put the voice in `model`. */
-    model: z.string().optional(),
-    /** Rime/Sarvam-style voice field. */
-    speaker: z.string().optional(),
-    language: z.string().optional(),
-    target_language_code: z.string().optional(),
-    encoding: z.string().optional(),
-    sample_rate: z.coerce.number().optional(),
-    speed: z.coerce.number().optional(),
-    container: z.enum(['wav', 'none', 'ogg']).optional(),
-    /** Soniox-style format name: `wav`, `pcm`, `mp3`, `opus`/`ogg`, `mulaw`, `alaw`. */
-    audio_format: z.enum(['wav', 'pcm', 'mp3', 'opus', 'ogg', 'mulaw', 'alaw']).optional(),
-    stream: z.boolean().optional(),
-    config: z
-      .object({ sample_rate: z.coerce.number().optional(), encoding: z.string().optional(), language: z.string().optional(), speed: z.coerce.number().optional() })
-      .loose()
-      .optional(),
-  })
-  .loose();
-
-/** `audio_format` names → encoding and container. */
-const AUDIO_FORMATS: Record<string, { encoding: TtsEncoding; container?: 'wav' | 'none' }> = {
-  wav: { encoding: 'linear16', container: 'wav' },
-  pcm: { encoding: 'linear16', container: 'none' },
-  mp3: { encoding: 'mp3' },
-  opus: { encoding: 'opus' },
-  ogg: { encoding: 'opus' },
-  mulaw: { encoding: 'mulaw', container: 'none' },
-  alaw: { encoding: 'alaw', container: 'none' },
-};
-
-/** Encoding implied by an `Accept` header when the request names none. */
-function encodingFromAccept(accept: string | undefined): { encoding?: TtsEncoding; container?: 'wav' | 'none' } {
-  const a = (accept ?? '').toLowerCase();
-  if (a.includes('audio/mpeg') || a.includes('audio/mp3')) return { encoding: 'mp3' };
-  if (a.includes('audio/ogg') || a.includes('audio/opus')) return { encoding: 'opus' };
-  if (a.includes('audio/pcm') || a.includes('audio/l16')) return { encoding: 'linear16', container: 'none' };
-  return {};
-}
-
-/** Allowed containers per encoding; the first is the default. */
-function containerFor(e: TtsEncoding, asked: 'wav' | 'none' | 'ogg' | undefined): 'wav' | 'none' {
-  if (isPcmEncoding(e)) {
-    if (asked === 'ogg') throw new VoxgateError('config_error', `container "ogg" is not available for ${e}; use wav or none`);
-    return asked ?? 'wav';
-  }
-  if (e === 'mp3' && asked && asked !== 'none') throw new VoxgateError('config_error', `container "${asked}" is not available for mp3; use none`);
-  if (e === 'opus' && asked === 'wav') throw new VoxgateError('config_error', 'container "wav" is not available for opus (it is Ogg)');
-  return 'none';
 }
 
 /** Build the TTS routes and upgrade handler. Registers HTTP routes on `deps.app` immediately. */
@@ -570,18 +516,10 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
         const e = engines.get(mo.engine)!;
         const voices = modelVoices(mo, e);
         return {
-          code: mo.code,
-          service_type: 'tts',
-          name: mo.name ?? mo.code,
-          description: mo.description ?? '',
-          engine: mo.engine,
+          ...listingBase('tts', mo),
           engine_version: e.version,
-          dialect: mo.dialect,
           audio_framing: mo.audio,
-          streaming: true,
           batch: true,
-          api_path: `/v1/tts/${mo.code}`,
-          bridge_path: `/v1/bridges/unmute/tts/${mo.code}`,
           default_voice: defaultVoice(mo, e).id,
           languages: [...new Set(voices.flatMap((v) => v.languages))].sort(),
           capabilities: {

@@ -85,6 +85,15 @@ export class FailoverTtsEngine implements TtsEngine {
     const sampleRate = first.capabilities.voices.find((v) => v.id === req.voice)?.sampleRate ?? first.capabilities.voices[0]?.sampleRate ?? 16000;
     const peek = (tried: ReadonlySet<string>): TtsBackend | null => self.backends.find((b) => !tried.has(b.id) && health.isAvailable(b.id)) ?? null;
     async function* run(): AsyncGenerator<Int16Array> {
+      if (self.backends.length === 1) {
+        // Nowhere to fail over to: the wrapper is transparent — the engine's own errors (an embedded
+        // engine's provider_error for one segment) pass through unchanged, no timeout is added and
+        // the backend is never cooled down (its next segment has nowhere else to go).
+        const only = self.backends[0]!;
+        self.lastBackend = only;
+        yield* only.engine.synthesize(req, signal);
+        return;
+      }
       const tried = new Set<string>();
       let last: VoxgateError | null = null;
       for (;;) {

@@ -38,6 +38,8 @@ export class PocketSphinxEngine implements SttEngine {
   readonly id = 'pocketsphinx';
   readonly version = '0.8+5prealpha (Debian)';
   readonly capabilities = POCKETSPHINX_CAPABILITIES;
+  /** Failover replay pace (× real time): none — an embedded decoder takes audio as fast as it decodes (src/engines/stt/failover.ts). */
+  readonly replayPace = null;
   private model: SharedModel | null = null;
   private pool: DecoderPool | null = null;
   private readonly vads = new VadPool();

@@ -68,7 +68,36 @@ export const upstreamSettingsShape = {
   finalizeTimeoutMs: z.number().int().positive().default(5000),
   /** `close()` waits this long for the upstream to drain and close, then terminates with a `provider_error`, ms. */
   closeTimeoutMs: z.number().int().positive().default(10000),
+  /**
+   * Client encodings sent to the upstream as they are, undecoded (engine contract v2: "Opus/mp3 from a
+   * client passes through untouched to an upstream that takes it"); others are decoded to 16 kHz
+   * linear16 by the gateway. Canonical names of src/audio/decoder.ts. Default: all of them (both
+   * Deepgram and SLNG/voxgate take raw and containerised audio). `[]` decodes everything at the
+   * gateway. Note: a container stream cannot be replayed to another backend mid-stream (failover
+   * then ends the session with the error), raw encodings can.
+   */
+  /**
+   * Pace (× real time) at which failover replays buffered audio to this backend (src/engines/stt/failover.ts);
+   * `null` = as fast as it takes it (e.g. a voxgate worker on embedded engines). Default 1.25, Deepgram's
+   * documented cap (upstreams.md §1.1).
+   */
+  replayPace: z.number().positive().nullable().default(1.25),
+  passthroughEncodings: z.array(z.enum(['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4'])).default(['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4']),
 };
+
+/** Raw encodings (the upstream needs `encoding`/`sample_rate`/`channels`); bytes per sample. */
+export const RAW_BYTES_PER_SAMPLE: Readonly<Record<string, number>> = { linear16: 2, mulaw: 1, alaw: 1 };
+
+/**
+ * The audio format a stream sends upstream: the client's own when it passes through
+ * ({@link SttStreamConfig.passthrough}), else 16 kHz mono linear16.
+ * @returns `encoding` (canonical), `sampleRate` Hz, `channels`, and `raw` (false for containers, whose rate the upstream reads from the stream).
+ */
+export function upstreamFormat(config: SttStreamConfig): { encoding: string; sampleRate: number; channels: number; raw: boolean } {
+  const p = config.passthrough;
+  if (!p) return { encoding: 'linear16', sampleRate: UPSTREAM_SAMPLE_RATE, channels: 1, raw: true };
+  return { encoding: p.encoding, sampleRate: p.sampleRate, channels: p.channels, raw: p.encoding in RAW_BYTES_PER_SAMPLE };
+}
 
 const baseSettingsSchema = z.object(upstreamSettingsShape).strict();
 /** Validated common settings, defaults filled in. */
@@ -316,8 +345,27 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
   /** Handle one upstream text frame (protocol-specific). May throw on a malformed frame: the base turns it into a `provider_error`. */
   protected abstract onText(text: string): void;
 
+  /**
+   * Seconds of audio written: from the bytes for PCM and raw passthrough; for a passthrough container
+   * (whose duration cannot be read from its byte count) the end of the latest result.
+   */
   get audioSeconds(): number {
-    return this.bytes / UPSTREAM_BYTES_PER_SECOND;
+    const f = upstreamFormat(this.config);
+    if (!f.raw) return this.resultEnd;
+    return this.bytes / (f.sampleRate * f.channels * RAW_BYTES_PER_SAMPLE[f.encoding]!);
+  }
+
+  /** End (seconds from stream start) of the latest result seen; the audio clock of passthrough containers. */
+  protected resultEnd = 0;
+
+  /**
+   * Passthrough: the client's bytes go upstream unchanged, one binary frame per call (never an empty one).
+   */
+  writeEncoded(bytes: Uint8Array): void {
+    if (this.state !== 'open' || bytes.length === 0) return;
+    const copy = Buffer.from(bytes);
+    this.bytes += copy.length;
+    this.send(copy);
   }
 
   /** Bytes the socket has not flushed yet, as seconds of audio. */
@@ -368,6 +416,8 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
   /** Emit a non-final event; never throws (a listener's exception is not the upstream's fault, but must not kill the socket handler). */
   protected safeEmit<K extends 'partial' | 'final' | 'speech_started'>(ev: K, ...args: SttStreamEvents[K]): void {
     if (this.state === 'done') return;
+    const r = args[0] as { start?: number; duration?: number };
+    if (typeof r.start === 'number' && typeof r.duration === 'number') this.resultEnd = Math.max(this.resultEnd, r.start + r.duration);
     try {
       (this.emit as (e: string, ...a: unknown[]) => boolean)(ev, ...args);
     } catch {
@@ -545,6 +595,8 @@ export abstract class UpstreamSttEngine implements SttEngine {
   readonly capabilities: SttCapabilities;
   /** The upstream model (served as `model_info.version`). */
   readonly version: string;
+  /** Failover replay pace (setting `replayPace`). */
+  readonly replayPace: number | null;
   private readonly streams = new Set<UpstreamSttStream>();
 
   constructor(
@@ -553,6 +605,7 @@ export abstract class UpstreamSttEngine implements SttEngine {
     private readonly protocol: UpstreamProtocol,
   ) {
     this.version = settings.model;
+    this.replayPace = settings.replayPace;
     this.capabilities = {
       partials: true,
       wordTimestamps: true,
@@ -561,6 +614,7 @@ export abstract class UpstreamSttEngine implements SttEngine {
       inputSampleRate: UPSTREAM_SAMPLE_RATE,
       endpointing: true,
       vadEvents: true,
+      passthroughEncodings: [...settings.passthroughEncodings],
     };
   }
 

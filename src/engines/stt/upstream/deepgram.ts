@@ -20,7 +20,7 @@ import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
 import { listenWordSchema } from '../../../protocol/deepgram/schema.js';
 import type { SttStreamConfig } from '../types.js';
-import { parseTypedFrame, parseUpstreamSettings, relayWords, upstreamFrameError, upstreamSettingsShape, UPSTREAM_SAMPLE_RATE, UpstreamSttEngine, UpstreamSttStream, type UpstreamRequest } from './common.js';
+import { parseTypedFrame, parseUpstreamSettings, relayWords, upstreamFrameError, upstreamSettingsShape, upstreamFormat, UpstreamSttEngine, UpstreamSttStream, type UpstreamRequest } from './common.js';
 
 /** Query keys the engine sets from the stream config; the fixed `query` may not override them. */
 export const DEEPGRAM_MAPPED_QUERY = ['model', 'language', 'encoding', 'sample_rate', 'channels', 'interim_results', 'endpointing', 'vad_events'] as const;
@@ -131,9 +131,14 @@ export class DeepgramSttEngine extends UpstreamSttEngine {
     const q = u.searchParams;
     q.set('model', this.s.model);
     q.set('language', config.language);
-    q.set('encoding', 'linear16');
-    q.set('sample_rate', String(UPSTREAM_SAMPLE_RATE));
-    q.set('channels', '1');
+    // The client's own format when it passes through (engine contract v2): raw encodings are
+    // described; containers are not (Deepgram: "omit encoding for containerised audio", protocols.md §2.2).
+    const fmt = upstreamFormat(config);
+    if (fmt.raw) {
+      q.set('encoding', fmt.encoding);
+      q.set('sample_rate', String(fmt.sampleRate));
+      q.set('channels', String(fmt.channels));
+    }
     q.set('interim_results', String(config.partials));
     q.set('endpointing', config.vad && config.endpointingMs !== null ? String(config.endpointingMs) : 'false');
     q.set('vad_events', String(config.vad));

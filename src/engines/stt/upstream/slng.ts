@@ -14,7 +14,7 @@ import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
 import { listenWordSchema } from '../../../protocol/deepgram/schema.js';
 import type { SttStreamConfig } from '../types.js';
-import { connectFailed, parseTypedFrame, parseUpstreamSettings, redact, relayWords, upstreamFrameError, upstreamSettingsShape, UPSTREAM_SAMPLE_RATE, UpstreamSttEngine, UpstreamSttStream, type UpstreamRequest } from './common.js';
+import { connectFailed, parseTypedFrame, parseUpstreamSettings, redact, relayWords, upstreamFrameError, upstreamSettingsShape, upstreamFormat, UpstreamSttEngine, UpstreamSttStream, type UpstreamRequest } from './common.js';
 import type { VoxgateError } from '../../../util/errors.js';
 
 /** Settings of a `slng` instance (`engines.<id>`), strict. */
@@ -144,13 +144,15 @@ export class SlngSttEngine extends UpstreamSttEngine {
       .map((seg) => encodeURIComponent(seg).replace(/%3A/gi, ':'))
       .join('/');
     u.pathname = u.pathname.replace(/\/+$/, '') + this.s.pathPrefix + modelPath;
+    const fmt = upstreamFormat(config);
     const init = {
       type: 'init',
       config: {
         language: config.language,
-        sample_rate: UPSTREAM_SAMPLE_RATE,
-        encoding: 'linear16',
-        channels: 1,
+        // The client's own format when it passes through (engine contract v2), else 16 kHz linear16.
+        sample_rate: fmt.sampleRate,
+        encoding: fmt.encoding,
+        channels: fmt.channels,
         enable_partials: config.partials,
         enable_vad: config.vad,
         enable_word_timestamps: config.wordTimestamps,
