@@ -50,7 +50,7 @@ describe('gateway + two workers as real processes, fault proxies between them', 
    */
   async function startGateway(): Promise<VoxgateProcess> {
     if (gw) await gw.stop();
-    const worker = (region: string, url: string, keyEnv: string, model: string) => ({ type: 'slng', region, url, model, apiKeyEnv: keyEnv, languages: ['en'], connectTimeoutMs: 1500, stallTimeoutMs: 2500 });
+    const worker = (region: string, url: string, keyEnv: string, model: string) => ({ type: 'slng', region, url, model, apiKeyEnv: keyEnv, languages: ['en'], connectTimeoutMs: 1500, stallTimeoutMs: 2500, replayPace: null });
     const ttsWorker = { type: 'slng', model: 'local/flite:en', voices: [{ id: 'kal16', languages: ['en-us', 'en'], gender: 'male', sampleRate: 16000 }], initConfig: { pacing: false }, connectTimeoutMs: 1500, idleConnectionMs: 0 };
     return startVoxgateProcess({
       role: 'gateway',
