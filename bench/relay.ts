@@ -34,7 +34,8 @@
  * and the other backend is out of its cool-down from the previous kill (gateway /v1/status), the
  * backend holding it is killed (all its connections destroyed, new ones refused until the round
  * ends); gap = that moment → the first result stamped by the other upstream at the client. Until
- * ≥ `--kills` gaps are measured. Results every 100 ms of audio in this phase (so the upstream's own
+ * ≥ `--kills` gaps are measured. Run twice: with the `slng` default `replayPace` (1.25×, results key
+ * `failover`) and with `replayPace: null`, the setting for voxgate workers (`failover_unpaced`). Results every 100 ms of audio in this phase (so the upstream's own
  * cadence adds ≤ 100 ms to a gap).
  *
  * The box has 2 cores: the gateway, the upstream and up to 1000 clients share them, so the numbers
