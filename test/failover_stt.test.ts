@@ -100,6 +100,21 @@ function setup(scriptA: FakeSttScript, scriptB: FakeSttScript, opts: Partial<Fai
 const SPEECH = [1, 2, 0, 0, 3, 4, 5, 0, 0];
 
 describe('STT failover: connect', () => {
+  // Before: with every backend cooling after one failure each, new sessions got
+  // backend_connection_failed "no backend available" for the whole cool-down, even once a backend was back.
+  it('every backend cooling: the next session still tries them as a last resort and gets the one that is back', async () => {
+    const { health, a, b, engine } = setup({ failAtStart: { message: 'A refused' } }, { failAtStart: { message: 'B refused' } });
+    await assert.rejects(engine.start(CFG), (e: VoxgateError) => e.code === 'backend_connection_failed');
+    assert.equal(health.state('A'), 'cooling');
+    assert.equal(health.state('B'), 'cooling');
+    b.script = decoding();
+    const s = await engine.start(CFG);
+    assert.equal(engine.lastBackend?.id, 'B');
+    assert.equal(health.state('B'), 'healthy');
+    assert.equal(a.started.length, 2, 'A (still down) was tried first, in preference order');
+    s.abort();
+  });
+
   it('start fails on A (retryable) → B serves; A cools down; onFailover names both', async () => {
     const { health, a, b, engine, failovers } = setup({ failAtStart: { message: 'A refused' } }, decoding());
     const s = await engine.start(CFG);

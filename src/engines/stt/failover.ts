@@ -165,7 +165,10 @@ export class FailoverSttEngine implements SttEngine {
   async connect(config: SttStreamConfig, ctx: RequestContext | undefined, exclude: ReadonlySet<string>, last: VoxgateError | null): Promise<{ stream: SttStream; backend: SttBackend }> {
     const tried = new Set(exclude);
     for (;;) {
-      const b = this.backends.find((x) => !tried.has(x.id) && this.o.health.begin(x.id));
+      // Healthy backends (and a due probe) first; when none is left, the ones cooling down are tried
+      // anyway as a last resort — one failure on every backend must not make the model unavailable for
+      // a whole cool-down, nor may a probe in flight turn concurrent sessions away.
+      const b = this.backends.find((x) => !tried.has(x.id) && this.o.health.begin(x.id)) ?? this.backends.find((x) => !tried.has(x.id));
       if (!b) break;
       tried.add(b.id);
       if (ctx?.signal?.aborted) {
@@ -264,6 +267,8 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
   /** Completed mid-stream switches, in order (metadata, tests). */
   readonly switches: SttSwitchEvent[] = [];
   private cur: SttStream | null;
+  /** Backends that failed during this stream (never tried again by it). */
+  private readonly failedHere = new Set<string>();
   /**
    * Stream positions are in units: PCM samples at the engine's input rate, or bytes for a raw
    * passthrough encoding (`config.passthrough`). `rate` is units per second, `frame` units per sample.
@@ -504,7 +509,10 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
     if (this.engine.backends.length === 1) return this.fail(err);
     const o = this.engine.o;
     if (e.code !== 'rate_limit') o.health.failure(from.id, e.message); // busy is not broken: no cool-down
-    const exclude = new Set([from.id]);
+    // Every backend that failed during this stream stays excluded: the last-resort retry of cooling
+    // backends (connect) must not bounce a stream between two failing backends.
+    this.failedHere.add(from.id);
+    const exclude = new Set(this.failedHere);
     o.onFailover?.(from, this.engine.backends.find((b) => !exclude.has(b.id) && o.health.isAvailable(b.id)) ?? null, e);
     if (!this.keep) return this.fail(err);
     this.mode = 'switching';

@@ -97,7 +97,8 @@ export class FailoverTtsEngine implements TtsEngine {
       const tried = new Set<string>();
       let last: VoxgateError | null = null;
       for (;;) {
-        const b = self.backends.find((x) => !tried.has(x.id) && health.begin(x.id));
+        // Healthy backends (and a due probe) first, then the cooling ones as a last resort (see the STT failover).
+        const b = self.backends.find((x) => !tried.has(x.id) && health.begin(x.id)) ?? self.backends.find((x) => !tried.has(x.id));
         if (!b) break;
         tried.add(b.id);
         let started = false;
