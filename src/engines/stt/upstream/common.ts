@@ -480,10 +480,14 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
       this.fail(this.providerError(`no response from backend for ${this.o.settings.stallTimeoutMs} ms`));
       return;
     }
-    try {
-      this.ws.ping();
-    } catch {
-      /* the close event reports it */
+    // A ping only when the backend has been quiet for a ping period: its own frames already prove it
+    // alive, and at 1000 relayed streams a ping per second each is 1000 needless writes a second.
+    if (now - this.lastRx >= this.o.settings.pingIntervalMs) {
+      try {
+        this.ws.ping();
+      } catch {
+        /* the close event reports it */
+      }
     }
     if (this.state === 'open' && now - this.lastTx >= this.o.settings.keepAliveMs) this.send(this.o.frames.keepalive);
   }
