@@ -363,9 +363,10 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
    */
   writeEncoded(bytes: Uint8Array): void {
     if (this.state !== 'open' || bytes.length === 0) return;
-    const copy = Buffer.from(bytes);
-    this.bytes += copy.length;
-    this.send(copy);
+    // No copy: ws masks a Buffer into a frame of its own (its `readOnly` path) and never writes to it.
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.bytes += buf.length;
+    this.send(buf);
   }
 
   /** Bytes the socket has not flushed yet, as seconds of audio. */
@@ -375,9 +376,10 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
 
   write(pcm: Int16Array): void {
     if (this.state !== 'open' || pcm.length === 0) return; // never an empty binary frame (Deepgram: legacy close signal, §2.3)
-    const copy = Buffer.from(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
-    this.bytes += copy.length;
-    this.send(copy);
+    // A view, not a copy: ws copies it into the masked frame synchronously (no compression, no queue).
+    const view = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+    this.bytes += view.length;
+    this.send(view);
   }
 
   finalize(): void {
