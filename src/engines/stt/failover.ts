@@ -297,6 +297,8 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
   private mode: 'live' | 'switching' | 'replaying' = 'live';
   /** Partials whose rebased end is before this (s) are suppressed. */
   private partialsFrom = 0;
+  /** End (s, stream time) of the last partial emitted: after a switch the client's interim text never shrinks below it. */
+  private lastPartialEnd = 0;
   private speechSinceFinal = false;
   /** Incremented whenever the current backend stream changes; events of older streams are ignored. */
   private gen = 0;
@@ -475,7 +477,10 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
   }
 
   private onPartial(p: SttPartial): void {
-    if (!this.replaced) return void this.emit('partial', p);
+    if (!this.replaced) {
+      this.lastPartialEnd = Math.max(this.lastPartialEnd, p.start + p.duration);
+      return void this.emit('partial', p);
+    }
     const off = this.offset;
     const end = p.start + off + p.duration;
     if (end < this.partialsFrom - EPS) return;
@@ -485,6 +490,7 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
       out.words = this.rebaseWords(p.words);
       if (out.words.length !== p.words.length) out.transcript = out.words.map((w) => w.word).join(' ');
     }
+    this.lastPartialEnd = Math.max(this.lastPartialEnd, end);
     this.emit('partial', out);
   }
 
@@ -540,7 +546,10 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
     this.switches.push(ev);
     o.onSwitch?.(ev);
     this.mode = 'replaying';
-    this.partialsFrom = Number.POSITIVE_INFINITY;
+    // The new backend's partials are shown as soon as they reach as far as the last one the client
+    // saw (so its interim text never goes back), not only once the paced replay caught up with live
+    // audio: the first result after a failover comes ~5× sooner at a 1.25× replay pace.
+    this.partialsFrom = Math.max(this.lastFinalEnd, this.lastPartialEnd);
     await this.replay(this.gen);
   }
 
@@ -575,7 +584,6 @@ export class FailoverSttStream extends EventEmitter<SttStreamEvents> implements 
     }
     if (g !== this.gen || this.ended) return;
     this.mode = 'live';
-    this.partialsFrom = this.written / this.rate;
     this.evict();
     if (this.closing) this.closeCurrent();
   }

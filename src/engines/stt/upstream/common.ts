@@ -79,7 +79,7 @@ export const upstreamSettingsShape = {
   /**
    * Pace (× real time) at which failover replays buffered audio to this backend (src/engines/stt/failover.ts);
    * `null` = as fast as it takes it (e.g. a voxgate worker on embedded engines). Default 1.25, Deepgram's
-   * documented cap (upstreams.md §1.1).
+   * documented cap (upstreams.md §1.1); the `slng` type overrides it with `null`.
    */
   replayPace: z.number().positive().nullable().default(1.25),
   passthroughEncodings: z.array(z.enum(['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4'])).default(['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4']),

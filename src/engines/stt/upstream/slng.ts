@@ -21,6 +21,13 @@ import type { VoxgateError } from '../../../util/errors.js';
 export const slngSettingsSchema = z
   .object({
     ...upstreamSettingsShape,
+    /**
+     * Failover replay pace (× real time); default `null` (no limit): the SLNG unified protocol sets no
+     * pace cap and a voxgate worker decodes as fast as it is fed, so a failover's first result comes
+     * in ~0.1 s instead of after a paced replay (relay bench: gap p95 93 ms vs 645 ms at 1.25×). Set
+     * 1.25 for an SLNG route that relays to Deepgram.
+     */
+    replayPace: z.number().positive().nullable().default(null),
     /** Path before the model code: `/v1/stt/` (voxgate worker, SLNG direct unified route) or `/v1/bridges/unmute/stt/` (SLNG bridge). */
     pathPrefix: z
       .string()
