@@ -546,10 +546,10 @@ for (const kind of KINDS) {
       }
     });
 
-    it('an error frame mid-stream keeps its code (auth non-retryable); a malformed frame is a retryable provider_error', async () => {
+    it('an error frame mid-stream keeps its code, an auth refusal of the gateway\'s key is a non-retryable backend_connection_failed; a malformed frame is a retryable provider_error', async () => {
       const authFrame = kind === 'slng' ? { type: 'error', code: 'auth_error', message: 'key revoked' } : { type: 'Error', err_code: 'INVALID_AUTH', description: 'key revoked' };
       for (const [frame, code, retryable] of [
-        [JSON.stringify(authFrame), 'auth_error', false],
+        [JSON.stringify(authFrame), 'backend_connection_failed', false],
         ['this is not json', 'provider_error', true],
         [JSON.stringify({ type: kind === 'slng' ? 'final_transcript' : 'Results', transcript: 42 }), 'provider_error', true],
       ] as const) {

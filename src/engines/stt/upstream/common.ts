@@ -541,6 +541,10 @@ export function upstreamFrameError(code: string, message: string, secrets: reado
     TOO_MANY_REQUESTS: 'rate_limit',
   };
   const c = Object.hasOwn(same, code) ? same[code]! : 'provider_error';
+  // The backend refusing *our* key is not the client's auth error (which would tell it its own
+  // voxgate key is wrong): it is the backend failing, as SLNG reports a rejected provider key
+  // (upstreams.md §2.2 error mapping). Not failed over: another backend would refuse the same key.
+  if (c === 'auth_error') return new VoxgateError('backend_connection_failed', `Failed to connect to backend: the backend refused the gateway's key (${msg})`, { retryable: false });
   return new VoxgateError(c, msg, { retryable: c === 'provider_error' || c === 'rate_limit' || c === 'backend_connection_failed' });
 }
 
