@@ -285,6 +285,40 @@ describe('upstream STT relays against a real voxgate upstream', () => {
     assert.ok(got.partials.some((p) => p.transcript && p.words && p.words.length > 0), 'interim Results relayed as partials with words');
   });
 
+  // BYOK (protocols.md §1.1): on an external route the client's X-Slng-Provider-Key is the key the
+  // gateway uses upstream (before: ignored, so a gateway without a configured key always got 401).
+  it('BYOK: X-Slng-Provider-Key on an external route authenticates the upstream; a wrong one is backend_connection_failed (401), never echoed', async () => {
+    const base = loadConfig();
+    const gw = await startConfiguredServer({
+      ...base,
+      engines: { dg: { type: 'deepgram', url: up.wsUrl, model: 'nova-3' } }, // no apiKeyEnv: only BYOK can work
+      stt: { models: [{ code: 'deepgram/nova:3', engine: 'dg', dialect: 'unified', options: {}, aliases: [] }] },
+    });
+    try {
+      const open = async (providerKey?: string) => {
+        const c = await openSocket(`${gw.wsUrl}/v1/stt/deepgram/nova:3`, { Authorization: `Bearer ${gw.key}`, ...(providerKey ? { 'X-Slng-Provider-Key': providerKey } : {}) });
+        c.sendJson({ type: 'init', config: { language: 'en', sample_rate: 16000, encoding: 'linear16' } });
+        return c;
+      };
+      const ok = await open(up.key);
+      await ok.waitType('ready');
+      await ok.sendBinary(audio, 3200);
+      ok.sendJson({ type: 'close' });
+      await ok.closed;
+      assert.ok(ok.ofType('final_transcript').some((f) => String(f.transcript).length > 10), JSON.stringify(ok.messages));
+      const wrong = 'vg_not_a_real_key_0123456789';
+      const bad = await open(wrong);
+      const closed = await bad.closed;
+      const err = bad.ofType('error')[0]!;
+      assert.equal(err.code, 'backend_connection_failed');
+      assert.match(String(err.message), /401/);
+      assert.ok(!JSON.stringify(bad.messages).includes(wrong), 'the provider key is never echoed');
+      assert.equal(closed.code, 1011);
+    } finally {
+      await gw.cleanup();
+    }
+  });
+
   // Engine contract v2: Opus from a client passes through untouched; the upstream decodes it.
   for (const kind of ['slng', 'deepgram'] as const) {
     it(`${kind}: Ogg/Opus passes through undecoded (passthrough format) and the upstream transcribes it`, async () => {

@@ -20,6 +20,13 @@ export interface RequestContext {
   signal?: AbortSignal;
   /** Absolute deadline for connecting, as `performance.now()` milliseconds; absent = engine default. */
   connectDeadline?: number;
+  /**
+   * The client's own provider key (BYOK: `X-Slng-Provider-Key`, only on external — non-`slng/` —
+   * routes; protocols.md §1.1). Upstream engines send it instead of their configured key; a provider
+   * refusing it reaches the client as `backend_connection_failed` with the provider's 401/403. Never
+   * logged. Embedded engines ignore it.
+   */
+  providerKey?: string;
 }
 
 /** A context for internal callers (CLI, tests) that have no request: a fresh id, no pins. */

@@ -204,6 +204,16 @@ export function selectBackends(
 const BYOK_HEADER = 'x-slng-provider-key';
 
 /**
+ * The client's BYOK provider key (`X-Slng-Provider-Key`), trimmed; undefined when absent or empty.
+ * Only reaches an engine on external routes: {@link checkByok} refuses it on `slng/` routes first.
+ */
+export function providerKeyOf(headers: IncomingHttpHeaders): string | undefined {
+  const v = headers[BYOK_HEADER];
+  const s = (Array.isArray(v) ? v[0] : v)?.trim();
+  return s ? s : undefined;
+}
+
+/**
  * BYOK (protocols.md §1.1 "BYOK"): `X-Slng-Provider-Key` is only accepted on external routes; on a
  * `slng/…` model route the request is refused with HTTP 400 "BYOK is only supported for external
  * STT/TTS routes" before the upgrade / before the body is read.

@@ -22,7 +22,7 @@ import type { SttEngine } from '../engines/stt/types.js';
 import { FailoverTtsEngine, type TtsBackend } from '../engines/tts/failover.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import type { VoxgateError } from '../util/errors.js';
-import { checkByok, modelPlacement, resolveOverrides, selectBackends, type BackendCandidate, type ModelPlacement, type RoutingOverrides } from './backends.js';
+import { checkByok, providerKeyOf, modelPlacement, resolveOverrides, selectBackends, type BackendCandidate, type ModelPlacement, type RoutingOverrides } from './backends.js';
 
 /** A model as the router needs it: code and backends. */
 type Routable = { code: string; engine: string; backends?: string[] };
@@ -128,7 +128,7 @@ export class BackendRouter {
    */
   stt(model: Routable, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverSttEngine> {
     const { overrides, candidates } = this.route(model, headers, url);
-    const lease = this.lease(overrides, model.code, requestId);
+    const lease = this.lease(overrides, model.code, requestId, providerKeyOf(headers));
     const backends: SttBackend[] = candidates.map((c) => ({ ...c, engine: this.o.sttEngines.get(c.id)! }));
     const engine = new FailoverSttEngine(backends, {
       health: this.health,
@@ -154,7 +154,7 @@ export class BackendRouter {
    */
   tts(model: Routable, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverTtsEngine> {
     const { overrides, candidates } = this.route(model, headers, url);
-    const lease = this.lease(overrides, model.code, requestId);
+    const lease = this.lease(overrides, model.code, requestId, providerKeyOf(headers));
     const backends: TtsBackend[] = candidates.map((c) => ({ ...c, engine: this.o.ttsEngines.get(c.id)! }));
     const engine = new FailoverTtsEngine(backends, {
       health: this.health,
@@ -194,11 +194,11 @@ export class BackendRouter {
    * backend `id` (once per backend, however many streams it opens there; `from` is released when a
    * failover moved it); `end()` aborts the signal and releases every backend it holds.
    */
-  private lease(overrides: RoutingOverrides, modelCode: string, requestId: string): { ctx: RequestContext; take: (id: string, from?: string) => void; end: () => void } {
+  private lease(overrides: RoutingOverrides, modelCode: string, requestId: string, providerKey?: string): { ctx: RequestContext; take: (id: string, from?: string) => void; end: () => void } {
     const ctl = new AbortController();
     const held = new Set<string>();
     let ended = false;
-    const ctx: RequestContext = { requestId, modelCode, region: overrides.region?.[0], worldPart: overrides.region ? undefined : overrides.worldPart?.[0], signal: ctl.signal };
+    const ctx: RequestContext = { requestId, modelCode, region: overrides.region?.[0], worldPart: overrides.region ? undefined : overrides.worldPart?.[0], signal: ctl.signal, ...(providerKey ? { providerKey } : {}) };
     return {
       ctx,
       take: (id, from) => {

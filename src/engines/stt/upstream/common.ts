@@ -643,7 +643,8 @@ export abstract class UpstreamSttEngine implements SttEngine {
     if (!this.capabilities.languages.includes(config.language)) {
       throw new VoxgateError('config_error', `language "${config.language}" is not served by engine ${this.id} (languages: ${this.capabilities.languages.join(', ')})`, { retryable: false });
     }
-    const apiKey = readApiKey(this.settings.apiKeyEnv);
+    // BYOK: the client's provider key replaces the configured one (redacted like it).
+    const apiKey = ctx?.providerKey ?? readApiKey(this.settings.apiKeyEnv);
     const secrets = apiKey ? [apiKey] : [];
     let timeoutMs = this.settings.connectTimeoutMs;
     if (ctx?.connectDeadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.connectDeadline - performance.now()));
