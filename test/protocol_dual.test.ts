@@ -137,6 +137,22 @@ describe('dual dialect', () => {
     }
   });
 
+  // The LiveKit SLNG plugin reads both families; before, it reported every final twice on a dual
+  // route unless its users added `dialect` to the init config by hand.
+  it('the LiveKit SLNG plugin is recognised by its init and answered Deepgram-style: each final once, errors raised', () => {
+    // build_stt_init_payload (livekit-plugins-slng gateway_adapter.py) with its defaults
+    const lk = { type: 'init', config: { language: 'en', sample_rate: 16000, encoding: 'linear16', vad_threshold: 0.5, vad_min_silence_duration_ms: 300, vad_speech_pad_ms: 30, enable_diarization: false, enable_partials: true, enable_partial_transcripts: true } };
+    const cmd = dualDialect.parseText(JSON.stringify(lk));
+    const replies = cmd.kind === 'init' ? cmd.init.replies : undefined;
+    assert.equal(replies, 'deepgram-style');
+    assert.deepEqual(livekitReader(wire(recorded({ ...info, replies }))), { finals: ['the horizon'], errors: ['invalid_request'] });
+    // A seed 000-style init (no LiveKit keys) keeps both families; an explicit dialect still wins.
+    const seed = dualDialect.parseText(JSON.stringify({ type: 'init', config: { language: 'en', sample_rate: 16000, encoding: 'linear16', enable_partials: true } }));
+    assert.equal(seed.kind === 'init' ? seed.init.replies : 'x', undefined);
+    const explicit = dualDialect.parseText(JSON.stringify({ ...lk, config: { ...lk.config, dialect: 'unified' } }));
+    assert.equal(explicit.kind === 'init' ? explicit.init.replies : 'x', 'unified');
+  });
+
   it('parses SLNG and Deepgram client names; `dialect: "dual"` or none keeps both; a bad value is a config_error', () => {
     const kinds = ['{"type":"init"}', '{"type":"KeepAlive"}', '{"type":"Finalize"}', '{"type":"CloseStream"}', '{"type":"finalize"}', '{"type":"close"}', '{"type":"keepalive"}', 'nope', '{"type":"init","config":{"dialect":"dual"}}'].map(
       (t) => dualDialect.parseText(t).kind,

@@ -16,9 +16,10 @@
  *   family's types, as the SLNG clients do with types they do not know (LiveKit ignores `Metadata`,
  *   `SpeechStarted`, `UtteranceEnd`, `ready`, §1.4/§1.5; PipeCat logs unknown types and goes on).
  * - Narrowing: a client that reads BOTH families (the LiveKit SLNG plugin turns `Results` into
- *   transcripts and also reads `final_transcript`, so it would see every result twice) sends
- *   `init.config.dialect` = `"deepgram-style"` or `"unified"` and gets that family alone; `"dual"`
- *   (or no key) keeps both. Errors before `init` is accepted are always sent in both forms.
+ *   transcripts and also reads `final_transcript`, so it would see every result twice) gets one
+ *   family: LiveKit's plugin is recognised by its `init` ({@link isLiveKitInit}) and answered
+ *   Deepgram-style; any client may send `init.config.dialect` = `"deepgram-style"` or `"unified"`;
+ *   `"dual"` (or no key) keeps both. Errors before `init` is accepted are always sent in both forms.
  *
  * Within one event the Deepgram frame comes first, then the unified one. Finals always carry words
  * (`Results` requires `words`), so `final_transcript` carries `words` too (optional in §1.3, read by
@@ -49,6 +50,20 @@ export function encodeDual(ev: SessionEvent): DualServerMessage[] {
 }
 
 /**
+ * True for the `init` config of the LiveKit SLNG plugin (livekit-plugins-slng `build_stt_init_payload`:
+ * it always sends `enable_partial_transcripts` next to `enable_partials`, and its VAD keys
+ * `vad_speech_pad_ms` / `vad_min_silence_duration_ms`, protocols.md §1.3 "extra config keys", S6). That
+ * client reads BOTH families (it turns `Results` into transcripts and also reads `final_transcript`)
+ * and raises only on `Error`, so it is answered in the Deepgram-style family alone — the shape SLNG's
+ * current docs give these routes (§1.4) — and sees every result once, unchanged.
+ */
+export function isLiveKitInit(config: unknown): boolean {
+  if (typeof config !== 'object' || config === null) return false;
+  const c = config as Record<string, unknown>;
+  return 'enable_partial_transcripts' in c && 'vad_speech_pad_ms' in c && 'vad_min_silence_duration_ms' in c;
+}
+
+/**
  * Parse one client frame (pure; never throws): the deepgram-style parser, plus `init.config.dialect`
  * ({@link DUAL_DIALECT_CHOICES}) on `init`. Any other value → `config_error` naming the valid ones.
  */
@@ -57,6 +72,7 @@ export function parseDual(text: string): ClientCommand {
   if (cmd.kind !== 'init') return cmd;
   const config = (JSON.parse(text) as { config?: unknown }).config; // parsed once already: valid JSON object
   const pick = typeof config === 'object' && config !== null ? (config as { dialect?: unknown }).dialect : undefined;
+  if (pick === undefined && isLiveKitInit(config)) return { kind: 'init', init: { ...cmd.init, replies: 'deepgram-style' } };
   if (pick === undefined || pick === 'dual') return cmd;
   if (pick === 'unified' || pick === 'deepgram-style') return { kind: 'init', init: { ...cmd.init, replies: pick satisfies DualReplies } };
   return {
