@@ -45,6 +45,28 @@ async function speak(engine: FailoverTtsEngine, text: string, signal?: AbortSign
 }
 
 describe('TTS failover', () => {
+  // Before: audio of a backend whose voice has another rate went out unconverted, labelled with the
+  // first backend's rate — played back pitch-shifted and at the wrong speed.
+  it('a backend at another sample rate is resampled to the synthesis rate (24 kHz backend behind a 16 kHz first backend)', async () => {
+    const health = new BackendHealth();
+    const a = new FakeTtsEngine({ id: 'fake-a', script: { failures: [{ atChar: 0, message: 'A refused' }] } });
+    const b = new FakeTtsEngine({ id: 'fake-b', voices: [{ id: 'fake', name: 'Fake 24 kHz', languages: ['en'], gender: 'unknown', sampleRate: 24000 }] });
+    const engine = new FailoverTtsEngine(
+      [
+        { id: 'A', engine: a, region: 'us-east-1', worldPart: 'us' },
+        { id: 'B', engine: b, region: 'us-west-2', worldPart: 'us' },
+      ],
+      { health },
+    );
+    const synth = engine.synthesize(req('Hello there.'));
+    assert.equal(synth.sampleRate, 16000);
+    let samples = 0;
+    for await (const c of synth) samples += c.length;
+    assert.equal(engine.lastBackend?.id, 'B');
+    // B produced 12 chars × 20 ms at 24 kHz = 5760 samples; at 16 kHz that is 3840 (the same 240 ms).
+    assert.equal(samples, 'Hello there.'.length * SAMPLES_PER_CHAR);
+  });
+
   it('A fails before its first audio → the segment is spoken by B only; A cools down', async () => {
     const { a, b, engine, health, failovers } = setup({ failures: [{ atChar: 0, message: 'A refused' }] });
     const r = await speak(engine, 'Hello there.');

@@ -5,6 +5,7 @@
  */
 import type { BackendHealth } from '../health.js';
 import { VoxgateError, toVoxgateError } from '../../util/errors.js';
+import { Resampler } from '../../audio/resample.js';
 import type { TtsCapabilities, TtsEngine, TtsEngineStats, TtsSynthesis, TtsSynthesisRequest } from './types.js';
 
 /** One backend a TTS model may be served by. */
@@ -108,7 +109,12 @@ export class FailoverTtsEngine implements TtsEngine {
         const onAbort = (): void => ac.abort();
         if (signal?.aborted) ac.abort();
         else signal?.addEventListener('abort', onAbort, { once: true });
-        const it = b.engine.synthesize(req, ac.signal)[Symbol.asyncIterator]();
+        const synth = b.engine.synthesize(req, ac.signal);
+        const it = synth[Symbol.asyncIterator]();
+        // Every backend's audio reaches the caller at the synthesis's declared rate (the first backend's
+        // voice rate): a backend producing another rate (Deepgram's 24 kHz next to a 16 kHz worker) is
+        // resampled, never passed on at the wrong rate (which would play it pitch-shifted).
+        const resampler = synth.sampleRate !== sampleRate ? new Resampler(synth.sampleRate, sampleRate) : null;
         try {
           for (;;) {
             let r: IteratorResult<Int16Array>;
@@ -124,7 +130,12 @@ export class FailoverTtsEngine implements TtsEngine {
               health.success(b.id);
               self.lastBackend = b;
             }
-            yield r.value;
+            const out = resampler ? resampler.process(r.value) : r.value;
+            if (out.length > 0) yield out;
+          }
+          if (resampler) {
+            const tail = resampler.flush();
+            if (tail.length > 0) yield tail;
           }
           if (!started && speakable(req.text) && self.backends.length > 1) {
             throw new VoxgateError('provider_error', `${b.id}: the segment ended without audio`, { retryable: true });
