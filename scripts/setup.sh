@@ -16,6 +16,8 @@ APT_PACKAGES=(
   ffmpeg
   # setpriv --pdeathsig: engine processes die with the gateway (normally present: util-linux is essential)
   util-linux
+  # shared state for scale-out tests (issue 12): Redis and PostgreSQL servers, started by the tests
+  redis-server postgresql
   # headless browser for the playground test (test/playground.test.ts, driven by playwright-core)
   chromium
   # compressed audio (Ogg/WebM Opus, FLAC, M4A) decoding, one child process per stream

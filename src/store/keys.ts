@@ -20,6 +20,25 @@ export interface KeyInfo {
   lastUsedAt: string | null;
   revokedAt: string | null;
   admin: boolean;
+  /** Quotas of this key (issue 12); every field absent = unlimited. */
+  limits: KeyLimits;
+}
+
+/**
+ * Per-key quotas (issue 12 "Quotas and usage metering"). Absent fields are unlimited. Exceeding one
+ * gets the dialect's `rate_limit` / HTTP 429 before any backend is dialled.
+ */
+export interface KeyLimits {
+  /** Concurrent sessions (STT + TTS, WebSocket and HTTP) across every gateway sharing the state. */
+  maxSessions?: number;
+  /** New requests/sessions per minute. */
+  rpm?: number;
+  /** Seconds of STT audio in, per UTC day / calendar month. */
+  audioSecondsPerDay?: number;
+  audioSecondsPerMonth?: number;
+  /** Characters of TTS text in, per UTC day / calendar month. */
+  charsPerDay?: number;
+  charsPerMonth?: number;
 }
 
 const KEY_RE = /^vgk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
@@ -74,19 +93,22 @@ export class KeyStore {
       last_used_at TEXT,
       revoked_at TEXT
     )`);
+    // Issue 12: per-key quotas as JSON (databases created before it lack the column).
+    const cols = this.db.prepare('PRAGMA table_info(api_keys)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'limits')) this.db.exec("ALTER TABLE api_keys ADD COLUMN limits TEXT NOT NULL DEFAULT '{}'");
   }
 
   /**
    * Create a key. Returns the plaintext key — the only time it exists outside the caller — and its info.
    */
-  create(name: string, opts: { admin?: boolean } = {}): { key: string; info: KeyInfo } {
+  create(name: string, opts: { admin?: boolean; limits?: KeyLimits } = {}): { key: string; info: KeyInfo } {
     const id = randomBytes(6).toString('hex');
     const key = `vgk_${id}_${randomBytes(32).toString('base64url')}`;
     const createdAt = new Date().toISOString();
     this.db
-      .prepare('INSERT INTO api_keys (id, name, hash, admin, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(id, name, digest(key), opts.admin ? 1 : 0, createdAt);
-    return { key, info: { id, name, createdAt, lastUsedAt: null, revokedAt: null, admin: !!opts.admin } };
+      .prepare('INSERT INTO api_keys (id, name, hash, admin, created_at, limits) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(id, name, digest(key), opts.admin ? 1 : 0, createdAt, JSON.stringify(opts.limits ?? {}));
+    return { key, info: { id, name, createdAt, lastUsedAt: null, revokedAt: null, admin: !!opts.admin, limits: { ...(opts.limits ?? {}) } } };
   }
 
   /**
@@ -152,8 +174,18 @@ interface Row {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  limits: string;
+}
+
+function parseLimits(j: string | null | undefined): KeyLimits {
+  try {
+    const v = JSON.parse(j ?? '{}') as unknown;
+    return v && typeof v === 'object' ? (v as KeyLimits) : {};
+  } catch {
+    return {};
+  }
 }
 
 function toInfo(r: Row): KeyInfo {
-  return { id: r.id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at, admin: r.admin === 1 };
+  return { id: r.id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at, admin: r.admin === 1, limits: parseLimits(r.limits) };
 }

@@ -13,6 +13,11 @@ import { FakeSttEngine, type FakeSttScript } from './fake/index.js';
 import { PocketSphinxEngine } from './pocketsphinx/index.js';
 import type { SttCapabilities, SttEngine } from './types.js';
 import { createDeepgramSttEngine, createSlngSttEngine } from './upstream/index.js';
+import { createCartesiaSttEngine } from '../providers/cartesia/index.js';
+import { createElevenLabsSttEngine } from '../providers/elevenlabs/index.js';
+import { createSarvamSttEngine } from '../providers/sarvam/index.js';
+import { createSmallestSttEngine } from '../providers/smallest/index.js';
+import { createSonioxSttEngine } from '../providers/soniox/index.js';
 
 /**
  * A factory receives the resolved configuration and the instance id (its settings are
@@ -48,6 +53,16 @@ export const STT_ENGINE_FACTORIES: Record<string, SttEngineFactory> = {
   slng: createSlngSttEngine,
   /** Relay to Deepgram live `/v1/listen`; upstream/deepgram.ts. */
   deepgram: createDeepgramSttEngine,
+  /** ElevenLabs Scribe realtime (upstreams.md §1.5); providers/elevenlabs. */
+  elevenlabs: createElevenLabsSttEngine,
+  /** Cartesia Ink (§1.7); providers/cartesia. */
+  cartesia: createCartesiaSttEngine,
+  /** Soniox real-time (§1.10); providers/soniox. */
+  soniox: createSonioxSttEngine,
+  /** Sarvam streaming STT (§1.11); providers/sarvam. */
+  sarvam: createSarvamSttEngine,
+  /** smallest.ai Pulse (§1.12); providers/smallest. */
+  smallest: createSmallestSttEngine,
 };
 
 /**

@@ -82,6 +82,12 @@ export interface SttStreamConfig {
    * Engines read the keys they know and ignore the rest; absent when the entry has none.
    */
   modelOptions?: Record<string, unknown>;
+  /**
+   * Diarize the stream (issue 13): words (and the final) carry `speaker`. Present = on, with the
+   * client's speaker-count hints. An engine whose capabilities say `diarization` (an upstream that
+   * diarizes) labels itself; otherwise the embedded diarizer does (src/diarize/).
+   */
+  diarize?: import('../../diarize/types.js').DiarizeOptions;
 }
 
 /** One recognised word. Times are seconds from the start of the stream. */
@@ -93,8 +99,10 @@ export interface SttWord {
   end: number;
   /** Posterior confidence in [0, 1]. */
   confidence: number;
-  /** Speaker index when the engine diarizes. */
+  /** Speaker label (integer ≥ 0) when the stream is diarized (issue 13; Deepgram words[].speaker). Never changes once emitted. */
   speaker?: number;
+  /** Confidence in [0, 1] of {@link speaker}, where known (Deepgram `speaker_confidence`). */
+  speakerConfidence?: number;
   /**
    * The word with the engine's own formatting (capitalisation, punctuation), when the engine formats
    * (an upstream Deepgram with `punctuate`/`smart_format`: its `punctuated_word`, protocols.md §2.4).
@@ -141,6 +149,8 @@ export interface SttFinal {
   speechFinal: boolean;
   /** True when a client `finalize` forced this final. */
   fromFinalize: boolean;
+  /** The segment's speaker when diarized (the label of most of its speech; unified `final_transcript.speaker`, issue 13). */
+  speaker?: number;
 }
 
 /** Event map of an {@link SttStream}. */

@@ -12,6 +12,10 @@ import { FliteEngine } from './flite/index.js';
 import type { TtsEngine } from './types.js';
 import { createDeepgramTtsEngine } from './upstream/deepgram.js';
 import { createSlngTtsEngine } from './upstream/slng.js';
+import { createCartesiaTtsEngine } from '../providers/cartesia/index.js';
+import { createElevenLabsTtsEngine } from '../providers/elevenlabs/index.js';
+import { createSarvamTtsEngine } from '../providers/sarvam/index.js';
+import { createSmallestTtsEngine } from '../providers/smallest/index.js';
 
 /**
  * A factory receives the resolved configuration and the instance id (settings in
@@ -30,6 +34,14 @@ export const TTS_ENGINE_FACTORIES: Record<string, TtsEngineFactory> = {
   fake: (_cfg, instanceId) => new FakeTtsEngine({ id: instanceId }),
   slng: createSlngTtsEngine,
   deepgram: createDeepgramTtsEngine,
+  /** ElevenLabs stream-input / multi-stream-input (upstreams.md §1.4); providers/elevenlabs. */
+  elevenlabs: createElevenLabsTtsEngine,
+  /** Cartesia Sonic (§1.6); providers/cartesia. */
+  cartesia: createCartesiaTtsEngine,
+  /** Sarvam bulbul (§1.11); providers/sarvam. */
+  sarvam: createSarvamTtsEngine,
+  /** smallest.ai Lightning/Waves (§1.12); providers/smallest. */
+  smallest: createSmallestTtsEngine,
 };
 
 /**
