@@ -105,6 +105,33 @@ describe('PostgreSQL key store (issue 12)', () => {
     await assert.rejects(openSocket(`${b.wsUrl}/v1/stt/local/pocketsphinx:en`, { Authorization: `Bearer ${key}` }), (e: { statusCode?: number }) => e.statusCode === 401);
   });
 
+  it('database down: an uncached key gets 503 (not 401), usage rows are kept; back up: the key works and the rows are written', async () => {
+    const { key, info } = await a.store.createKey('outage');
+    const r = await fetch(`${a.url}/v1/tts/local/flite:en`, { method: 'POST', headers: { Authorization: `Bearer ${a.key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ text: 'Still here.' }) });
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    let pendingWhileDown = -1;
+    await db.restart(0, async () => {
+      const status = await fetch(`${a.url}/v1/status`, { headers: { Authorization: `Bearer ${key}` } });
+      assert.equal(status.status, 503, 'the key store is unavailable: neither accepted nor called invalid');
+      assert.equal(((await status.json()) as { error: string }).error, 'backpressure'); // SLNG's code for `unavailable`
+      await a.meter.flush();
+      pendingWhileDown = a.meter.pending();
+    });
+    assert.ok(pendingWhileDown >= 1, 'the TTS request is still pending while the database is down');
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = await statusWith(a, key);
+      if (status !== 200) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(status, 200, 'the key works once the database is back');
+    await a.meter.flush();
+    assert.equal(a.meter.pending(), 0);
+    const rows = await a.store.queryUsage({ keyId: a.key.split('_')[1]! });
+    assert.ok(rows.some((x) => x.service === 'tts' && x.charsIn >= 'Still here.'.length), JSON.stringify(rows));
+    assert.ok(info.id);
+  });
+
   it('a database that cannot be reached fails the start with a clear message (password never shown)', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'vg-pgbad-'));
     try {
