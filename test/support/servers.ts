@@ -135,6 +135,14 @@ export async function startPostgres(): Promise<PostgresServer> {
     const c = spawn(c2, a2, { stdio: 'ignore' });
     c.on('error', () => undefined);
     await waitForPort(port, 20000, 'postgres', c);
+    // The port opens before recovery/startup ends ("the database system is starting up"): wait until
+    // `pg_isready` says it accepts connections.
+    const until = Date.now() + 20000;
+    while (spawnSync(path.join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'voxgate', '-d', 'postgres', '-t', '2']).status !== 0) {
+      if (c.exitCode !== null) throw new Error(`postgres exited with ${c.exitCode} while starting`);
+      if (Date.now() > until) throw new Error(`postgres on ${port} not ready within 20 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     return c;
   };
   let child = await launch();
