@@ -10,9 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import { migrate, MIGRATIONS, PgKeyStore } from '../src/store/postgres.js';
-import { openSocket, startConfiguredServer, type TestServer } from './helpers.js';
+import { openSocket, sharedData, startConfiguredServer, type TestServer } from './helpers.js';
 import { startPostgres, type PostgresServer } from './support/servers.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -103,6 +103,27 @@ describe('PostgreSQL key store (issue 12)', () => {
     assert.equal(status, 401, 'B refuses the revoked key within 5 s');
     // And the WebSocket upgrade on B too.
     await assert.rejects(openSocket(`${b.wsUrl}/v1/stt/local/pocketsphinx:en`, { Authorization: `Bearer ${key}` }), (e: { statusCode?: number }) => e.statusCode === 401);
+  });
+
+  it('usage metered on A counts against the quota on B: a real pre-recorded request on A, then B refuses with 429 before dialling', async () => {
+    const clip = readFileSync(sharedData('asr_en/en_cmu_goforward.wav'));
+    const { key, info } = await a.store.createKey('shared-quota', { limits: { audioSecondsPerDay: 1 } });
+    const first = await fetch(`${a.url}/v1/stt/local/pocketsphinx:en`, { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'audio/wav' }, body: new Uint8Array(clip) });
+    assert.equal(first.status, 200, 'under the quota: admitted');
+    await first.arrayBuffer();
+    const onA = (await (await fetch(`${a.url}/v1/usage`, { headers: { Authorization: `Bearer ${key}` } })).json()) as { day: { audio_seconds_in: number } }; // flushes A's rows
+    assert.ok(onA.day.audio_seconds_in > 1, JSON.stringify(onA));
+    const onB = await fetch(`${b.url}/v1/stt/local/pocketsphinx:en`, { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'audio/wav' }, body: new Uint8Array(clip) });
+    assert.equal(onB.status, 429);
+    const body = (await onB.json()) as { error: string; message: string };
+    assert.equal(body.error, 'rate_limit');
+    assert.match(body.message, /audioSecondsPerDay/);
+    const dg = await openSocket(`${b.wsUrl}/v1/listen`, { Authorization: `Token ${key}` }).then(
+      () => 0,
+      (e: { statusCode?: number }) => e.statusCode ?? -1,
+    );
+    assert.equal(dg, 429);
+    assert.equal((await b.store.getKey(info.id))!.limits.audioSecondsPerDay, 1);
   });
 
   it('database down: an uncached key gets 503 (not 401), usage rows are kept; back up: the key works and the rows are written', async () => {
