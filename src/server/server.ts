@@ -27,8 +27,12 @@ import type { VoxgateConfig } from '../config/config.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { STT_DIALECT_IMPLS } from '../protocol/index.js';
 import { SttSession } from '../session/stt_session.js';
-import type { KeyStore } from '../store/keys.js';
-import { CloseCode, renderError, VoxgateError, type DialectFamily } from '../util/errors.js';
+import type { ApiKeyStore } from '../store/types.js';
+import type { UsageMeter } from '../store/usage.js';
+import { admitQuota, meterUsage } from './admission.js';
+import { registerUsageRoute } from './usage_routes.js';
+import { CloseCode, renderError, toVoxgateError, VoxgateError, type DialectFamily } from '../util/errors.js';
+import type { KeyInfo } from '../store/keys.js';
 import { randomUUID } from 'node:crypto';
 import type { SttDialect, SttInitRequest } from '../protocol/events.js';
 import { authenticate, redactUrl, selectAuthSubprotocol } from './auth.js';
@@ -56,7 +60,10 @@ export interface GatewayDeps {
   engines: Map<string, SttEngine>;
   /** TTS: initialised TTS engines keyed by engine id (see `createTtsEngines`); none = no TTS routes. */
   ttsEngines?: Map<string, TtsEngine>;
-  keys: KeyStore;
+  /** Key store (SQLite or Postgres, issue 12); only `verifyKey` and the usage reads are used. */
+  keys: ApiKeyStore;
+  /** Usage metering and durable quotas (issue 12); absent = nothing metered, no quotas enforced. */
+  meter?: UsageMeter;
   log: Logger;
 }
 
@@ -111,7 +118,7 @@ function familyOfPath(pathname: string): DialectFamily {
 
 /** Build the gateway (not yet listening). */
 export function createGateway(deps: GatewayDeps): Gateway {
-  const { config, engines, keys, log } = deps;
+  const { config, engines, keys, log, meter } = deps;
   // Per-request logging is off: request URLs may carry `?token=` keys, which must never be logged.
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -164,6 +171,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     config,
     engines: deps.ttsEngines ?? new Map(),
     keys,
+    meter,
     log,
     registry: metrics.registry,
     wss,
@@ -184,7 +192,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
-  void app.register(httpSttPlugin, { config, router, keys, log });
+  void app.register(httpSttPlugin, { config, router, keys, meter, log });
+  // issue 12: GET /v1/usage — the calling key's own usage and quotas (usage_routes.ts).
+  registerUsageRoute(app, { keys, meter, log, registry: metrics.registry });
   // Unknown HTTP routes, and errors outside the route scopes (which have their own handlers), are
   // answered from the catalogue in the path's dialect family (fastify's lib/error-handler.js: one place).
   app.setNotFoundHandler((req, reply) => {
@@ -208,14 +218,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // issue 14 #8: /metrics needs a key unless `metrics.public` (docs/operations.md "Limits and protection").
   app.get('/metrics', async (req, reply) => {
     if (!config.metrics.public) {
-      const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
-      if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key (set metrics.public to serve /metrics without one)')));
+      const auth = await authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+      if (!auth.ok) return sendError(reply, renderError('slng', auth.error.code === 'auth_error' ? new VoxgateError('auth_error', 'missing or invalid API key (set metrics.public to serve /metrics without one)') : auth.error));
     }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.get('/v1/status', async (req, reply) => {
-    const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
-    if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key')));
+    const auth = await authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+    if (!auth.ok) return sendError(reply, renderError('slng', auth.error.code === 'auth_error' ? new VoxgateError('auth_error', 'missing or invalid API key') : auth.error));
     const engineStats: Record<string, unknown> = {};
     for (const [id, e] of engines) engineStats[id] = e.stats();
     return { sessions: sessions.size, engines: engineStats, backends: router.status(), rss_bytes: process.memoryUsage().rss };
@@ -246,11 +256,35 @@ export function createGateway(deps: GatewayDeps): Gateway {
       refuseUpgrade(socket, 'slng', new VoxgateError('not_found', message), url, { extra: { models } });
       return;
     }
-    const auth = authenticate(req.headers, url, keys);
+    void upgradeStt(req, socket, head, url, route.model, STT_DIALECT_IMPLS[route.dialect]).catch((err) => refuseUpgrade(socket, 'slng', toVoxgateError(err), url));
+  });
+
+  /**
+   * Admission of a new request or session after authentication, before any backend is selected
+   * (issue 12): the durable quotas ({@link admitQuota}). A draining gateway or a client gone while the
+   * key and quotas were checked also stops here. @returns the refusal, `'gone'`, or null to go on.
+   */
+  async function admit(socket: Duplex, key: KeyInfo, service: 'stt' | 'tts'): Promise<VoxgateError | 'gone' | null> {
+    const quota = await admitQuota({ key, service, meter, log });
+    if (quota) return quota;
+    if (draining) return drainError();
+    return socket.destroyed ? 'gone' : null;
+  }
+
+  /** The SLNG STT upgrade after the route matched: auth → admission → backend selection → capacity → session. */
+  async function upgradeStt(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, model: (typeof config.stt.models)[number], dialect: SttDialect): Promise<void> {
+    const auth = await authenticate(req.headers, url, keys);
     if (!auth.ok) {
       refuseUpgrade(socket, 'slng', auth.error, url);
       return;
     }
+    const admitted = await admit(socket, auth.key, 'stt');
+    if (admitted === 'gone') return;
+    if (admitted) {
+      refuseUpgrade(socket, 'slng', admitted, url);
+      return;
+    }
+    const route = { model };
     const requestId = randomUUID();
     let sel: Selection<FailoverSttEngine>;
     try {
@@ -265,8 +299,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       refuseUpgrade(socket, 'slng', busy, url);
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], sel, auth.key.id, undefined, requestId));
-  });
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, dialect, sel, auth.key.id, undefined, requestId));
+  }
 
   /**
    * Over capacity, refuse before the upgrade (issue 9 §3; protocols.md §2.5, §5: HTTP 429 at the
@@ -301,9 +335,20 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const requestId = randomUUID();
     const family = familyOfPath(url.pathname);
     const refuse = (err: VoxgateError) => refuseUpgrade(socket, family, err, url, { requestId: family === 'deepgram' ? requestId : undefined });
-    const auth = authenticate(req.headers, url, keys);
+    void upgradeCompatAdmitted(req, socket, head, url, requestId, family, refuse).catch((err) => refuse(toVoxgateError(err)));
+  }
+
+  /** {@link upgradeCompat} from authentication on (async since issue 12: the key store and quotas may be remote). */
+  async function upgradeCompatAdmitted(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, requestId: string, family: DialectFamily, refuse: (err: VoxgateError) => void): Promise<void> {
+    const auth = await authenticate(req.headers, url, keys);
     if (!auth.ok) {
       refuse(auth.error);
+      return;
+    }
+    const admitted = await admit(socket, auth.key, 'stt');
+    if (admitted === 'gone') return;
+    if (admitted) {
+      refuse(admitted);
       return;
     }
     let route: CompatRoute;
@@ -345,6 +390,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log: log.child({ key_id: keyId }),
       transport: sttSocketTransport(ws),
       onClosed: (s) => {
+        meterUsage(meter, config, { key: keyId, service: 'stt', transport: 'ws', model: model.code, backend: sel.backendId(), audioSecondsIn: s.audioSeconds });
         sel.end();
         sessions.delete(s);
         sessionEngines.delete(s);
