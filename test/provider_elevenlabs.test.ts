@@ -140,6 +140,27 @@ describe('elevenlabs STT (Scribe realtime) against the replay fake', () => {
     assert.equal(e.stats().activeStreams, 0);
   });
 
+  it('a server that sends committed_transcript without its _with_timestamps twin: every commit still becomes exactly one (word-less) final', async () => {
+    const { f, ws } = await fake(fx('stt_no_twin.jsonl'));
+    const s = await sttEngine(ws).start(STREAM);
+    const rec = record(s);
+    await writeAudio(s, clip.samples.subarray(0, 16000));
+    await eventually(() => rec.finals.length >= 1, 10000, 'the first final');
+    s.finalize();
+    await eventually(() => rec.finals.length >= 2, 10000, 'the finalize answer');
+    await s.close();
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(f.violations(), []);
+    assert.deepEqual(
+      rec.finals.map((x) => [x.transcript, x.fromFinalize, x.speechFinal, x.words?.length]),
+      [
+        ['only text', false, true, 0],
+        ['second', true, false, 0],
+        ['', false, false, 0],
+      ],
+    );
+  });
+
   it('capabilities declare what Scribe lacks: no speech_started events, no diarization, no passthrough', () => {
     const e = sttEngine('ws://127.0.0.1:9');
     assert.equal(e.capabilities.vadEvents, false);
@@ -357,6 +378,60 @@ describe('elevenlabs TTS against the replay fake', () => {
     await eventually(() => f.sessions[0]!.ended, 5000, 'socket closed');
     assert.deepEqual(f.violations(), []);
     assert.deepEqual(f.sessions[0]!.unmet, [], 'close_socket sent');
+    await e.shutdown();
+  });
+});
+
+describe('elevenlabs TTS streaming session: barge-in and the contexts cap', () => {
+  /** Iterate `st` until `stop` says so; returns the events (audio as `audio:<samples>`). */
+  async function events(st: AsyncIterable<TtsStreamEvent>, stop: (ev: TtsStreamEvent, seen: string[]) => boolean, onEvent?: (ev: TtsStreamEvent) => void): Promise<string[]> {
+    const seen: string[] = [];
+    for await (const ev of st) {
+      seen.push(ev.kind === 'audio' ? `audio:${ev.pcm.length}@${ev.gen}` : ev.kind === 'segment_start' || ev.kind === 'segment_end' ? `${ev.kind}:${ev.segmentId}@${ev.gen}` : `${ev.kind}@${ev.gen}`);
+      onEvent?.(ev);
+      if (stop(ev, seen)) break;
+    }
+    return seen;
+  }
+
+  it('clear() closes the speaking context (close_context), its late audio is dropped, the next text opens a new context on the same socket', async () => {
+    const { f, ws } = await fake(fx('tts_stream_clear.jsonl'));
+    const e = await ttsEngine(ws);
+    const st = e.openStream({ voice: '21m00tcm4tlvdq8ikwam', speed: 1 });
+    st.pushText('A long answer that will be interrupted');
+    const seen = await events(
+      st,
+      (ev) => ev.kind === 'flushed',
+      (ev) => {
+        if (ev.kind === 'audio' && ev.gen === 0) {
+          st.clear();
+          st.pushText('New.');
+          st.flush();
+        }
+      },
+    );
+    assert.deepEqual(seen, ['segment_start:seg_001@0', 'audio:2400@0', 'segment_start:seg_002@1', 'audio:1200@1', 'segment_end:seg_002@1', 'flushed@1']);
+    st.close();
+    await eventually(() => f.sessions[0]!.ended, 5000, 'socket closed');
+    assert.deepEqual(f.violations(), []);
+    assert.equal(f.sessions.length, 1, 'one socket for both contexts');
+    await e.shutdown();
+  });
+
+  it('at the open-contexts cap a new context waits for an answer (its frames are not sent), so the provider never sees more than maxContexts', async () => {
+    const { f, ws } = await fake(fx('tts_stream_cap.jsonl'));
+    const e = await ttsEngine(ws, { maxContexts: 1 });
+    const st = e.openStream({ voice: '21m00tcm4tlvdq8ikwam', speed: 1 });
+    st.pushText('First.');
+    st.flush();
+    st.pushText('Second.');
+    st.flush();
+    assert.ok(st.busy);
+    await events(st, (ev) => ev.kind === 'audio');
+    st.close();
+    await eventually(() => f.sessions[0]!.ended, 5000, 'socket closed');
+    assert.deepEqual(f.violations(), [], 'no frame of the second context reached the provider');
+    assert.deepEqual(f.sessions[0]!.unmet, []);
     await e.shutdown();
   });
 });

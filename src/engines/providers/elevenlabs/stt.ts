@@ -20,7 +20,9 @@
  * - `committed_transcript_with_timestamps{text, language_code, words[{text,start,end,type,logprob}]}`
  *   → `final`: words of `type:"word"` (spacing/audio events dropped), confidence = `exp(logprob)`
  *   (0 when absent), the final's confidence = mean of its words'. `committed_transcript` (sent too,
- *   without words) is ignored: timestamps are always requested so each commit yields exactly one final.
+ *   without words, just before its twin) is held and dropped when the twin follows; a server that
+ *   sends no twin (next frame of another type, or 1 s without one) gets it emitted as a word-less
+ *   final — timestamps are always requested, so each commit yields exactly one final either way.
  * - Time base: Scribe's word times are seconds from the start of the socket's audio [EL3], and the
  *   socket starts with the client's stream, so they are the client's stream clock as they are (the
  *   failover layer rebases a replacement backend, src/engines/stt/failover.ts). A final spans
@@ -130,6 +132,9 @@ export function scribeAudioFrame(bytes: Buffer, commit = false): string {
   return `{"message_type":"input_audio_chunk","audio_base_64":"${bytes.toString('base64')}","commit":${commit},"sample_rate":${UPSTREAM_SAMPLE_RATE}}`;
 }
 
+/** How long a `committed_transcript` waits for its `_with_timestamps` twin before it is emitted alone, ms. */
+const HELD_COMMIT_MS = 1000;
+
 const COMMIT_FRAME = scribeAudioFrame(Buffer.alloc(0), true);
 const KEEPALIVE_FRAME = scribeAudioFrame(Buffer.alloc(0), false);
 
@@ -174,6 +179,7 @@ export class ElevenLabsSttStream extends UpstreamSttStream {
 
   override abort(): void {
     if (this.commitTimer) clearTimeout(this.commitTimer);
+    if (this.heldTimer) clearTimeout(this.heldTimer);
     super.abort();
   }
 
@@ -189,13 +195,37 @@ export class ElevenLabsSttStream extends UpstreamSttStream {
     }
   }
 
+  /** A `committed_transcript` waiting for its `_with_timestamps` twin. */
+  private held: z.output<typeof committedFrame> | null = null;
+  private heldTimer: NodeJS.Timeout | null = null;
+
+  /** Emit a held `committed_transcript` whose twin did not come (as a final without words). */
+  private flushHeld(): void {
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.heldTimer = null;
+    const h = this.held;
+    this.held = null;
+    if (h && this.state !== 'done') this.onCommitted(h);
+  }
+
   protected override onText(text: string): void {
     const json = JSON.parse(text) as { message_type?: unknown; error?: unknown; message?: unknown; details?: unknown };
     const type = typeof json?.message_type === 'string' ? json.message_type : undefined;
     if (type === undefined) throw new Error('frame without a "message_type"');
+    if (type === 'committed_transcript_with_timestamps') {
+      if (this.heldTimer) clearTimeout(this.heldTimer);
+      this.heldTimer = null;
+      this.held = null; // the twin replaces it
+    } else if (type !== 'committed_transcript') this.flushHeld();
     switch (type) {
       case 'session_started':
+        return;
       case 'committed_transcript':
+        // Normally followed at once by its `_with_timestamps` twin, which becomes the final. Held so a
+        // server that does not send the twin still yields the final (without words), never a lost one.
+        this.flushHeld();
+        this.held = committedFrame.parse(json);
+        this.heldTimer = setTimeout(() => this.flushHeld(), HELD_COMMIT_MS);
         return;
       case 'partial_transcript': {
         const p = partialFrame.parse(json);
