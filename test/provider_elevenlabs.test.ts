@@ -161,6 +161,15 @@ describe('elevenlabs STT (Scribe realtime) against the replay fake', () => {
     );
   });
 
+  it('a large write (a failover replay) goes up in pieces of at most 0.5 s', async () => {
+    const { f, ws } = await fake(fx('stt_session.jsonl'));
+    const s = await sttEngine(ws).start(STREAM);
+    s.write(clip.samples.subarray(0, 16000 * 3));
+    await eventually(() => f.sessions[0]!.audioSeconds >= 3 - 1e-6, 5000, '3 s received');
+    assert.equal(f.sessions[0]!.audioFrames, 6);
+    s.abort();
+  });
+
   it('capabilities declare what Scribe lacks: no speech_started events, no diarization, no passthrough', () => {
     const e = sttEngine('ws://127.0.0.1:9');
     assert.equal(e.capabilities.vadEvents, false);
@@ -415,6 +424,27 @@ describe('elevenlabs TTS streaming session: barge-in and the contexts cap', () =
     await eventually(() => f.sessions[0]!.ended, 5000, 'socket closed');
     assert.deepEqual(f.violations(), []);
     assert.equal(f.sessions.length, 1, 'one socket for both contexts');
+    await e.shutdown();
+  });
+
+  it('a refused upgrade makes iteration throw backend_connection_failed (401 not retryable); a provider silent after a flush fails it with a retryable provider_error', async () => {
+    const { f, ws } = await fake(fx('tts_stream_cap.jsonl'));
+    f.refuseStatus = 401;
+    const e = await ttsEngine(ws, { stallTimeoutMs: 300 });
+    const st = e.openStream({ voice: '21m00tcm4tlvdq8ikwam', speed: 1 });
+    st.pushText('First.');
+    st.flush();
+    await assert.rejects(events(st, () => false), (x: VoxgateError) => x.code === 'backend_connection_failed' && x.retryable === false && !x.message.includes(KEY));
+    f.refuseStatus = null;
+    const st2 = e.openStream({ voice: '21m00tcm4tlvdq8ikwam', speed: 1 });
+    st2.pushText('First.');
+    st2.flush();
+    let seen: string[] = [];
+    await assert.rejects(
+      events(st2, () => false, (ev) => (seen = [...seen, ev.kind])),
+      (x: VoxgateError) => x.code === 'provider_error' && x.retryable === true && /no audio or message from upstream for 300 ms/.test(x.message),
+    );
+    assert.deepEqual(seen, ['segment_start', 'audio'], 'the audio that came is delivered before the failure');
     await e.shutdown();
   });
 

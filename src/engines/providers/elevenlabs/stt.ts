@@ -7,7 +7,8 @@
  * - `wss://<host>/v1/speech-to-text/realtime?model_id=…&audio_format=pcm_16000&commit_strategy=…&language_code=…&include_timestamps=true[&vad_…][&keyterms=…]`,
  *   key in the `xi-api-key` header, `X-Request-Id` as for every upstream. Host per residency: settings.ts.
  * - Audio: the gateway decodes every client format to 16 kHz linear16 (no passthrough: Scribe takes
- *   base64 PCM only) and sends each `write()` as `{"message_type":"input_audio_chunk","audio_base_64":…,"commit":false,"sample_rate":16000}`.
+ *   base64 PCM only) and sends each `write()` (in pieces of at most 0.5 s) as
+ *   `{"message_type":"input_audio_chunk","audio_base_64":…,"commit":false,"sample_rate":16000}`.
  * - finalize() → the same message with empty audio and `"commit":true` (Scribe's commit); close() →
  *   a commit, then (once its committed transcript arrived, or after `closeCommitWaitMs`) a normal
  *   close of the socket — what the SDK does [EL3].
@@ -132,6 +133,12 @@ export function scribeAudioFrame(bytes: Buffer, commit = false): string {
   return `{"message_type":"input_audio_chunk","audio_base_64":"${bytes.toString('base64')}","commit":${commit},"sample_rate":${UPSTREAM_SAMPLE_RATE}}`;
 }
 
+/**
+ * Largest audio piece per `input_audio_chunk` message, samples (0.5 s at 16 kHz). Scribe refuses
+ * oversized chunks (`chunk_size_exceeded`) without publishing the limit; the SDK and LiveKit send 50–100 ms.
+ */
+export const MAX_CHUNK_SAMPLES = 8000;
+
 /** How long a `committed_transcript` waits for its `_with_timestamps` twin before it is emitted alone, ms. */
 const HELD_COMMIT_MS = 1000;
 
@@ -158,6 +165,11 @@ export class ElevenLabsSttStream extends UpstreamSttStream {
     private readonly closeCommitWaitMs: number,
   ) {
     super(ws, config, o);
+  }
+
+  /** At most {@link MAX_CHUNK_SAMPLES} per `input_audio_chunk` (a failover replay may write seconds at once). */
+  override write(pcm: Int16Array): void {
+    for (let o = 0; o < pcm.length; o += MAX_CHUNK_SAMPLES) super.write(pcm.subarray(o, o + MAX_CHUNK_SAMPLES));
   }
 
   override finalize(): void {

@@ -31,7 +31,8 @@
  * close 1008 [livekit/agents-js#1985]) are open upstream at once — closed-but-unanswered contexts
  * count too; further contexts wait, and a socket full of only closed contexts is replaced.
  * Keepalive: `{"text":"","context_id":c}` for the open context after `keepAliveMs` without a send
- * (within `inactivity_timeout`); a socket the provider closes normally while no context is open is
+ * (within `inactivity_timeout`); a flushed context with no frame from the provider for
+ * `stallTimeoutMs` fails the stream (retryable `provider_error`); a socket the provider closes normally while no context is open is
  * reopened for the next text.
  *
  * Alignment (`alignment`, `normalizedAlignment`) is read past: the TTS contract has no word-timing event.
@@ -283,13 +284,14 @@ export class ElevenLabsTtsStream implements TtsStream {
   private closed = false;
   private wake: (() => void) | null = null;
   private lastTx = performance.now();
+  private lastRx = performance.now();
   private readonly ticker: NodeJS.Timeout;
   private release: Release | null = null;
   private slot: Promise<void> | null = null;
 
   constructor(private readonly d: StreamDeps) {
     this.sampleRate = d.voice.sampleRate;
-    this.ticker = setInterval(() => this.keepAlive(), Math.max(250, Math.floor(d.s.keepAliveMs / 2)));
+    this.ticker = setInterval(() => this.keepAlive(), Math.max(50, Math.floor(Math.min(d.s.keepAliveMs, d.s.stallTimeoutMs) / 4)));
     this.ticker.unref();
   }
 
@@ -459,8 +461,15 @@ export class ElevenLabsTtsStream implements TtsStream {
     }
   }
 
+  /** Watchdog tick: a flushed context waiting with no frame from the provider for `stallTimeoutMs` fails the stream; else the keepalive. */
   private keepAlive(): void {
-    if (this.closed || !this.wsOpen || performance.now() - this.lastTx < this.d.s.keepAliveMs) return;
+    if (this.closed || !this.wsOpen) return;
+    const now = performance.now();
+    if (now - this.lastRx > this.d.s.stallTimeoutMs && now - this.lastTx > this.d.s.stallTimeoutMs && this.ctxs.some((c) => c.opened && c.closed && !c.done)) {
+      this.fail(segmentError(this.d.instanceId, `no audio or message from upstream for ${this.d.s.stallTimeoutMs} ms`));
+      return;
+    }
+    if (now - this.lastTx < this.d.s.keepAliveMs) return;
     const c = this.cur ?? this.ctxs.find((x) => x.opened && !x.done);
     if (c?.opened) this.sendRaw(JSON.stringify({ text: '', context_id: c.id }));
   }
@@ -577,6 +586,7 @@ export class ElevenLabsTtsStream implements TtsStream {
       });
       ws.on('message', (data, isBinary) => {
         if (this.ws !== ws || isBinary) return;
+        this.lastRx = performance.now();
         let m: unknown;
         try {
           m = JSON.parse(data.toString());
