@@ -14,7 +14,10 @@ import path from 'node:path';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import { resetAccountLimiters } from '../src/engines/limits.js';
 import { createElevenLabsSttEngine, createElevenLabsTtsEngine, elevenLabsBase, elevenLabsTtsUrl, scribeError, type ElevenLabsSttEngine, type ElevenLabsTtsEngine } from '../src/engines/providers/elevenlabs/index.js';
-import { elevenLabsTtsSettingsSchema } from '../src/engines/providers/elevenlabs/tts.js';
+import { elevenLabsTtsError, elevenLabsTtsSettingsSchema } from '../src/engines/providers/elevenlabs/tts.js';
+import { BackendHealth } from '../src/engines/health.js';
+import { FailoverTtsEngine } from '../src/engines/tts/failover.js';
+import { createDeepgramTtsEngine } from '../src/engines/tts/upstream/deepgram.js';
 import { createSttEngines } from '../src/engines/stt/registry.js';
 import type { SttFinal, SttPartial, SttStream, SttStreamConfig } from '../src/engines/stt/types.js';
 import type { TtsStreamEvent } from '../src/engines/tts/types.js';
@@ -361,6 +364,43 @@ describe('elevenlabs TTS against the replay fake', () => {
     const e = await ttsEngine(ws);
     await assert.rejects(collect(e.synthesize({ text: 'Hi.', voice: '21m00tcm4tlvdq8ikwam', speed: 1 })), (x: VoxgateError) => x.code === 'backend_connection_failed' && x.retryable === false);
     await e.shutdown();
+  });
+
+  it('streaming error frames map: a key refusal → non-retryable backend_connection_failed; quota/concurrency → rate_limit; others → retryable provider_error', () => {
+    const m = (code: string | undefined, msg: string) => {
+      const e = elevenLabsTtsError('el', code, msg);
+      return [e.code, e.retryable];
+    };
+    assert.deepEqual(m('invalid_api_key', 'Invalid API key'), ['backend_connection_failed', false]);
+    assert.deepEqual(m(undefined, 'Unauthorized'), ['backend_connection_failed', false]);
+    assert.deepEqual(m('quota_exceeded', 'This request exceeds your quota.'), ['rate_limit', true]);
+    assert.deepEqual(m('too_many_concurrent_requests', 'Too many concurrent requests'), ['rate_limit', true]);
+    assert.deepEqual(m('max_active_conversations', 'Maximum simultaneous contexts'), ['provider_error', true]);
+  });
+
+  it('as the second TTS backend: the first (deepgram type, unreachable) fails before any audio → ElevenLabs speaks the segment, resampled to the first backend’s rate', async () => {
+    const { f, ws } = await fake(fx('tts_multi_segments.jsonl'));
+    const dead = createDeepgramTtsEngine(cfgWith({ dg: { type: 'deepgram', url: 'ws://127.0.0.1:9', voices: [{ id: '21m00Tcm4TlvDq8ikWAM', languages: ['en'], sampleRate: 16000 }] } }), 'dg');
+    await dead.init();
+    const el = await ttsEngine(ws);
+    const health = new BackendHealth();
+    const failed: string[] = [];
+    const fo = new FailoverTtsEngine(
+      [
+        { id: 'dg', engine: dead, region: 'us-east-1', worldPart: 'us' },
+        { id: 'el', engine: el, region: 'us-east-1', worldPart: 'us' },
+      ],
+      { health, onFailover: (from) => failed.push(from.id) },
+    );
+    const syn = fo.synthesize({ text: 'Hello from ElevenLabs.', voice: '21m00tcm4tlvdq8ikwam', speed: 1 });
+    assert.equal(syn.sampleRate, 16000);
+    const n = await collect(syn);
+    assert.ok(Math.abs(n - 8000) <= 16, `0.5 s at 16 kHz, got ${n} samples`);
+    assert.deepEqual(failed, ['dg']);
+    assert.equal(fo.lastBackend?.id, 'el');
+    assert.deepEqual(f.violations(), []);
+    await el.shutdown();
+    await dead.shutdown();
   });
 
   it('openStream (multi-stream-input): text streams in as whole words, contexts = segments in order, flush ↔ isFinal, close_socket on close', async () => {

@@ -41,7 +41,9 @@
  * `backend_connection_failed`; 429 → `rate_limit`; 5xx/network → retryable); an error frame
  * (`{"error"|"message", code?}`) or a close ≠ 1000 mid-segment → retryable `provider_error`
  * (per-segment path: the segment fails; stream: a frame naming a context fails that segment
- * (`segment_error`), otherwise the stream fails). Provider concurrency (`maxConcurrent`): one slot per
+ * (`segment_error`), otherwise the stream fails; the stream maps a key refusal to non-retryable
+ * `backend_connection_failed` and quota/concurrency refusals to `rate_limit`: {@link elevenLabsTtsError}).
+ * Provider concurrency (`maxConcurrent`): one slot per
  * running segment (per-segment) or per open stream, taken before dialling; `rate_limit` after `queueWaitMs`.
  */
 import { randomUUID } from 'node:crypto';
@@ -215,6 +217,21 @@ export function elevenLabsWire(s: ElevenLabsTtsSettings, speed: number, endpoint
       ];
     },
   };
+}
+
+/**
+ * The error of a TTS error frame on the streaming session: the provider refusing the gateway's key
+ * (`code`/message naming an API key, `invalid_api_key`, `auth_error`, unauthorized) → non-retryable
+ * `backend_connection_failed`; quota / concurrency (`quota_exceeded`, `too_many_concurrent_requests`,
+ * `system_busy`, `rate_limit…` [EL2 error-messages]) → retryable `rate_limit`; anything else
+ * (e.g. `max_active_conversations`) → retryable `provider_error`. `message` must be redacted already.
+ */
+export function elevenLabsTtsError(instanceId: string, code: string | undefined, message: string): VoxgateError {
+  const text = `${code ?? ''} ${message}`;
+  const m = `upstream ${instanceId}: ${code ? `${code}: ` : ''}${message.slice(0, 200)}`;
+  if (/api[_ ]?key|auth_error|unauthori[sz]ed|authenticat/i.test(text)) return new VoxgateError('backend_connection_failed', `Failed to connect to backend: ${instanceId}: upstream rejected the API key (${message.slice(0, 200)})`, { retryable: false });
+  if (/quota|too_many_concurrent|system_busy|rate_limit/i.test(text)) return new VoxgateError('rate_limit', m, { retryable: true });
+  return new VoxgateError('provider_error', m, { retryable: true });
 }
 
 // ---------------------------------------------------------------- streaming
@@ -608,7 +625,8 @@ export class ElevenLabsTtsStream implements TtsStream {
           if (this.ctxs.some((c) => !c.done)) this.openContexts();
           return;
         }
-        this.fail(segmentError(this.d.instanceId, `connection closed (${code}${reason.length ? ` ${redact(reason.toString()).slice(0, 120)}` : ''})`));
+        const why = redact(reason.toString()).slice(0, 120);
+        this.fail(/api[_ ]?key|unauthori[sz]ed|authenticat/i.test(why) ? elevenLabsTtsError(this.d.instanceId, 'auth_error', why) : segmentError(this.d.instanceId, `connection closed (${code}${why ? ` ${why}` : ''})`));
       });
     })();
   }
@@ -625,7 +643,7 @@ export class ElevenLabsTtsStream implements TtsStream {
       return;
     }
     if (err) {
-      const e = segmentError(this.d.instanceId, `upstream error ${err.code ?? ''}: ${this.d.redact()(err.message).slice(0, 200)}`.replace(/ :/, ':'));
+      const e = elevenLabsTtsError(this.d.instanceId, err.code, this.d.redact()(err.message));
       if (c && id !== undefined) {
         c.error = e;
         c.done = true;
