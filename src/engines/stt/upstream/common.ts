@@ -456,6 +456,9 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
   }
 
   private send(data: string | Buffer): void {
+    // The backend has begun closing (its close frame arrived): the close event, due next, reports
+    // why with its code and reason; a failed write now would hide that behind "send failed".
+    if (this.ws.readyState !== WebSocket.OPEN) return;
     this.lastTx = performance.now();
     try {
       this.ws.send(data, (err) => {
