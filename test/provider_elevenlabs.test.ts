@@ -207,11 +207,12 @@ describe('elevenlabs STT (Scribe realtime) against the replay fake', () => {
     s.abort();
   });
 
-  it('error frames map: quota_exceeded → retryable rate_limit; auth_error → non-retryable backend_connection_failed; an abrupt close → retryable provider_error', async () => {
+  it('error frames map: quota_exceeded → retryable rate_limit; auth_error → non-retryable backend_connection_failed; a close naming rate_limited → rate_limit; an abrupt close → retryable provider_error', async () => {
     for (const [name, code, retryable] of [
       ['stt_error_quota.jsonl', 'rate_limit', true],
       ['stt_error_auth.jsonl', 'backend_connection_failed', false],
       ['stt_abrupt.jsonl', 'provider_error', true],
+      ['stt_close_reason.jsonl', 'rate_limit', true],
     ] as const) {
       const { ws } = await fake(fx(name));
       const s = await sttEngine(ws).start(STREAM);

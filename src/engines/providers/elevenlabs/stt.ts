@@ -48,8 +48,9 @@
  * `rate_limited`, `commit_throttled`, `queue_overflow`, `resource_exhausted` → retryable `rate_limit`;
  * `input_error`, `chunk_size_exceeded` → `invalid_audio` (not retryable: another backend would
  * refuse the same audio); `error`, `transcriber_error`, `session_time_limit_exceeded`,
- * `insufficient_audio_activity` and unknown types → retryable `provider_error`. A close ≠ 1000 or a
- * silent socket → retryable `provider_error` (base). The key is redacted from every message.
+ * `insufficient_audio_activity` and unknown types → retryable `provider_error`. A close ≠ 1000 whose
+ * reason starts with one of these types maps the same way; any other close ≠ 1000 or a silent socket →
+ * retryable `provider_error` (base). The key is redacted from every message.
  */
 import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
@@ -165,6 +166,13 @@ export class ElevenLabsSttStream extends UpstreamSttStream {
     private readonly closeCommitWaitMs: number,
   ) {
     super(ws, config, o);
+    // A close whose reason names a Scribe error type (no error frame before it) maps like the frame;
+    // runs before the base's handler, which then finds the stream done.
+    ws.prependListener('close', (code: number, reason: Buffer) => {
+      if (this.state === 'done' || code === 1000) return;
+      const type = /^\s*([a-z_]+)\b/.exec(reason.toString())?.[1];
+      if (type && Object.hasOwn(ERROR_TYPES, type)) this.fail(scribeError(type, `connection closed (${code})`, this.o.secrets));
+    });
   }
 
   /** At most {@link MAX_CHUNK_SAMPLES} per `input_audio_chunk` (a failover replay may write seconds at once). */
