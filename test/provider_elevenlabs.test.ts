@@ -62,11 +62,11 @@ function record(s: SttStream): Recorded {
   return r;
 }
 
-/** Write 16-bit PCM to a stream in 100 ms chunks, yielding between chunks. */
-async function writeAudio(s: SttStream, samples: Int16Array): Promise<void> {
+/** Write 16-bit PCM to a stream in 100 ms chunks, yielding between chunks; `realTime` paces them at 1× (live provider). */
+async function writeAudio(s: SttStream, samples: Int16Array, realTime = false): Promise<void> {
   for (let o = 0; o < samples.length; o += 1600) {
     s.write(samples.subarray(o, o + 1600));
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => (realTime ? setTimeout(r, 100) : setImmediate(r)));
   }
 }
 
@@ -639,7 +639,8 @@ describe('elevenlabs live (opt-in)', () => {
     const e = createElevenLabsSttEngine(cfgWith({ live: { type: 'elevenlabs', apiKeyEnv: 'ELEVENLABS_API_KEY', residency: (process.env.ELEVENLABS_RESIDENCY ?? 'global') as 'global' } }), 'live');
     const s = await e.start({ ...STREAM, vad: false });
     const rec = record(s);
-    await writeAudio(s, clip.samples);
+    assert.equal(clip.sampleRate, 16000);
+    await writeAudio(s, clip.samples, true);
     s.finalize();
     await eventually(() => rec.finals.some((x) => x.fromFinalize) || rec.errors.length > 0, 20000, 'the finalize answer');
     await s.close();
