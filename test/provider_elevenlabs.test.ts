@@ -489,6 +489,37 @@ describe('elevenlabs TTS streaming session: barge-in and the contexts cap', () =
     await e.shutdown();
   });
 
+  it('a socket the provider closes normally while idle (inactivity) is reopened for the next text, without an error', async () => {
+    const f = new ReplayFake({ fixtures: [fx('tts_stream_idle_a.jsonl'), fx('tts_stream_idle_b.jsonl')] });
+    const { ws } = await f.start();
+    fakes.push(f);
+    const e = await ttsEngine(ws);
+    const st = e.openStream({ voice: '21m00tcm4tlvdq8ikwam', speed: 1 });
+    const it = st[Symbol.asyncIterator]();
+    const until = async (kind: string): Promise<string[]> => {
+      const got: string[] = [];
+      for (;;) {
+        const r = await it.next();
+        assert.ok(!r.done);
+        got.push(r.value.kind === 'audio' ? `audio:${r.value.pcm.length}` : r.value.kind);
+        if (r.value.kind === kind) return got;
+      }
+    };
+    st.pushText('One.');
+    st.flush();
+    assert.deepEqual(await until('flushed'), ['segment_start', 'audio:2400', 'segment_end', 'flushed']);
+    await eventually(() => f.sessions[0]!.ended, 5000, 'the provider closed the idle socket');
+    st.pushText('Two.');
+    st.flush();
+    assert.deepEqual(await until('flushed'), ['segment_start', 'audio:1200', 'segment_end', 'flushed']);
+    st.close();
+    await eventually(() => f.sessions[1]!.ended, 5000, 'closed');
+    assert.equal(f.sessions.length, 2);
+    assert.deepEqual(f.violations(), []);
+    assert.deepEqual(f.sessions[1]!.unmet, []);
+    await e.shutdown();
+  });
+
   it('at the open-contexts cap a new context waits for an answer (its frames are not sent), so the provider never sees more than maxContexts', async () => {
     const { f, ws } = await fake(fx('tts_stream_cap.jsonl'));
     const e = await ttsEngine(ws, { maxContexts: 1 });

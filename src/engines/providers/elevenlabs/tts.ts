@@ -464,7 +464,7 @@ export class ElevenLabsTtsStream implements TtsStream {
   }
 
   private sendRaw(frame: string): void {
-    if (this.closed) return;
+    if (this.closed || this.failure) return;
     if (!this.ws) this.connect();
     if (!this.wsOpen) {
       this.pendingFrames.push(frame);
@@ -536,6 +536,7 @@ export class ElevenLabsTtsStream implements TtsStream {
     const old = this.ws;
     this.ws = null;
     this.wsOpen = false;
+    this.connecting = false;
     this.zombies.clear();
     if (old) {
       old.removeAllListeners();
