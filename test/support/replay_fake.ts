@@ -14,7 +14,8 @@
  *   matched as a deep subset of the adapter's JSON text frame (`"$any"` matches any present value,
  *   `"$absent"` requires the key to be missing), or `{"$audio":true}` — one or more audio frames
  *   (binary frames, or JSON frames carrying base64 audio at `meta.audio.jsonField`), or
- *   `{"$close":true}` — the adapter closes the socket. `"capture":{"name":"dotted.path"}` on an `in`
+ *   `{"$close":true}` — the adapter closes the socket. A JSON frame whose audio field is the empty
+ *   string is a control frame (matched like text), not audio. `"capture":{"name":"dotted.path"}` on an `in`
  *   line stores values of the matched frame for `${name}` substitution in later `out` lines.
  * - `{"t":ms,"dir":"out","data":…}` — the fake sends this: an object/array → its JSON text; a string →
  *   that text; `{"$binary":"<base64>"}` → a binary frame; `{"$pcm":seconds,"rate":hz}` → a binary frame
@@ -449,7 +450,9 @@ class WsReplay {
     }
     const field = this.fx.meta.audio?.jsonField;
     const b64 = field ? atPath(json, field) : undefined;
-    if (typeof b64 === 'string') return this.onAudio(Buffer.from(b64, 'base64').length);
+    // An empty audio field is a control frame, not audio (ElevenLabs Scribe: `commit` and keepalive
+    // chunks carry `audio_base_64: ""`), so it is matched against `in` lines like any text frame.
+    if (typeof b64 === 'string' && b64.length > 0) return this.onAudio(Buffer.from(b64, 'base64').length);
     this.s.textIn.push(json);
     // The next `in` line at or after the cursor (outs still to be sent may sit before it: an adapter
     // may legitimately send its next message before the fake has answered).

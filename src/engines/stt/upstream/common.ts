@@ -292,6 +292,12 @@ export interface RelayOptions {
   signal?: AbortSignal;
   /** Called once when the stream ends (closed, failed or aborted). */
   onEnd: () => void;
+  /**
+   * How audio bytes are framed upstream (issue 11: providers taking audio as base64 in JSON text
+   * frames, e.g. ElevenLabs Scribe `input_audio_chunk`, upstreams.md §1.5). Receives the bytes of one
+   * `write()`/`writeEncoded()` call and returns the frame to send. Absent: one binary frame of the bytes as they are.
+   */
+  encodeAudio?: (bytes: Buffer) => string;
 }
 
 /**
@@ -366,7 +372,7 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
     // No copy: ws masks a Buffer into a frame of its own (its `readOnly` path) and never writes to it.
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.bytes += buf.length;
-    this.send(buf);
+    this.send(this.o.encodeAudio ? this.o.encodeAudio(buf) : buf);
   }
 
   /** Bytes the socket has not flushed yet, as seconds of audio. */
@@ -379,7 +385,7 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
     // A view, not a copy: ws copies it into the masked frame synchronously (no compression, no queue).
     const view = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
     this.bytes += view.length;
-    this.send(view);
+    this.send(this.o.encodeAudio ? this.o.encodeAudio(view) : view);
   }
 
   finalize(): void {
@@ -450,6 +456,9 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
   }
 
   private send(data: string | Buffer): void {
+    // The backend has begun closing (its close frame arrived): the close event, due next, reports
+    // why with its code and reason; a failed write now would hide that behind "send failed".
+    if (this.ws.readyState !== WebSocket.OPEN) return;
     this.lastTx = performance.now();
     try {
       this.ws.send(data, (err) => {
@@ -591,6 +600,13 @@ export interface UpstreamRequest {
 export interface UpstreamProtocol {
   /** `Authorization: <scheme> <key>` (slng `Bearer`, Deepgram `Token`). */
   authScheme: string;
+  /**
+   * When set, the key goes as-is in this header instead of `Authorization` (ElevenLabs `xi-api-key`,
+   * upstreams.md §1.4/§1.5). Absent: `Authorization: <authScheme> <key>`.
+   */
+  authHeader?: string;
+  /** Audio framing of the protocol's streams ({@link RelayOptions.encodeAudio}); absent: binary frames. */
+  encodeAudio?: (bytes: Buffer) => string;
   /** Text frames of the control messages. */
   frames: RelayOptions['frames'];
   /** Wrap an open socket in the protocol's relay stream. */
@@ -650,7 +666,10 @@ export abstract class UpstreamSttEngine implements SttEngine {
     if (ctx?.connectDeadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.connectDeadline - performance.now()));
     const req = this.request(config, secrets);
     const headers: Record<string, string> = {};
-    if (apiKey) headers.Authorization = `${this.protocol.authScheme} ${apiKey}`;
+    if (apiKey) {
+      if (this.protocol.authHeader) headers[this.protocol.authHeader] = apiKey;
+      else headers.Authorization = `${this.protocol.authScheme} ${apiKey}`;
+    }
     if (ctx?.requestId) headers['X-Request-Id'] = ctx.requestId;
     const ws = await connectUpstream({ url: req.url, headers, timeoutMs, signal: ctx?.signal, secrets, handshake: req.handshake });
     const stream = this.protocol.createStream(ws, config, {
@@ -659,6 +678,7 @@ export abstract class UpstreamSttEngine implements SttEngine {
       secrets,
       signal: ctx?.signal,
       onEnd: () => this.streams.delete(stream),
+      ...(this.protocol.encodeAudio ? { encodeAudio: this.protocol.encodeAudio } : {}),
     });
     this.streams.add(stream);
     return stream;
