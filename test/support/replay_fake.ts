@@ -459,7 +459,8 @@ class WsReplay {
     }
     const field = this.fx.meta.audio?.jsonField;
     const b64 = field ? atPath(json, field) : undefined;
-    if (typeof b64 === 'string') return this.onAudio(Buffer.from(b64, 'base64').length);
+    // An empty audio field is a control frame, not audio (Sarvam's end_of_stream carries `audio.data: ""`).
+    if (typeof b64 === 'string' && b64.length > 0) return this.onAudio(Buffer.from(b64, 'base64').length);
     this.s.textIn.push(json);
     const j = this.nextIn();
     const next = j >= 0 ? this.fx.lines[j] : undefined;
