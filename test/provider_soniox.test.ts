@@ -119,6 +119,36 @@ describe('soniox adapter on the replay fake', () => {
     }
   });
 
+  it('exactly one fromFinalize final per finalize (an empty one when nothing is pending); the end frame flushes what is left', async () => {
+    const fake = new ReplayFake({ fixtures: [fx('finalize_twice.jsonl')] });
+    const { ws } = await fake.start();
+    try {
+      // No fallback empty final from the base's finalize timer: Soniox's own <fin> must answer each finalize.
+      const s = await engine(ws, { finalizeTimeoutMs: 600_000 }).start({ ...STREAM, vad: false });
+      const seen = watch(s);
+      await feed(s, clip, 0.5);
+      await eventually(() => seen.partials.length === 1, 5000, 'the partial');
+      s.finalize();
+      await eventually(() => seen.finals.length === 1, 5000, 'the first finalize answer');
+      s.finalize();
+      await eventually(() => seen.finals.length === 2, 5000, 'the second finalize answer');
+      await feed(s, clip, 1.0);
+      await s.close();
+      assert.deepEqual(
+        seen.finals.map((f) => [f.transcript, f.fromFinalize, f.speechFinal]),
+        [
+          ['One', true, false],
+          ['', true, false],
+          ['Two.', false, false],
+        ],
+      );
+      assert.deepEqual(seen.speech, [], 'no speech_started without vad');
+      assert.deepEqual(fake.violations(), []);
+    } finally {
+      await fake.close();
+    }
+  });
+
   it('error frames map to SLNG codes with the key redacted; a refused upgrade and a dropped connection too', async () => {
     const cases: [string, (e: unknown) => boolean][] = [
       ['error_frame_401.jsonl', (e) => e instanceof VoxgateError && e.code === 'backend_connection_failed' && !e.retryable && !e.message.includes(KEY) && /401/.test(e.message)],
