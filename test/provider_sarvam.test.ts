@@ -14,6 +14,7 @@
  * Opt-in live test: `SARVAM_API_KEY=… node --test dist/test/provider_sarvam.test.js`.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { DEFAULT_STT_MODELS, loadConfig, type VoxgateConfig } from '../src/config/config.js';
@@ -280,6 +281,37 @@ describe('sarvam TTS (bulbul)', () => {
       await fake.close();
     }
   });
+});
+
+test('bench.json: both descriptors run cleanly on their fixtures (STT finals, TTS audio until the completion event)', async () => {
+  const desc = JSON.parse(readFileSync(path.join(packageRoot(), 'test', 'fixtures', 'upstreams', 'sarvam', 'bench.json'), 'utf8')) as {
+    stt: { engine: Record<string, unknown>; fixture: string };
+    tts: { engine: Record<string, unknown>; fixture: string; voice: string };
+  };
+  const fake = new ReplayFake({ fixtures: ({ path: p }) => fx(p.startsWith('/text') ? desc.tts.fixture : desc.stt.fixture) });
+  const { ws } = await fake.start();
+  try {
+    const cfg = cfgWith({ stt: { ...desc.stt.engine, url: ws }, tts: { ...desc.tts.engine, url: ws } });
+    const s = await createSarvamSttEngine(cfg, 'stt').start(HI);
+    const seen = watch(s);
+    const long = await loadClip('asr_en/en_ls_2412-153948-0000.wav');
+    for (let i = 0; i < 9 * 16000; i += 1600) {
+      s.write(long.samples.subarray(i, i + 1600));
+      await new Promise((r) => setImmediate(r));
+    }
+    await eventually(() => seen.finals.length === 8, 10_000, 'eight finals');
+    await s.close();
+    assert.deepEqual(seen.errors, []);
+    const tts = createSarvamTtsEngine(cfg, 'tts');
+    await tts.init();
+    let samples = 0;
+    for await (const chunk of tts.synthesize({ text: 'नमस्ते।', voice: desc.tts.voice, speed: 1 })) samples += chunk.length;
+    await tts.shutdown();
+    assert.equal(samples, 3 * Math.round(0.25 * 22050));
+    assert.deepEqual(fake.violations(), []);
+  } finally {
+    await fake.close();
+  }
 });
 
 test('live: Sarvam STT and TTS', { skip: !process.env.SARVAM_API_KEY && 'needs SARVAM_API_KEY' }, async () => {

@@ -13,6 +13,7 @@
  * Opt-in live test: `SONIOX_API_KEY=… node --test dist/test/provider_soniox.test.js`.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
@@ -262,6 +263,26 @@ describe('soniox adapter on the replay fake', () => {
     );
     assert.deepEqual(ja.map((x) => x.word), ['こんにちは', '世界']);
   });
+});
+
+test('bench.json: the descriptor\'s engine on its fixture relays a real clip with partials and finals and no violation', async () => {
+  const desc = JSON.parse(readFileSync(path.join(packageRoot(), 'test', 'fixtures', 'upstreams', 'soniox', 'bench.json'), 'utf8')) as { stt: { engine: Record<string, unknown>; fixture: string } };
+  const fake = new ReplayFake({ fixtures: [fx(desc.stt.fixture)] });
+  const { ws } = await fake.start();
+  try {
+    const e = createSonioxSttEngine(cfgWith({ bench: { ...desc.stt.engine, url: ws } }), 'bench');
+    const s = await e.start(STREAM);
+    const seen = watch(s);
+    const long = await loadClip('asr_en/en_ls_2412-153948-0000.wav'); // 11.7 s
+    await feed(s, long, 9);
+    await eventually(() => seen.finals.length === 8, 10_000, 'eight finals');
+    await s.close();
+    assert.ok(seen.partials.length >= 8);
+    assert.deepEqual(seen.errors, []);
+    assert.deepEqual(fake.violations(), []);
+  } finally {
+    await fake.close();
+  }
 });
 
 describe('soniox end to end through a real gateway', () => {

@@ -15,7 +15,7 @@
  *
  * `residency` defaults from the instance's `region` label: `eu…`/`europe…` → `eu`, a Japanese region
  * (`ap-northeast-1`, `asia-northeast1`, `…japan…`, `…jp…`) → `jp`, anything else → `us`. `url` overrides the
- * host (tests point it at a fake; a path in `url` is used as is, default path `/transcribe-websocket`).
+ * host (tests point it at a fake); a `url` without a path gets `/transcribe-websocket`.
  *
  * ## Wire
  * Upgrade with `Authorization: Bearer <key>` (the `api_key` config field is deprecated and refused from
@@ -337,7 +337,9 @@ export class SonioxSttEngine extends UpstreamSttEngine {
   }
 
   protected request(): UpstreamRequest {
-    return { url: this.url };
+    const u = new URL(this.url);
+    if (u.pathname === '/' || u.pathname === '') u.pathname = '/transcribe-websocket';
+    return { url: u.toString() };
   }
 
   /** Each start's request id, keyed by the config object handed to the base (concurrent starts stay apart). */
