@@ -150,6 +150,29 @@ describe('soniox adapter on the replay fake', () => {
     }
   });
 
+  it('diarization: enable_speaker_diarization, token speakers → word labels in order of appearance, the final\'s main speaker', async () => {
+    const fake = new ReplayFake({ fixtures: [fx('diarize.jsonl')] });
+    const { ws } = await fake.start();
+    try {
+      const e = engine(ws);
+      assert.equal(e.capabilities.diarization, true);
+      const s = await e.start({ ...STREAM, diarize: {} });
+      const seen = watch(s);
+      await feed(s, clip, 1.0);
+      await eventually(() => seen.finals.length === 1, 5000, 'the final');
+      await s.close();
+      assert.deepEqual(seen.finals[0]!.words!.map((w) => [w.word, w.speaker]), [
+        ['hi', 0],
+        ['there', 0],
+        ['yes', 1],
+      ]);
+      assert.equal(seen.finals[0]!.speaker, 0);
+      assert.deepEqual(fake.violations(), []);
+    } finally {
+      await fake.close();
+    }
+  });
+
   it('error frames map to SLNG codes with the key redacted; a refused upgrade and a dropped connection too', async () => {
     const cases: [string, (e: unknown) => boolean][] = [
       ['error_frame_401.jsonl', (e) => e instanceof VoxgateError && e.code === 'backend_connection_failed' && !e.retryable && !e.message.includes(KEY) && /401/.test(e.message)],

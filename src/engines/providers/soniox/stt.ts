@@ -53,8 +53,9 @@
  * src/engines/stt/upstream/common.ts. The account cap (`maxConcurrent`, 10 concurrent per SX3) is enforced
  * before dialling (src/engines/limits.ts; account = `apiKeyEnv`; BYOK sessions skip it).
  *
- * Unsupported: diarization (`enable_speaker_diarization` is not mapped yet: capabilities say `diarization: false`),
- * translation, language identification (the final's language is the token's `language` when present).
+ * Diarization (`config.diarize`) → `enable_speaker_diarization`; token `speaker` values become labels 0, 1, … in
+ * order of first appearance (a word takes its first token's; a final the label with the most word time).
+ * Unsupported: translation, language identification (the final's language is the token's `language` when present).
  */
 import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
@@ -74,7 +75,7 @@ export const SONIOX_HOSTS = {
 export type SonioxResidency = keyof typeof SONIOX_HOSTS;
 
 /** Config keys the engine sets from the stream; the instance's fixed `config` may not set them. */
-export const SONIOX_MAPPED_CONFIG = ['api_key', 'model', 'audio_format', 'sample_rate', 'num_channels', 'language_hints', 'enable_endpoint_detection', 'max_endpoint_delay_ms', 'client_reference_id'] as const;
+export const SONIOX_MAPPED_CONFIG = ['api_key', 'model', 'audio_format', 'sample_rate', 'num_channels', 'language_hints', 'enable_endpoint_detection', 'max_endpoint_delay_ms', 'client_reference_id', 'enable_speaker_diarization'] as const;
 
 /** Settings of a `soniox` instance (`engines.<id>`), strict. Times in ms. */
 export const sonioxSettingsSchema = z
@@ -154,8 +155,9 @@ export function isControlToken(text: string): boolean {
  * @returns words with times in **seconds** (ms / 1000), `word` = the text without edge punctuation,
  *   lower-cased (Deepgram's `word`), `punctuatedWord` = the text as Soniox wrote it; confidence = the
  *   lowest of the word's tokens (absent → 0). A token of punctuation only continues the previous word.
+ * @param speakerOf maps a token's Soniox `speaker` to a voxgate label (diarized streams); the word takes its first token's.
  */
-export function assembleWords(tokens: readonly SonioxToken[], spaced = true): SttWord[] {
+export function assembleWords(tokens: readonly SonioxToken[], spaced = true, speakerOf?: (speaker: string | number) => number): SttWord[] {
   const groups: SonioxToken[][] = [];
   for (const t of tokens) {
     if (isControlToken(t.text) || t.text.length === 0) continue;
@@ -175,7 +177,8 @@ export function assembleWords(tokens: readonly SonioxToken[], spaced = true): St
     const start = (starts.length ? Math.min(...starts) : 0) / 1000;
     const end = Math.max(start, (ends.length ? Math.max(...ends) : 0) / 1000);
     const confs = g.map((t) => t.confidence).filter((x): x is number => x !== undefined);
-    out.push({ word: bare.toLowerCase(), start, end, confidence: confs.length ? Math.min(...confs) : 0, punctuatedWord: text });
+    const spk = speakerOf ? g.find((t) => t.speaker !== undefined)?.speaker : undefined;
+    out.push({ word: bare.toLowerCase(), start, end, confidence: confs.length ? Math.min(...confs) : 0, punctuatedWord: text, ...(spk !== undefined ? { speaker: speakerOf!(spk) } : {}) });
   }
   return out;
 }
@@ -187,6 +190,14 @@ export class SonioxSttStream extends UpstreamSttStream {
   private lastPartial = '';
   private speaking = false;
   private readonly spaced: boolean;
+  /** Soniox speaker → voxgate label (0, 1, … in order of first appearance; never changes once given). */
+  private readonly speakers = new Map<string, number>();
+  private readonly speakerOf = (sp: string | number): number => {
+    const k = String(sp);
+    let n = this.speakers.get(k);
+    if (n === undefined) this.speakers.set(k, (n = this.speakers.size));
+    return n;
+  };
 
   constructor(ws: ConstructorParameters<typeof UpstreamSttStream>[0], config: SttStreamConfig, o: ConstructorParameters<typeof UpstreamSttStream>[2], firstFrame: string) {
     super(ws, config, o);
@@ -236,7 +247,7 @@ export class SonioxSttStream extends UpstreamSttStream {
     const transcript = all.map((t) => t.text).join('').trim();
     if (!transcript || transcript === this.lastPartial) return;
     this.lastPartial = transcript;
-    const words = assembleWords(all, this.spaced);
+    const words = assembleWords(all, this.spaced, this.config.diarize ? this.speakerOf : undefined);
     const { start, end } = span(all, this.lastFinalEnd);
     this.safeEmit('partial', { transcript, start, duration: Math.max(0, end - start), ...(this.config.wordTimestamps && words.length ? { words } : {}), ...(words.length ? { confidence: meanConfidence(all) } : {}) });
   }
@@ -253,8 +264,9 @@ export class SonioxSttStream extends UpstreamSttStream {
     this.finalTokens = [];
     this.lastPartial = '';
     this.speaking = false;
-    const words = assembleWords(toks, this.spaced);
+    const words = assembleWords(toks, this.spaced, this.config.diarize ? this.speakerOf : undefined);
     const { start, end } = span(toks, this.lastFinalEnd);
+    const speaker = this.config.diarize ? mainSpeaker(words) : undefined;
     this.emitFinal(
       {
         transcript,
@@ -264,10 +276,20 @@ export class SonioxSttStream extends UpstreamSttStream {
         duration: Math.max(0, end - start),
         language: toks.find((t) => t.language)?.language ?? this.config.language,
         speechFinal: why === 'end',
+        ...(speaker !== undefined ? { speaker } : {}),
       },
       fromFinalize,
     );
   }
+}
+
+/** The label with the most word time among `words` (unified `final_transcript.speaker`), or undefined when none is labelled. */
+function mainSpeaker(words: readonly SttWord[]): number | undefined {
+  const t = new Map<number, number>();
+  for (const w of words) if (w.speaker !== undefined) t.set(w.speaker, (t.get(w.speaker) ?? 0) + Math.max(w.end - w.start, 1e-6));
+  let best: number | undefined;
+  for (const [k, v] of t) if (best === undefined || v > t.get(best)!) best = k;
+  return best;
 }
 
 /** [start, end] in seconds of `toks` (start at `from` when they carry no times). */
@@ -319,6 +341,7 @@ export class SonioxSttEngine extends UpstreamSttEngine {
       createStream: (ws, config, o) => new SonioxSttStream(ws, config, o, this.firstFrame(config)),
     });
     this.url = s.url;
+    this.capabilities.diarization = true; // Soniox labels speakers itself (enable_speaker_diarization)
   }
 
   /** The config frame of one stream (module docs "Wire"). */
@@ -333,6 +356,7 @@ export class SonioxSttEngine extends UpstreamSttEngine {
       enable_endpoint_detection: endpointing,
       ...(endpointing ? { max_endpoint_delay_ms: Math.min(3000, Math.max(500, config.endpointingMs!)) } : {}),
       ...(rid ? { client_reference_id: rid } : {}),
+      ...(config.diarize ? { enable_speaker_diarization: true } : {}),
     });
   }
 
