@@ -177,7 +177,12 @@ describe('sarvam is the Hindi route: seed model slng/deepgram/nova:3-hi', () => 
     const models = DEFAULT_STT_MODELS.map((m) => (m.code === NOVA_HI ? { ...m, backends } : m));
     return startConfiguredServer({
       ...base,
-      engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 2 }, 'sarvam-in': { type: 'sarvam', region: 'asia-south1', url: fakeUrl, apiKeyEnv: KEY_ENV, closeDrainMs: 50 } },
+      engines: {
+        pocketsphinx: { minIdleDecoders: 1, maxDecoders: 2 },
+        // A Deepgram Hindi backend in the same world part that is down (nothing listens on port 1).
+        'dg-hi': { type: 'deepgram', region: 'ap-south-1', url: 'ws://127.0.0.1:1', model: 'nova-3', languages: ['hi'], connectTimeoutMs: 2000 },
+        'sarvam-in': { type: 'sarvam', region: 'asia-south1', url: fakeUrl, apiKeyEnv: KEY_ENV, closeDrainMs: 50 },
+      },
       stt: { models },
     });
   }
@@ -195,7 +200,7 @@ describe('sarvam is the Hindi route: seed model slng/deepgram/nova:3-hi', () => 
     return f;
   }
 
-  it('served by the Sarvam fake: unpinned, with X-World-Part-Override: ap, and with an English-only engine listed first', async () => {
+  it('served by the Sarvam fake: unpinned, with X-World-Part-Override: ap, with an English-only engine listed first, and as the failover of a Deepgram Hindi backend that is down', async () => {
     const fake = new ReplayFake({ fixtures: [fx('stt_hindi.jsonl')] });
     const { ws } = await fake.start();
     try {
@@ -204,6 +209,7 @@ describe('sarvam is the Hindi route: seed model slng/deepgram/nova:3-hi', () => 
         [['sarvam-in'], { 'X-World-Part-Override': 'ap' }],
         [['pocketsphinx', 'sarvam-in'], { 'X-World-Part-Override': 'ap' }],
         [['pocketsphinx', 'sarvam-in'], {}],
+        [['dg-hi', 'sarvam-in'], { 'X-World-Part-Override': 'ap' }],
       ] as [string[], Record<string, string>][]) {
         const s = await hindiGateway(ws, backends);
         try {
