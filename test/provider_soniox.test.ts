@@ -150,6 +150,29 @@ describe('soniox adapter on the replay fake', () => {
     }
   });
 
+  it('a long utterance without an endpoint is cut into finals at complete words every maxUtteranceMs', async () => {
+    const fake = new ReplayFake({ fixtures: [fx('long_utterance.jsonl')] });
+    const { ws } = await fake.start();
+    try {
+      const s = await engine(ws).start({ ...STREAM, vad: false });
+      const seen = watch(s);
+      const long = await loadClip('asr_en/en_ls_2412-153948-0000.wav'); // 11.7 s
+      await feed(s, long, 11);
+      await eventually(() => seen.finals.length === 1, 5000, 'the cut');
+      await s.close();
+      assert.deepEqual(
+        seen.finals.map((f) => [f.transcript, f.speechFinal, f.fromFinalize, r3(f.start), r3(f.duration)]),
+        [
+          ['Alpha bravo charlie', false, false, 0, 10.5],
+          ['delta', false, false, 10.5, 0.5],
+        ],
+      );
+      assert.deepEqual(fake.violations(), []);
+    } finally {
+      await fake.close();
+    }
+  });
+
   it('diarization: enable_speaker_diarization, token speakers → word labels in order of appearance, the final\'s main speaker', async () => {
     const fake = new ReplayFake({ fixtures: [fx('diarize.jsonl')] });
     const { ws } = await fake.start();

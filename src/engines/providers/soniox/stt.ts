@@ -37,7 +37,10 @@
  *   final of the oldest outstanding `finalize()` — exactly one per finalize, as Soniox sends one `<fin>`
  *   per finalize message (SX3 manual-finalization); a finalize Soniox never answers is covered by the
  *   base's `finalizeTimeoutMs`;
- * - on `finished: true` (after the end-of-audio frame) emits what is left as a final.
+ * - on `finished: true` (after the end-of-audio frame) emits what is left as a final;
+ * - when the pending final tokens span `maxUtteranceMs` (default 10 s) without an endpoint, emits their
+ *   complete words as a final (`speechFinal: false`), as Deepgram emits `is_final` results within a long
+ *   utterance — finals keep flowing with endpointing off, and a failover never has to replay more than that.
  * Words are assembled from sub-word tokens ({@link assembleWords}): a token whose text starts with
  * white space starts a new word; others continue the current one (punctuation attaches to its word,
  * kept in `punctuatedWord`); languages written without spaces (ja, zh, th, …) get one word per token.
@@ -97,6 +100,12 @@ export const sonioxSettingsSchema = z
     maxConcurrent: z.number().int().positive().default(10),
     /** How long a start waits for a free slot before `rate_limit`, ms. */
     queueWaitMs: z.number().int().min(0).default(2000),
+    /**
+     * An utterance whose final tokens span this long without an endpoint is cut at its last complete
+     * word into a final (`speech_final: false`), ms — so finals keep coming in long monologues or with
+     * endpointing off, and failover's replay buffer (15 s) never holds unfinalised words it would drop.
+     */
+    maxUtteranceMs: z.number().int().positive().default(10_000),
     /** Fixed extra config keys (e.g. `{"context": {"terms": ["voxgate"]}, "language_hints_strict": true}`). */
     config: z
       .record(z.string().min(1), z.unknown())
@@ -199,7 +208,14 @@ export class SonioxSttStream extends UpstreamSttStream {
     return n;
   };
 
-  constructor(ws: ConstructorParameters<typeof UpstreamSttStream>[0], config: SttStreamConfig, o: ConstructorParameters<typeof UpstreamSttStream>[2], firstFrame: string) {
+  constructor(
+    ws: ConstructorParameters<typeof UpstreamSttStream>[0],
+    config: SttStreamConfig,
+    o: ConstructorParameters<typeof UpstreamSttStream>[2],
+    firstFrame: string,
+    /** Setting `maxUtteranceMs` (see {@link sonioxSettingsSchema}). */
+    private readonly maxUtteranceMs = 10_000,
+  ) {
     super(ws, config, o);
     this.spaced = !NO_SPACE_LANGUAGES.has(config.language);
     // The config is the first frame, before any audio (SX1); Soniox answers nothing until audio arrives.
@@ -224,6 +240,7 @@ export class SonioxSttStream extends UpstreamSttStream {
       this.flush('finished');
       return;
     }
+    this.cutLongUtterance(nonFinal);
     this.partial(nonFinal);
   }
 
@@ -252,8 +269,36 @@ export class SonioxSttStream extends UpstreamSttStream {
     this.safeEmit('partial', { transcript, start, duration: Math.max(0, end - start), ...(this.config.wordTimestamps && words.length ? { words } : {}), ...(words.length ? { confidence: meanConfidence(all) } : {}) });
   }
 
+  /**
+   * When the pending final tokens span at least `maxUtteranceMs`, emit the complete words among them
+   * as a final (`speech_final: false`) and keep the rest: a word is complete when the token after it
+   * (final, else this response's first non-final one) starts with white space (any token boundary in
+   * languages without spaces).
+   */
+  private cutLongUtterance(nonFinal: readonly SonioxToken[]): void {
+    const toks = this.finalTokens;
+    if (toks.length === 0) return;
+    const { start, end } = span(toks, this.lastFinalEnd);
+    if ((end - start) * 1000 < this.maxUtteranceMs) return;
+    const next = (j: number): SonioxToken | undefined => (j < toks.length ? toks[j] : nonFinal[0]);
+    let cut = toks.length;
+    if (this.spaced) {
+      while (cut > 0) {
+        const after = next(cut);
+        if (after !== undefined && /^\s/.test(after.text)) break;
+        cut--;
+      }
+    }
+    if (cut === 0) return;
+    const rest = toks.slice(cut);
+    this.finalTokens = toks.slice(0, cut);
+    this.flush('cut');
+    this.finalTokens = rest;
+    if (rest.length > 0) this.speaking = true;
+  }
+
   /** Emit the utterance in progress as a final (module docs for when). */
-  private flush(why: 'end' | 'fin' | 'finished'): void {
+  private flush(why: 'end' | 'fin' | 'finished' | 'cut'): void {
     const toks = this.finalTokens;
     const transcript = toks.map((t) => t.text).join('').trim();
     const fromFinalize = why === 'fin' && this.outstandingFinalizes > 0;
@@ -338,7 +383,7 @@ export class SonioxSttEngine extends UpstreamSttEngine {
     super(id, s, {
       authScheme: 'Bearer',
       frames: { finalize: '{"type":"finalize"}', close: '', keepalive: '{"type":"keepalive"}' },
-      createStream: (ws, config, o) => new SonioxSttStream(ws, config, o, this.firstFrame(config)),
+      createStream: (ws, config, o) => new SonioxSttStream(ws, config, o, this.firstFrame(config), s.maxUtteranceMs),
     });
     this.url = s.url;
     this.capabilities.diarization = true; // Soniox labels speakers itself (enable_speaker_diarization)
