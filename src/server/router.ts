@@ -15,6 +15,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { engineRegion, engineType, worldPartOf, type VoxgateConfig } from '../config/config.js';
+import { primaryLanguage } from '../config/model_language.js';
 import type { RequestContext } from '../engines/context.js';
 import { BackendHealth, type BackendHealthSnapshot } from '../engines/health.js';
 import { FailoverSttEngine, type SttBackend } from '../engines/stt/failover.js';
@@ -131,8 +132,15 @@ export class BackendRouter {
    * @param requestId the id the route reports (`dg-request-id`, `request_id`).
    * @throws RoutingError as {@link route}.
    */
-  stt(model: Routable, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverSttEngine> {
-    const { overrides, candidates } = this.route(model, headers, url);
+  stt(model: Routable & { language?: string }, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverSttEngine> {
+    const routed = this.route(model, headers, url);
+    const overrides = routed.overrides;
+    // A model that names its language (`…/nova:3-hi`) is served only by the candidates offering it,
+    // when any does (issue 11: Sarvam is the Hindi route even when an English engine is listed first);
+    // when none does, the list is kept and the first one's refusal names the gap (model_language.ts).
+    const need = model.language ? primaryLanguage(model.language) : undefined;
+    const speaking = need ? routed.candidates.filter((c) => this.o.sttEngines.get(c.id)?.capabilities.languages.includes(need)) : [];
+    const candidates = speaking.length > 0 ? speaking : routed.candidates;
     const lease = this.lease(overrides, model.code, requestId, providerKeyOf(headers));
     const backends: SttBackend[] = candidates.map((c) => ({ ...c, engine: this.o.sttEngines.get(c.id)! }));
     const engine = new FailoverSttEngine(backends, {

@@ -372,7 +372,7 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
     // No copy: ws masks a Buffer into a frame of its own (its `readOnly` path) and never writes to it.
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.bytes += buf.length;
-    this.send(this.o.encodeAudio ? this.o.encodeAudio(buf) : buf);
+    this.send(this.audioFrame(buf));
   }
 
   /** Bytes the socket has not flushed yet, as seconds of audio. */
@@ -385,7 +385,21 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
     // A view, not a copy: ws copies it into the masked frame synchronously (no compression, no queue).
     const view = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
     this.bytes += view.length;
-    this.send(this.o.encodeAudio ? this.o.encodeAudio(view) : view);
+    this.send(this.audioFrame(view));
+  }
+
+  /**
+   * The frame that carries `audio` (bytes as written) upstream. Default: the bytes themselves, one
+   * binary frame. A protocol that frames audio as JSON (base64; Sarvam, issue 11) overrides it.
+   * Must not keep `audio` (it may be a view of the caller's buffer).
+   */
+  protected audioFrame(audio: Buffer): string | Buffer {
+    return this.o.encodeAudio ? this.o.encodeAudio(audio) : audio;
+  }
+
+  /** `finalize()` calls not yet answered by a `fromFinalize` final (issue 11: providers whose finalize answer is a marker, e.g. Soniox `<fin>`). */
+  protected get outstandingFinalizes(): number {
+    return this.pendingFinalize.length;
   }
 
   finalize(): void {
@@ -607,6 +621,8 @@ export interface UpstreamProtocol {
   authHeader?: string;
   /** Audio framing of the protocol's streams ({@link RelayOptions.encodeAudio}); absent: binary frames. */
   encodeAudio?: (bytes: Buffer) => string;
+  /** Headers carrying the key instead of `Authorization` (e.g. Sarvam `API-Subscription-Key`); optional (issue 11). */
+  authHeaders?: (key: string) => Record<string, string>;
   /** Text frames of the control messages. */
   frames: RelayOptions['frames'];
   /** Wrap an open socket in the protocol's relay stream. */
@@ -651,6 +667,15 @@ export abstract class UpstreamSttEngine implements SttEngine {
   async init(): Promise<void> {}
 
   /**
+   * Take a provider concurrency slot before dialling (issue 11; src/engines/limits.ts). Default: none.
+   * @returns the slot's release (called once when the stream ends or the connect fails), or undefined.
+   * @throws VoxgateError `rate_limit` when no slot frees within the type's bounded wait.
+   */
+  protected async acquireSlot(_ctx: RequestContext | undefined): Promise<(() => void) | undefined> {
+    return undefined;
+  }
+
+  /**
    * Open the upstream stream (upstreams.md §2.2 for the errors).
    * @param ctx request id (sent as `X-Request-Id`), abort signal, connect deadline (`performance.now()` ms).
    * @throws VoxgateError `config_error` for a language the instance does not list, or as in {@link connectUpstream}.
@@ -667,17 +692,29 @@ export abstract class UpstreamSttEngine implements SttEngine {
     const req = this.request(config, secrets);
     const headers: Record<string, string> = {};
     if (apiKey) {
-      if (this.protocol.authHeader) headers[this.protocol.authHeader] = apiKey;
+      if (this.protocol.authHeaders) Object.assign(headers, this.protocol.authHeaders(apiKey));
+      else if (this.protocol.authHeader) headers[this.protocol.authHeader] = apiKey;
       else headers.Authorization = `${this.protocol.authScheme} ${apiKey}`;
     }
     if (ctx?.requestId) headers['X-Request-Id'] = ctx.requestId;
-    const ws = await connectUpstream({ url: req.url, headers, timeoutMs, signal: ctx?.signal, secrets, handshake: req.handshake });
+    const release = await this.acquireSlot(ctx);
+    if (ctx?.connectDeadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.connectDeadline - performance.now()));
+    let ws: WebSocket;
+    try {
+      ws = await connectUpstream({ url: req.url, headers, timeoutMs, signal: ctx?.signal, secrets, handshake: req.handshake });
+    } catch (err) {
+      release?.();
+      throw err;
+    }
     const stream = this.protocol.createStream(ws, config, {
       settings: this.settings,
       frames: this.protocol.frames,
       secrets,
       signal: ctx?.signal,
-      onEnd: () => this.streams.delete(stream),
+      onEnd: () => {
+        this.streams.delete(stream);
+        release?.();
+      },
       ...(this.protocol.encodeAudio ? { encodeAudio: this.protocol.encodeAudio } : {}),
     });
     this.streams.add(stream);
