@@ -14,7 +14,8 @@
  *   matched as a deep subset of the adapter's JSON text frame (`"$any"` matches any present value,
  *   `"$absent"` requires the key to be missing), or `{"$audio":true}` — one or more audio frames
  *   (binary frames, or JSON frames carrying base64 audio at `meta.audio.jsonField`), or
- *   `{"$close":true}` — the adapter closes the socket. `"capture":{"name":"dotted.path"}` on an `in`
+ *   `{"$close":true}` — the adapter closes the socket, or `{"$text":"finalize"}` — a plain (non-JSON)
+ *   text frame with exactly that content (also usable in `meta.ignore`). `"capture":{"name":"dotted.path"}` on an `in`
  *   line stores values of the matched frame for `${name}` substitution in later `out` lines.
  * - `{"t":ms,"dir":"out","data":…}` — the fake sends this: an object/array → its JSON text; a string →
  *   that text; `{"$binary":"<base64>"}` → a binary frame; `{"$pcm":seconds,"rate":hz}` → a binary frame
@@ -441,11 +442,13 @@ class WsReplay {
     if (isBinary) return this.onAudio(buf.length);
     const text = buf.toString('utf8');
     let json: unknown;
+    let plain = false;
     try {
       json = JSON.parse(text);
     } catch {
-      this.s.violations.push(`text frame is not JSON: ${text.slice(0, 80)}`);
-      return;
+      // A plain-text control frame (Cartesia Ink's `finalize`/`close`): matched as `{"$text":"…"}`.
+      json = { $text: text };
+      plain = true;
     }
     const field = this.fx.meta.audio?.jsonField;
     const b64 = field ? atPath(json, field) : undefined;
@@ -468,6 +471,10 @@ class WsReplay {
       return;
     }
     if ((this.fx.meta.ignore ?? []).some((p) => !subsetMismatch(p, json))) return;
+    if (plain && !(pattern && '$text' in pattern)) {
+      this.s.violations.push(`text frame is not JSON: ${text.slice(0, 80)}`);
+      return;
+    }
     if (!next) {
       this.s.violations.push(`unexpected frame after the fixture's last expected message: ${text.slice(0, 120)}`);
       return;
