@@ -309,6 +309,7 @@ describe('cartesia STT', () => {
     assert.equal(fin.start, 0.3);
     assert.ok(Math.abs(fin.duration - 0.9) < 1e-9);
     assert.equal(f.sessions[0]!.audioBytes, 2.5 * 32000);
+    assert.equal(f.sessions[0]!.headers.authorization, `Bearer ${KEY}`);
   });
 
   it('turns endpoint (auto with endpointing): turn.start → speech_started, updates → partials, turn.end → speech_final final; JSON close', async () => {
@@ -443,6 +444,22 @@ describe('cartesia behind a real voxgate gateway', () => {
     assert.equal(d.audio(cleared, flushed).length, 0.3 * 32000, `only the new utterance after cleared: ${d.describe()}`);
     const next = d.frames.findIndex((fr, i) => i > cleared && fr.kind === 'json' && fr.m.type === 'segment_start');
     assert.ok(next > cleared && d.frames.slice(cleared, next).every((fr) => !TtsRecorder.isAudio(fr)), 'no audio between cleared and the next segment');
+    assert.deepEqual(tts.f.violations(), []);
+    await gw.cleanup();
+    gw = null;
+  });
+
+  it('unified TTS on the per-segment path (streaming off, as with several backends): text → flush → audio → flushed', async () => {
+    const tts = await fake('tts_sentence.jsonl');
+    const stt = await fake('stt_manual.jsonl');
+    gw = await gateway(tts.url, stt.url, { streaming: false });
+    const c = await openTts(gw, '/v1/tts/cartesia/sonic:3');
+    c.send({ type: 'init', voice: 'sonic-demo', config: { sample_rate: 16000, encoding: 'linear16' } });
+    await c.waitType('ready');
+    c.send({ type: 'text', text: 'Hello from Cartesia.', flush: true });
+    const end = await c.waitType('flushed');
+    assert.equal(c.audio(0, end).length, 0.7 * 32000);
+    c.ws.close();
     assert.deepEqual(tts.f.violations(), []);
     await gw.cleanup();
     gw = null;
