@@ -176,6 +176,29 @@ describe('cartesia TTS: native streaming session', () => {
     );
   });
 
+  it('text after the open context went quiet (Cartesia expires it 1 s after its audio) opens a new context; the old one ends quietly', async () => {
+    const { f, url } = await fake('tts_rollover.jsonl');
+    const e = await ttsEngine(url, { contextIdleMs: 100 });
+    const st = e.openStream!({ voice: 'sonic-demo', speed: 1 });
+    const p = new Pull(st);
+    st.pushText('Let me think.');
+    await p.until((ev) => ev.kind === 'audio');
+    await new Promise((r) => setTimeout(r, 250)); // the LLM pauses longer than contextIdleMs
+    st.pushText(' Here is the answer.');
+    st.flush();
+    await p.until((ev) => ev.kind === 'flushed');
+    st.close();
+    assert.deepEqual(f.violations(), []);
+    assert.deepEqual(
+      p.seen.filter((ev) => ev.kind !== 'audio').map((ev) => ev.kind),
+      ['segment_start', 'segment_end', 'segment_start', 'segment_end', 'flushed'],
+      'no segment_error for the expired context',
+    );
+    assert.equal(p.samples(), 0.5 * 16000);
+    const ids = (f.sessions[0]!.textIn as Record<string, unknown>[]).map((m) => m.context_id);
+    assert.equal(new Set(ids).size, 2);
+  });
+
   it('a socket lost mid-context fails that segment; the next utterance re-dials', async () => {
     const { f, url } = await fake('tts_drop.jsonl', 'tts_sentence.jsonl');
     const e = await ttsEngine(url);
