@@ -335,6 +335,21 @@ describe('cartesia STT', () => {
     assert.equal(f.sessions[0]!.headers.authorization, `Bearer ${KEY}`);
   });
 
+  it('no partials when the stream did not ask for them (the session relays whatever the engine emits)', async () => {
+    for (const [name, extra] of [['stt_manual.jsonl', { endpoint: 'manual' }], ['stt_turns.jsonl', { endpoint: 'turns' }]] as const) {
+      const { url } = await fake(name);
+      const e = await sttEngine(url, extra, `cart-stt-${extra.endpoint}`);
+      const s = await e.start({ ...STREAM, partials: false });
+      const rec = record(s);
+      const clip = await loadClip(CLIP);
+      for (let i = 0; i < 2.5 * 32000; i += 3200) s.write(clip.samples.subarray(i / 2, (i + 3200) / 2));
+      s.finalize();
+      await eventually(() => rec.finals.length > 0, 5000, 'a final');
+      await s.close();
+      assert.deepEqual(rec.partials, [], name);
+    }
+  });
+
   it('turns endpoint (auto with endpointing): turn.start → speech_started, updates → partials, turn.end → speech_final final; JSON close', async () => {
     const { f, url } = await fake('stt_turns.jsonl');
     const e = await sttEngine(url);

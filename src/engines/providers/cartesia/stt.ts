@@ -14,7 +14,7 @@
  *   deltas between a `finalize` and its `flush_done` are joined verbatim (no trimming, as Cartesia's
  *   pitfalls page requires) into exactly one final with `fromFinalize: true` — an empty one when there
  *   was no speech; an `is_final` delta with no finalize outstanding is a final of its own.
- *   `is_final: false` deltas → partials. `speech_final` is always false (this endpoint has no endpointing).
+ *   `is_final: false` deltas → partials (when the stream asked for partials). `speech_final` is always false (this endpoint has no endpointing).
  * - `close()` → the plain-text frame `close`; Cartesia flushes, sends `done` and closes.
  * - Words: `words[{word,start,end}]`, seconds. By default (`wordTimes: "stream"`) taken as times from
  *   the stream start, as Deepgram's (the migration guide maps the fields 1:1) **[unconfirmed]**;
@@ -204,7 +204,7 @@ export class CartesiaSttStream extends UpstreamSttStream {
         const start = words[0]?.start ?? this.lastFinalEnd;
         const end = words.at(-1)?.end ?? Math.max(start, Math.min(this.audioSeconds, start + (t.duration ?? 0)));
         if (!t.is_final) {
-          if (!t.text.trim()) return;
+          if (!t.text.trim() || !this.config.partials) return; // partials only when the stream asked for them
           this.safeEmit('partial', { transcript: ((this.merge?.text ?? '') + t.text).trim(), start: this.merge?.start ?? start, duration: Math.max(0, end - (this.merge?.start ?? start)), ...(this.config.wordTimestamps && words.length > 0 ? { words } : {}) });
           return;
         }
@@ -270,7 +270,7 @@ export class CartesiaSttStream extends UpstreamSttStream {
         this.turnText = t;
         this.turnStart ??= this.lastFinalEnd;
         const text = this.uncommitted(t).trim();
-        if (text) this.safeEmit('partial', { transcript: text, start: this.turnStart, duration: Math.max(0, clock - this.turnStart) });
+        if (text && this.config.partials) this.safeEmit('partial', { transcript: text, start: this.turnStart, duration: Math.max(0, clock - this.turnStart) });
         return;
       }
       case 'turn.end': {
