@@ -199,6 +199,24 @@ describe('cartesia TTS: native streaming session', () => {
     assert.equal(new Set(ids).size, 2);
   });
 
+  it("Cartesia's 429 for a new context (a just-cancelled one still counted) is retried once on a new id with the text buffered meanwhile; the client sees no error", async () => {
+    const { f, url } = await fake('tts_context_429.jsonl');
+    const e = await ttsEngine(url);
+    const st = e.openStream!({ voice: 'sonic-demo', speed: 1 }) as CartesiaTtsStream;
+    const p = new Pull(st);
+    await eventually(() => st.connected, 5000, 'connected');
+    st.pushText('Right after a barge-in.');
+    await eventually(() => f.sessions[0]!.textIn.length === 1, 5000, 'first input sent');
+    await new Promise((r) => setTimeout(r, 50)); // the 429 arrives; the retry is pending
+    st.pushText(' It goes on.');
+    st.flush();
+    await p.until((ev) => ev.kind === 'flushed');
+    st.close();
+    assert.deepEqual(f.violations(), []);
+    assert.ok(!p.seen.some((ev) => ev.kind === 'segment_error'), p.describe());
+    assert.equal(p.samples(), 0.3 * 16000);
+  });
+
   it('a socket lost mid-context fails that segment; the next utterance re-dials', async () => {
     const { f, url } = await fake('tts_drop.jsonl', 'tts_sentence.jsonl');
     const e = await ttsEngine(url);

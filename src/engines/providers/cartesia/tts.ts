@@ -29,6 +29,8 @@
  *   previous one is `done`), so a session never uses more than one Cartesia concurrency slot.
  * - Text arriving after the open context went quiet for `contextIdleMs` (its audio finished, the LLM
  *   paused) rolls over to a new context instead of risking the expired one; the old one is ended quietly.
+ * - A context refused with 429 before any audio (Cartesia may still count a just-cancelled context) is
+ *   re-sent once on a new id after 250 ms; its text is buffered meanwhile.
  * - A context's `error` frame → `segment_error` (`provider_error`, the session goes on); a socket lost
  *   mid-context likewise, and the next utterance re-dials; a failed (re)dial or a refused slot fails
  *   the stream (handshake errors as in src/engines/stt/upstream/common.ts: 401/403 →
@@ -69,6 +71,8 @@ import { cartesiaCommonShape, cartesiaHeaders, cartesiaLimiter, cartesiaUrl, CAR
 
 /** sonic-3 `generation_config.speed` range ([CA1]; LiveKit's plugin checks the same bounds). */
 export const CARTESIA_SPEED = { min: 0.6, max: 2.0 } as const;
+/** Pause before a context refused with 429 is re-sent on a new id, ms. */
+const RETRY_429_MS = 250;
 /** Undelivered audio above which the socket is paused, bytes. */
 const PAUSE_BYTES = 1 << 20;
 
@@ -224,6 +228,7 @@ interface StreamDeps {
 
 /** One Cartesia context (= one voxgate segment). */
 interface Ctx {
+  /** Cartesia `context_id` (changes once when a 429 is retried). */
   id: string;
   segmentId: string;
   gen: number;
@@ -240,6 +245,10 @@ interface Ctx {
   lastFrameAt: number;
   pcm: PcmAssembler;
   timer: NodeJS.Timeout | null;
+  /** Re-sent once on a new context id after Cartesia's 429 (text buffered meanwhile). */
+  retried: boolean;
+  retryPending: boolean;
+  retryTimer: NodeJS.Timeout | null;
 }
 
 /** Text waiting for the previous context to finish (one entry per utterance). */
@@ -302,7 +311,7 @@ export class CartesiaTtsStream implements TtsStream {
     if (c && !c.ended) {
       if (!this.idle(c)) {
         c.text += text;
-        this.send(generationRequest(this.d.gen, c.id, text, true));
+        if (!c.retryPending) this.send(generationRequest(this.d.gen, c.id, text, true));
         return;
       }
       this.endQuietly(c); // the context may have expired: the text opens a new one
@@ -321,8 +330,10 @@ export class CartesiaTtsStream implements TtsStream {
       if (this.idle(c)) this.endQuietly(c);
       else {
         c.ended = true;
-        this.send(generationRequest(this.d.gen, c.id, '', false));
-        this.armStall(c);
+        if (!c.retryPending) {
+          this.send(generationRequest(this.d.gen, c.id, '', false));
+          this.armStall(c);
+        }
       }
       return;
     }
@@ -338,6 +349,7 @@ export class CartesiaTtsStream implements TtsStream {
     if (c) {
       this.cur = null;
       if (c.timer) clearTimeout(c.timer);
+      if (c.retryTimer) clearTimeout(c.retryTimer);
       this.send(JSON.stringify({ context_id: c.id, cancel: true }));
     }
     this.waiting.length = 0;
@@ -468,6 +480,9 @@ export class CartesiaTtsStream implements TtsStream {
         lastFrameAt: performance.now(),
         pcm: new PcmAssembler(),
         timer: null,
+        retried: false,
+        retryPending: false,
+        retryTimer: null,
       };
       this.cur = c;
       this.push({ kind: 'segment_start', segmentId: c.segmentId, text: c.text, gen: c.gen });
@@ -543,6 +558,7 @@ export class CartesiaTtsStream implements TtsStream {
         this.finish(c, null);
         return;
       case 'error':
+        if (ev.status === 429 && !c.gotAudio && !c.retried && !c.quiet) return this.retryContext(c);
         this.finish(c, c.quiet ? null : contextError(this.d.instanceId, ev, this.d.redact));
         return;
       case 'flush_done':
@@ -550,11 +566,33 @@ export class CartesiaTtsStream implements TtsStream {
     }
   }
 
+  /**
+   * Cartesia refused a new context with 429 (its count of active contexts may still include the one
+   * just cancelled by a barge-in): re-send the context's text once, on a new id, after a short pause —
+   * the session holds an account slot, so this is transient, never a rejection the client should see.
+   */
+  private retryContext(c: Ctx): void {
+    c.retried = true;
+    c.retryPending = true;
+    if (c.timer) clearTimeout(c.timer);
+    c.timer = null;
+    c.retryTimer = setTimeout(() => {
+      c.retryTimer = null;
+      if (this.cur !== c) return;
+      c.retryPending = false;
+      c.id = randomUUID();
+      c.lastFrameAt = performance.now();
+      this.send(generationRequest(this.d.gen, c.id, c.text, !c.ended));
+      if (c.ended) this.armStall(c);
+    }, RETRY_429_MS);
+  }
+
   /** `c` is over: `segment_error` (when failed), `segment_end`, `flushed` (when a flush ended it); next utterance. */
   private finish(c: Ctx, err: VoxgateError | null): void {
     if (this.cur !== c) return;
     this.cur = null;
     if (c.timer) clearTimeout(c.timer);
+    if (c.retryTimer) clearTimeout(c.retryTimer);
     if (err) this.push({ kind: 'segment_error', segmentId: c.segmentId, error: err, gen: c.gen });
     this.push({ kind: 'segment_end', segmentId: c.segmentId, gen: c.gen });
     if (c.flush) this.push({ kind: 'flushed', gen: c.gen });
