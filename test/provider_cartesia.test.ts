@@ -353,6 +353,24 @@ describe('cartesia STT', () => {
     assert.equal(f.sessions[0]!.headers.authorization, `Bearer ${KEY}`);
   });
 
+  it('wordTimes "segment": word times relative to each finalized segment are rebased to the stream clock', async () => {
+    const { f, url } = await fake('stt_segments.jsonl');
+    const e = await sttEngine(url, { endpoint: 'manual', wordTimes: 'segment' });
+    const s = await e.start(STREAM);
+    const rec = record(s);
+    s.write(new Int16Array(16000)); // 1.0 s
+    s.finalize();
+    await eventually(() => rec.finals.length === 1, 5000, 'first final');
+    s.write(new Int16Array(16000)); // 1.0 s more
+    s.finalize();
+    await eventually(() => rec.finals.length === 2, 5000, 'second final');
+    await s.close();
+    assert.deepEqual(f.violations(), []);
+    assert.deepEqual(rec.finals.map((x) => x.words!.map((w) => w.start)), [[0.1, 0.6], [1.1, 1.5]]);
+    assert.equal(rec.finals[1]!.start, 1.1);
+    assert.ok(rec.finals.every((x) => x.fromFinalize));
+  });
+
   it('no partials when the stream did not ask for them (the session relays whatever the engine emits)', async () => {
     for (const [name, extra] of [['stt_manual.jsonl', { endpoint: 'manual' }], ['stt_turns.jsonl', { endpoint: 'turns' }]] as const) {
       const { url } = await fake(name);

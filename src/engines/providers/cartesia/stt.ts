@@ -18,8 +18,8 @@
  * - `close()` → the plain-text frame `close`; Cartesia flushes, sends `done` and closes.
  * - Words: `words[{word,start,end}]`, seconds. By default (`wordTimes: "stream"`) taken as times from
  *   the stream start, as Deepgram's (the migration guide maps the fields 1:1) **[unconfirmed]**;
- *   `wordTimes: "segment"` adds the audio position of the previous `finalize` (times relative to the
- *   finalized segment). Result `start`/`duration` span the words; without words a final spans from
+ *   `wordTimes: "segment"` adds the audio position where the segment began (the previous answered
+ *   `finalize`; times relative to the finalized segment). Result `start`/`duration` span the words; without words a final spans from
  *   the previous final's end to the audio sent so far. Confidence: Cartesia sends none (0).
  *
  * ## Model-driven turns — `/stt/turns/websocket?model&encoding&sample_rate` (`turns`; `auto` when the
@@ -125,8 +125,10 @@ export class CartesiaSttStream extends UpstreamSttStream {
   /** Finalizes sent and not yet answered by `flush_done` (manual endpoint). */
   private finalizesOut = 0;
   private merge: Merge | null = null;
-  /** Audio position (s) of the last finalize: the base of segment-relative word times. */
+  /** Audio position (s) where the segment being transcribed began: the base of segment-relative word times. */
   private segmentBase = 0;
+  /** Audio position (s) of each finalize not yet answered: where the next segment begins. */
+  private readonly segmentEnds: number[] = [];
   /** Turns: start (s) of the turn in progress, or null; text of it already committed by a finalize. */
   private turnStart: number | null = null;
   private committed = '';
@@ -162,7 +164,7 @@ export class CartesiaSttStream extends UpstreamSttStream {
     if (this.state !== 'open') return;
     if (this.mode === 'manual') {
       this.finalizesOut++;
-      this.segmentBase = this.audioSeconds;
+      this.segmentEnds.push(this.audioSeconds);
       super.finalize();
       return;
     }
@@ -226,6 +228,7 @@ export class CartesiaSttStream extends UpstreamSttStream {
       case 'flush_done': {
         if (this.finalizesOut > 0) this.finalizesOut--;
         this.emitMerged(true);
+        this.segmentBase = this.segmentEnds.shift() ?? this.segmentBase;
         return;
       }
       case 'done':
