@@ -523,6 +523,21 @@ describe('cartesia behind a real voxgate gateway', () => {
     gw = null;
   });
 
+  it('Deepgram /v1/speak client on the Cartesia-backed voice: Speak → Flush → audio → Flushed', async () => {
+    const tts = await fake('tts_sentence.jsonl');
+    const stt = await fake('stt_manual.jsonl');
+    gw = await gateway(tts.url, stt.url);
+    const c = await openTts(gw, '/v1/speak?model=sonic-demo&encoding=linear16&sample_rate=16000', { Authorization: `Token ${gw.key}` });
+    c.send({ type: 'Speak', text: 'Hello from Cartesia.' });
+    c.send({ type: 'Flush' });
+    const end = await c.waitType('Flushed');
+    assert.equal(c.audio(0, end).length, 0.7 * 32000);
+    c.ws.close();
+    assert.deepEqual(tts.f.violations(), []);
+    await gw.cleanup();
+    gw = null;
+  });
+
   it('unified TTS on the per-segment path (streaming off, as with several backends): text → flush → audio → flushed', async () => {
     const tts = await fake('tts_sentence.jsonl');
     const stt = await fake('stt_manual.jsonl');
