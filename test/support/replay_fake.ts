@@ -15,7 +15,8 @@
  *   `"$absent"` requires the key to be missing), or `{"$audio":true}` — one or more audio frames
  *   (binary frames, or JSON frames carrying base64 audio at `meta.audio.jsonField`), or
  *   `{"$close":true}` — the adapter closes the socket, or `{"$text":"…"}` — a text frame with exactly
- *   this raw text (e.g. `""`, Soniox's end-of-audio frame). A JSON frame whose audio field is the empty
+ *   this raw text (e.g. `""`, Soniox's end-of-audio frame; Cartesia Ink's plain `finalize`; also usable
+ *   in `meta.ignore`). A JSON frame whose audio field is the empty
  *   string is a control frame (matched like text), not audio. `"capture":{"name":"dotted.path"}` on an `in`
  *   line stores values of the matched frame for `${name}` substitution in later `out` lines.
  * - `{"t":ms,"dir":"out","data":…}` — the fake sends this: an object/array → its JSON text; a string →
@@ -452,11 +453,13 @@ class WsReplay {
       return;
     }
     let json: unknown;
+    let plain = false;
     try {
       json = JSON.parse(text);
     } catch {
-      this.s.violations.push(`text frame is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
-      return;
+      // A plain-text control frame (Cartesia Ink's `finalize`/`close`): matched as `{"$text":"…"}`.
+      json = { $text: text };
+      plain = true;
     }
     const field = this.fx.meta.audio?.jsonField;
     const b64 = field ? atPath(json, field) : undefined;
@@ -474,6 +477,10 @@ class WsReplay {
       return;
     }
     if ((this.fx.meta.ignore ?? []).some((p) => !subsetMismatch(p, json))) return;
+    if (plain && !(pattern && '$text' in pattern)) {
+      this.s.violations.push(`text frame is not JSON: ${text.slice(0, 80)}`);
+      return;
+    }
     if (!next) {
       this.s.violations.push(`unexpected frame after the fixture's last expected message: ${text.slice(0, 120)}`);
       return;

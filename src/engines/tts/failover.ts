@@ -6,7 +6,7 @@
 import type { BackendHealth } from '../health.js';
 import { VoxgateError, toVoxgateError } from '../../util/errors.js';
 import { Resampler } from '../../audio/resample.js';
-import type { TtsCapabilities, TtsEngine, TtsEngineStats, TtsSynthesis, TtsSynthesisRequest } from './types.js';
+import type { TtsCapabilities, TtsEngine, TtsEngineStats, TtsStream, TtsSynthesis, TtsSynthesisRequest } from './types.js';
 
 /** One backend a TTS model may be served by. */
 export interface TtsBackend {
@@ -46,6 +46,13 @@ export class FailoverTtsEngine implements TtsEngine {
   /** The backend that produced the last segment's first audio. */
   lastBackend: TtsBackend | null = null;
 
+  /**
+   * With a single backend whose engine streams natively (e.g. Cartesia, issue 11), that engine's own
+   * streaming session: the wrapper is transparent there, as {@link synthesize} is with one backend.
+   * Absent with several backends: segments then go through {@link synthesize}, which fails over per segment.
+   */
+  readonly openStream?: (req: Omit<TtsSynthesisRequest, 'text'>) => TtsStream;
+
   /** @throws Error when `backends` is empty. */
   constructor(
     readonly backends: readonly TtsBackend[],
@@ -53,6 +60,13 @@ export class FailoverTtsEngine implements TtsEngine {
   ) {
     if (backends.length === 0) throw new Error('FailoverTtsEngine needs at least one backend');
     this.id = backends[0]!.engine.id;
+    const only = backends.length === 1 ? backends[0]! : null;
+    if (only?.engine.openStream) {
+      this.openStream = (req) => {
+        this.lastBackend = only;
+        return only.engine.openStream!(req);
+      };
+    }
   }
 
   get version(): string {

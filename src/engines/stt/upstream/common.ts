@@ -286,8 +286,11 @@ export function connectUpstream(o: ConnectOptions): Promise<WebSocket> {
 /** The protocol-specific frames and timings a relay stream needs. */
 export interface RelayOptions {
   settings: UpstreamSettings;
-  /** Text frames of the upstream's control messages. */
-  frames: { finalize: string; close: string; keepalive: string };
+  /**
+   * Text frames of the upstream's control messages. `keepalive: null` = the protocol has no keepalive
+   * message (Cartesia Ink, upstreams.md §1.7): the WebSocket pings sent while the backend is quiet keep it open.
+   */
+  frames: { finalize: string; close: string; keepalive: string | null };
   secrets: readonly string[];
   signal?: AbortSignal;
   /** Called once when the stream ends (closed, failed or aborted). */
@@ -514,7 +517,8 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
         /* the close event reports it */
       }
     }
-    if (this.state === 'open' && now - this.lastTx >= this.o.settings.keepAliveMs) this.send(this.o.frames.keepalive);
+    const keepalive = this.o.frames.keepalive;
+    if (keepalive !== null && this.state === 'open' && now - this.lastTx >= this.o.settings.keepAliveMs) this.send(keepalive);
   }
 
   private onUpstreamClose(code: number, reason: string): void {
@@ -608,6 +612,8 @@ export function parseTypedFrame(text: string): { type: string; json: unknown } {
 export interface UpstreamRequest {
   url: string;
   handshake?: UpstreamHandshake;
+  /** Extra upgrade headers the protocol needs (e.g. Cartesia's `Cartesia-Version`); never the key (the base adds it). */
+  headers?: Record<string, string>;
 }
 
 /** What differs between upstream protocols beyond the request: auth scheme, control frames, result parsing. */
@@ -690,7 +696,7 @@ export abstract class UpstreamSttEngine implements SttEngine {
     let timeoutMs = this.settings.connectTimeoutMs;
     if (ctx?.connectDeadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.connectDeadline - performance.now()));
     const req = this.request(config, secrets);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...req.headers };
     if (apiKey) {
       if (this.protocol.authHeaders) Object.assign(headers, this.protocol.authHeaders(apiKey));
       else if (this.protocol.authHeader) headers[this.protocol.authHeader] = apiKey;
