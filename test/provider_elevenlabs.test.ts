@@ -568,8 +568,8 @@ describe('elevenlabs through a real voxgate gateway', () => {
     }
   });
 
-  it('TTS end to end: a unified /v1/tts client gets the ElevenLabs audio of a flushed sentence', async () => {
-    const { f, ws } = await fake(fx('tts_multi_segments.jsonl'));
+  it('TTS end to end: a unified /v1/tts client gets the ElevenLabs audio of a flushed sentence (the session drives the native multi-stream-input stream)', async () => {
+    const { f, ws } = await fake(fx('tts_gateway_stream.jsonl'));
     const base = loadConfig();
     const gw = await startConfiguredServer({
       ...base,
