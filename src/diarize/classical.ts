@@ -1,0 +1,601 @@
+/**
+ * The embedded classical speaker diarizer (issue 13 "Embedded diarizer"; EXPERIMENTAL).
+ *
+ * Offline (`diarize`, pre-recorded files):
+ *  1. MFCC frames (mfcc.ts), 10 ms hop.
+ *  2. Speech regions from Silero VAD (16 kHz) or an energy detector (speech.ts).
+ *  3. Speaker-change detection inside each region: diagonal-Gaussian GLR between adjacent
+ *     `changeWinS` windows, peaks above the recording's mean GLR; long segments are cut to ≤ `maxSegS`.
+ *  4. Agglomerative clustering of the segments with full-covariance ΔBIC (gaussian.ts, cluster.ts),
+ *     stopping at ΔBIC ≥ 0 or at the speaker-count hints.
+ *  5. Re-segmentation: Viterbi over 0.1 s blocks of speech with one Gaussian per speaker and a
+ *     switch penalty, models re-estimated, `resegIterations` times.
+ *
+ * Online (`stream` → {@link ClassicalStreamDiarizer}): features are computed as audio is written;
+ * each `labelFinal` turns the final's words into ~1–2 s segments, re-clusters the capped history
+ * (plus one frozen "anchor" per label for segments evicted from the history) and maps the clusters
+ * onto the labels already emitted with a maximum-overlap (Hungarian) assignment, so an emitted label
+ * never changes and the cost per final is bounded by the history cap.
+ *
+ * Pluggable: the feature extractor and the segment scorer are interfaces (mfcc.ts `FeatureExtractor`,
+ * gaussian.ts `SegmentScorer`); a neural speaker embedding can replace them.
+ */
+import type { DiarizeOptions, Diarizer, SpeakerLabel, SpeakerTurn, StreamDiarizer, TimeSpan } from './types.js';
+import { MfccExtractor, type FeatureExtractor, type Frames } from './mfcc.js';
+import { BicScorer, globalCov, emptyStats, accumulate, addInto, type GaussStats, type SegmentScorer, type BicOptions } from './gaussian.js';
+import { agglomerate, countBounds, type ClusterItem } from './cluster.js';
+import { energyRegions, sileroRegions, type Region } from './speech.js';
+import { maxWeightAssignment } from './hungarian.js';
+
+/** Tuning of the classical diarizer (defaults measured on ../shared/data/diarization, see bench/diarize.ts). */
+export interface ClassicalOptions extends BicOptions {
+  /** Use Silero VAD for offline speech regions when possible (default true); else the energy detector. */
+  silero?: boolean;
+  /** Silero speech-probability threshold for offline regions (default 0.5). */
+  vadThreshold?: number;
+  /** Pauses shorter than this (seconds) inside speech are kept as speech (default 0.5; references label turns, not pauses). */
+  fillGapS?: number;
+  /** Change-detection window per side, seconds (default 1.0). */
+  changeWinS?: number;
+  /** Longest initial segment, seconds (default 2.0). */
+  maxSegS?: number;
+  /** Shortest initial segment, seconds (default 0.5). */
+  minSegS?: number;
+  /** Re-segmentation passes (default 2; 0 = off). */
+  resegIterations?: number;
+  /** Viterbi switch penalty in nats per speaker change (default 30). */
+  switchPenalty?: number;
+  /** Viterbi block, frames (default 10 = 0.1 s). */
+  blockFrames?: number;
+  /** Online: speech seconds of segments kept for re-clustering (default 90). */
+  historyS?: number;
+  /** Online: seconds of raw feature frames kept for words still to be labelled (default 60). */
+  keepFramesS?: number;
+  /** Online: target segment length for a final's words, seconds (default 1.5). */
+  onlineSegS?: number;
+  /** Feature extractor factory (default MFCC, 16 cepstra). */
+  features?: (sampleRate: number) => FeatureExtractor;
+}
+
+/** Frame range [from, to) of a recording. */
+interface Seg {
+  from: number;
+  to: number;
+}
+
+/** Everything a feature pass produces for a whole recording. */
+function extractAll(pcm: Int16Array, fx: FeatureExtractor): Frames {
+  return fx.stream().push(pcm);
+}
+
+/** Diagonal-Gaussian log-det of frames [a, b) from prefix sums. */
+function diagLogDet(cs: Float64Array, cq: Float64Array, d: number, a: number, b: number): number {
+  const n = b - a;
+  let s = 0;
+  for (let i = 0; i < d; i++) {
+    const m = (cs[b * d + i]! - cs[a * d + i]!) / n;
+    const v = (cq[b * d + i]! - cq[a * d + i]!) / n - m * m;
+    s += Math.log(Math.max(v, 1e-6));
+  }
+  return s;
+}
+
+/**
+ * Splits speech regions into segments at speaker-change points (diagonal GLR peaks) and at most
+ * `maxSeg` frames long. Returns segments in time order.
+ */
+export function changeSegments(frames: Frames, regions: Seg[], win: number, minSeg: number, maxSeg: number): Seg[] {
+  const d = frames.dim;
+  const n = frames.count;
+  const cs = new Float64Array((n + 1) * d);
+  const cq = new Float64Array((n + 1) * d);
+  for (let f = 0; f < n; f++) {
+    for (let i = 0; i < d; i++) {
+      const x = frames.data[f * d + i]!;
+      cs[(f + 1) * d + i] = cs[f * d + i]! + x;
+      cq[(f + 1) * d + i] = cq[f * d + i]! + x * x;
+    }
+  }
+  const step = 5;
+  const curves: { region: Seg; t: number[]; v: number[] }[] = [];
+  const all: number[] = [];
+  for (const r of regions) {
+    const t: number[] = [];
+    const v: number[] = [];
+    for (let c = r.from + win; c + win <= r.to; c += step) {
+      const g = 0.5 * (2 * win * diagLogDet(cs, cq, d, c - win, c + win) - win * diagLogDet(cs, cq, d, c - win, c) - win * diagLogDet(cs, cq, d, c, c + win));
+      t.push(c);
+      v.push(g);
+      all.push(g);
+    }
+    curves.push({ region: r, t, v });
+  }
+  const mean = all.length ? all.reduce((a, b) => a + b, 0) / all.length : 0;
+  const sd = all.length ? Math.sqrt(all.reduce((a, b) => a + (b - mean) ** 2, 0) / all.length) : 0;
+  const thr = mean + 0.5 * sd;
+  const out: Seg[] = [];
+  for (const { region, t, v } of curves) {
+    const cuts: number[] = [];
+    const radius = Math.max(1, Math.round(win / 2 / step));
+    for (let i = 0; i < v.length; i++) {
+      if (v[i]! < thr) continue;
+      let peak = true;
+      for (let j = Math.max(0, i - radius); j <= Math.min(v.length - 1, i + radius); j++) if (v[j]! > v[i]! || (v[j] === v[i] && j < i)) peak = false;
+      if (peak && t[i]! - (cuts[cuts.length - 1] ?? region.from) >= minSeg && region.to - t[i]! >= minSeg) cuts.push(t[i]!);
+    }
+    const bounds = [region.from, ...cuts, region.to];
+    for (let k = 0; k + 1 < bounds.length; k++) {
+      const a = bounds[k]!, b = bounds[k + 1]!;
+      const pieces = Math.max(1, Math.ceil((b - a) / maxSeg));
+      for (let p = 0; p < pieces; p++) {
+        const from = a + Math.round(((b - a) * p) / pieces);
+        const to = a + Math.round(((b - a) * (p + 1)) / pieces);
+        if (to > from) out.push({ from, to });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Viterbi re-segmentation of speech regions over blocks of `block` frames: one state per speaker
+ * model, `penalty` nats per switch. Returns a label per frame (-1 outside speech).
+ */
+export function viterbiResegment(
+  frames: Frames,
+  regions: Seg[],
+  models: ((frames: Frames, f: number) => number)[],
+  block: number,
+  penalty: number,
+): Int32Array {
+  const labels = new Int32Array(frames.count).fill(-1);
+  const K = models.length;
+  if (K === 0) return labels;
+  for (const r of regions) {
+    const nb = Math.ceil((r.to - r.from) / block);
+    if (nb <= 0) continue;
+    const score = new Float64Array(nb * K);
+    for (let b = 0; b < nb; b++) {
+      const a = r.from + b * block, e = Math.min(r.to, a + block);
+      for (let k = 0; k < K; k++) {
+        let s = 0;
+        for (let f = a; f < e; f++) s += models[k]!(frames, f);
+        score[b * K + k] = s;
+      }
+    }
+    const delta = new Float64Array(K);
+    const back = new Int32Array(nb * K);
+    for (let k = 0; k < K; k++) delta[k] = score[k]!;
+    const next = new Float64Array(K);
+    for (let b = 1; b < nb; b++) {
+      let best = 0;
+      for (let k = 1; k < K; k++) if (delta[k]! > delta[best]!) best = k;
+      for (let k = 0; k < K; k++) {
+        const stay = delta[k]!;
+        const sw = delta[best]! - penalty;
+        if (stay >= sw || best === k) { next[k] = stay + score[b * K + k]!; back[b * K + k] = k; }
+        else { next[k] = sw + score[b * K + k]!; back[b * K + k] = best; }
+      }
+      delta.set(next);
+    }
+    let k = 0;
+    for (let j = 1; j < K; j++) if (delta[j]! > delta[k]!) k = j;
+    for (let b = nb - 1; b >= 0; b--) {
+      const a = r.from + b * block, e = Math.min(r.to, a + block);
+      for (let f = a; f < e; f++) labels[f] = k;
+      k = back[b * K + k]!;
+    }
+  }
+  return labels;
+}
+
+/** Frame labels → turns (seconds), consecutive equal labels merged, -1 skipped, labels renumbered by first appearance. */
+function labelsToTurns(labels: Int32Array, hopS: number, endS: number): SpeakerTurn[] {
+  const turns: SpeakerTurn[] = [];
+  const renum = new Map<number, number>();
+  let f = 0;
+  while (f < labels.length) {
+    const l = labels[f]!;
+    let g = f + 1;
+    while (g < labels.length && labels[g] === l) g++;
+    if (l >= 0) {
+      if (!renum.has(l)) renum.set(l, renum.size);
+      turns.push({ start: f * hopS, end: Math.min(g * hopS, endS), speaker: renum.get(l)! });
+    }
+    f = g;
+  }
+  return turns;
+}
+
+/** A scorer factory: given the feature dimension and the prior covariance of the speech. */
+export type ScorerFactory<S> = (dim: number, prior: Float64Array) => SegmentScorer<S>;
+
+/**
+ * The classical diarizer (EXPERIMENTAL). See the module docstring for the pipeline.
+ * Implements the issue-13 `Diarizer` contract (src/diarize/types.ts).
+ */
+export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
+  readonly id = 'classical';
+  readonly experimental = true;
+  readonly options: Required<Omit<ClassicalOptions, 'features'>>;
+  private readonly features: (sampleRate: number) => FeatureExtractor;
+  private readonly scorerFactory: ScorerFactory<S>;
+  private readonly fxCache = new Map<number, FeatureExtractor>();
+
+  /**
+   * @param opts tuning (see {@link ClassicalOptions}).
+   * @param scorer segment scorer factory (default {@link BicScorer} with `lambda`/`tau`).
+   */
+  constructor(opts: ClassicalOptions = {}, scorer?: ScorerFactory<S>) {
+    this.options = {
+      lambda: opts.lambda ?? 1.6,
+      tau: opts.tau ?? 30,
+      silero: opts.silero ?? true,
+      vadThreshold: opts.vadThreshold ?? 0.5,
+      fillGapS: opts.fillGapS ?? 0.5,
+      changeWinS: opts.changeWinS ?? 1.0,
+      maxSegS: opts.maxSegS ?? 2.0,
+      minSegS: opts.minSegS ?? 0.5,
+      resegIterations: opts.resegIterations ?? 2,
+      switchPenalty: opts.switchPenalty ?? 30,
+      blockFrames: opts.blockFrames ?? 10,
+      historyS: opts.historyS ?? 90,
+      keepFramesS: opts.keepFramesS ?? 60,
+      onlineSegS: opts.onlineSegS ?? 1.5,
+    };
+    this.features = opts.features ?? ((rate) => new MfccExtractor(rate));
+    this.scorerFactory =
+      scorer ?? (((dim: number, prior: Float64Array) => new BicScorer(dim, prior, { lambda: this.options.lambda, tau: this.options.tau })) as unknown as ScorerFactory<S>);
+  }
+
+  /** The (cached) feature extractor for a sample rate. */
+  extractor(sampleRate: number): FeatureExtractor {
+    let fx = this.fxCache.get(sampleRate);
+    if (!fx) {
+      fx = this.features(sampleRate);
+      this.fxCache.set(sampleRate, fx);
+    }
+    return fx;
+  }
+
+  /** Builds a scorer (used by streams too). */
+  scorer(dim: number, prior: Float64Array): SegmentScorer<S> {
+    return this.scorerFactory(dim, prior);
+  }
+
+  /**
+   * Diarizes a whole recording (see module docstring).
+   * @param pcm mono 16-bit PCM; @param sampleRate Hz (> 0).
+   * @returns non-overlapping turns in time order over detected speech, labels from 0 in order of first appearance.
+   * @throws RangeError on a non-positive sample rate.
+   */
+  diarize(pcm: Int16Array, sampleRate: number, opts?: DiarizeOptions): SpeakerTurn[] {
+    if (!(sampleRate > 0)) throw new RangeError(`invalid sample rate ${sampleRate}`);
+    const o = this.options;
+    const fx = this.extractor(sampleRate);
+    const frames = extractAll(pcm, fx);
+    if (frames.count === 0) return [];
+    const hop = fx.hopS;
+    const endS = pcm.length / sampleRate;
+    const regionsS: Region[] = (o.silero ? sileroRegions(pcm, sampleRate, o.vadThreshold) : null) ?? energyRegions(frames.energy, hop);
+    const filled: Region[] = [];
+    for (const r of regionsS) {
+      const last = filled[filled.length - 1];
+      if (last && r.start - last.end < o.fillGapS) last.end = Math.max(last.end, r.end);
+      else filled.push({ ...r });
+    }
+    const regions: Seg[] = filled
+      .map((r) => ({ from: Math.max(0, Math.round(r.start / hop)), to: Math.min(frames.count, Math.round(r.end / hop)) }))
+      .filter((r) => r.to - r.from >= 5);
+    if (regions.length === 0) return [];
+    const mask = new Uint8Array(frames.count);
+    for (const r of regions) mask.fill(1, r.from, r.to);
+    const prior = globalCov(frames, mask);
+    const scorer = this.scorer(frames.dim, prior);
+    const win = Math.max(10, Math.round(o.changeWinS / hop));
+    const segs = changeSegments(frames, regions, win, Math.round(o.minSegS / hop), Math.max(10, Math.round(o.maxSegS / hop)));
+    const items: ClusterItem<S>[] = segs.map((s) => ({ stats: scorer.stats(frames, s.from, s.to) }));
+    const bounds = countBounds(opts);
+    const { assign, clusters } = agglomerate(items, scorer, bounds);
+    let labels: Int32Array = new Int32Array(frames.count).fill(-1);
+    segs.forEach((s, i) => labels.fill(assign[i]!, s.from, s.to));
+    if (scorer.frameModel && clusters.length > 1) {
+      let models = clusters;
+      for (let it = 0; it < o.resegIterations; it++) {
+        labels = viterbiResegment(frames, regions, models.map((c) => scorer.frameModel!(c)), o.blockFrames, o.switchPenalty);
+        const next: S[] = [];
+        const present: number[] = [];
+        for (let k = 0; k < models.length; k++) {
+          let from = -1;
+          let st: S | null = null;
+          for (let f = 0; f <= frames.count; f++) {
+            const on = f < frames.count && labels[f] === k;
+            if (on && from < 0) from = f;
+            else if (!on && from >= 0) {
+              const piece = scorer.stats(frames, from, f);
+              st = st ? scorer.merge(st, piece) : piece;
+              from = -1;
+            }
+          }
+          if (st && scorer.size(st) > 0) { next.push(st); present.push(k); }
+        }
+        if (present.length !== models.length) {
+          const remap = new Map(present.map((k, i) => [k, i]));
+          for (let f = 0; f < labels.length; f++) if (labels[f]! >= 0) labels[f] = remap.get(labels[f]!) ?? -1;
+        }
+        models = next;
+        if (models.length < 2) break;
+      }
+    }
+    return labelsToTurns(labels, hop, endS);
+  }
+
+  /** Opens an online diarization for a stream (see {@link ClassicalStreamDiarizer}). */
+  stream(sampleRate: number, opts?: DiarizeOptions): ClassicalStreamDiarizer<S> {
+    return new ClassicalStreamDiarizer(this, sampleRate, opts);
+  }
+}
+
+/** A labelled segment of the online history. */
+interface HistSeg<S> {
+  /** Absolute frame range. */
+  from: number;
+  to: number;
+  stats: S;
+  /** Label emitted for it. */
+  label: number;
+}
+
+/** Counters of a {@link ClassicalStreamDiarizer} (for tests and metrics). */
+export interface StreamDiarizerStats {
+  /** Segments in the re-clustered history. */
+  historySegments: number;
+  /** Speech seconds in the history. */
+  historyS: number;
+  /** Feature frames held in memory. */
+  framesHeld: number;
+  /** Labels emitted so far (distinct). */
+  labels: number;
+  /** Segments evicted into label anchors. */
+  evicted: number;
+}
+
+/**
+ * Online diarization of one stream (EXPERIMENTAL): see {@link ClassicalDiarizer} module docstring.
+ * Emitted labels are final; the history used for re-clustering is capped at `historyS` seconds of
+ * speech (older segments are folded into a per-label anchor), and raw frames are kept for
+ * `keepFramesS` seconds, so memory and per-final cost stay flat over a long session.
+ */
+export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
+  private readonly fx: FeatureExtractor;
+  private readonly feat: ReturnType<FeatureExtractor['stream']>;
+  private readonly hop: number;
+  private readonly bounds: { min: number; max: number };
+  /** Frame buffer: frames [base, base + count). */
+  private buf: Float32Array;
+  private base = 0;
+  private count = 0;
+  private readonly dim: number;
+  private readonly history: HistSeg<S>[] = [];
+  private historyFrames = 0;
+  private readonly anchors = new Map<number, S>();
+  private nextLabel = 0;
+  private evicted = 0;
+  /** Running covariance statistics of all labelled speech (prior for shrinkage). */
+  private readonly priorStats: GaussStats;
+  private closed = false;
+  private lastLabel = 0;
+
+  constructor(private readonly owner: ClassicalDiarizer<S>, readonly sampleRate: number, opts?: DiarizeOptions) {
+    if (!(sampleRate > 0)) throw new RangeError(`invalid sample rate ${sampleRate}`);
+    this.fx = owner.extractor(sampleRate);
+    this.feat = this.fx.stream();
+    this.hop = this.fx.hopS;
+    this.dim = this.fx.dim;
+    this.bounds = countBounds(opts);
+    this.buf = new Float32Array(1024 * this.dim);
+    this.priorStats = emptyStats(this.dim);
+  }
+
+  /** Feeds PCM (mono, the stream's rate) in order; computes its feature frames. No-op after close. */
+  write(pcm: Int16Array): void {
+    if (this.closed || pcm.length === 0) return;
+    const fr = this.feat.push(pcm);
+    if (fr.count === 0) return;
+    const d = this.dim;
+    const keep = Math.max(1, Math.round(this.owner.options.keepFramesS / this.hop));
+    if (this.count + fr.count > keep) {
+      const drop = Math.min(this.count, this.count + fr.count - keep);
+      this.buf.copyWithin(0, drop * d, this.count * d);
+      this.base += drop;
+      this.count -= drop;
+    }
+    if ((this.count + fr.count) * d > this.buf.length) {
+      const nb = new Float32Array(Math.max(this.buf.length * 2, (this.count + fr.count) * d));
+      nb.set(this.buf.subarray(0, this.count * d));
+      this.buf = nb;
+    }
+    this.buf.set(fr.data.subarray(0, fr.count * d), this.count * d);
+    this.count += fr.count;
+  }
+
+  /** Current counters. */
+  stats(): StreamDiarizerStats {
+    return {
+      historySegments: this.history.length,
+      historyS: this.historyFrames * this.hop,
+      framesHeld: this.count,
+      labels: this.nextLabel,
+      evicted: this.evicted,
+    };
+  }
+
+  /**
+   * Labels a final's words (seconds from stream start). Words with no written audio get the label of
+   * their nearest labelled neighbour (or the last label emitted). Never throws on odd spans
+   * (negative, reversed, NaN are treated as empty).
+   * @returns one {@link SpeakerLabel} per word, same order.
+   */
+  labelFinal(words: readonly TimeSpan[]): SpeakerLabel[] {
+    if (words.length === 0) return [];
+    if (this.closed) return words.map(() => ({ speaker: this.lastLabel, confidence: 0 }));
+    const frames: Frames = { count: this.count, dim: this.dim, data: this.buf, energy: new Float32Array(0) };
+    const o = this.owner.options;
+    const toFrame = (t: number): number => (Number.isFinite(t) ? Math.round(t / this.hop) : -1);
+    // Word spans → local frame ranges, clipped to the frames held.
+    const spans = words.map((w) => {
+      const a = Math.max(toFrame(w.start) - this.base, 0);
+      const b = Math.min(toFrame(w.end) - this.base, this.count);
+      return b > a ? { a, b } : null;
+    });
+    // Group words into segments of ~onlineSegS.
+    const target = Math.max(10, Math.round(o.onlineSegS / this.hop));
+    const gapMax = Math.round(0.5 / this.hop);
+    const groups: { a: number; b: number; words: number[] }[] = [];
+    spans.forEach((s, i) => {
+      if (!s) return;
+      const g = groups[groups.length - 1];
+      if (g && s.a - g.b <= gapMax && g.b - g.a < target && s.a >= g.a) {
+        g.b = Math.max(g.b, s.b);
+        g.words.push(i);
+      } else groups.push({ a: s.a, b: s.b, words: [i] });
+    });
+    // Fold a short last group into its predecessor (short segments are unreliable).
+    if (groups.length > 1) {
+      const last = groups[groups.length - 1]!;
+      const prev = groups[groups.length - 2]!;
+      if (last.b - last.a < target / 3 && last.a - prev.b <= gapMax) {
+        prev.b = last.b;
+        prev.words.push(...last.words);
+        groups.pop();
+      }
+    }
+    const scorerPrior = this.prior();
+    const scorer = this.owner.scorer(this.dim, scorerPrior);
+    const fresh = groups.map((g) => ({ g, stats: scorer.stats(frames, g.a, g.b) }));
+    for (const f of fresh) accumulate(this.priorStats, frames, f.g.a, f.g.b);
+
+    // Re-cluster anchors + history + fresh segments.
+    const items: ClusterItem<S>[] = [];
+    const anchorLabels = [...this.anchors.keys()];
+    for (const l of anchorLabels) items.push({ stats: this.anchors.get(l)!, anchor: l });
+    for (const h of this.history) items.push({ stats: h.stats });
+    for (const f of fresh) items.push({ stats: f.stats });
+    const freshLabels: number[] = [];
+    const freshConf: number[] = [];
+    if (fresh.length > 0) {
+      const { assign, clusters } = agglomerate(items, scorer, this.bounds);
+      const K = clusters.length;
+      // Overlap (frames) of each cluster with each emitted label.
+      const L = this.nextLabel;
+      const weight: number[][] = [];
+      for (let k = 0; k < K; k++) weight.push(new Array<number>(L).fill(0));
+      let idx = 0;
+      for (const l of anchorLabels) weight[assign[idx++]!]![l]! += scorer.size(this.anchors.get(l)!);
+      for (const h of this.history) weight[assign[idx++]!]![h.label]! += h.to - h.from;
+      const map = maxWeightAssignment(weight);
+      const clusterLabel = new Array<number>(K).fill(-1);
+      for (let k = 0; k < K; k++) {
+        if (map[k]! >= 0) clusterLabel[k] = map[k]!;
+      }
+      for (let k = 0; k < K; k++) {
+        if (clusterLabel[k]! >= 0) continue;
+        const hasFresh = fresh.some((_, i) => assign[anchorLabels.length + this.history.length + i] === k);
+        if (!hasFresh) continue;
+        if (this.nextLabel < this.bounds.max) clusterLabel[k] = this.nextLabel++;
+        else {
+          // No label left under the hint: the emitted label whose cluster is closest.
+          let best = 0, bestD = Infinity;
+          for (let j = 0; j < K; j++) {
+            if (clusterLabel[j]! < 0 || j === k) continue;
+            const dd = scorer.distance(clusters[k]!, clusters[j]!);
+            if (dd < bestD) { bestD = dd; best = clusterLabel[j]!; }
+          }
+          clusterLabel[k] = best;
+        }
+      }
+      const models = scorer.frameModel ? clusters.map((c) => scorer.frameModel!(c)) : null;
+      fresh.forEach((f, i) => {
+        const k = assign[anchorLabels.length + this.history.length + i]!;
+        freshLabels.push(clusterLabel[k]!);
+        freshConf.push(models && K > 1 ? this.confidence(frames, f.g.a, f.g.b, models, k) : 0.5);
+      });
+      // Append to history (labels now final) and evict beyond the cap.
+      fresh.forEach((f, i) => {
+        this.history.push({ from: f.g.a + this.base, to: f.g.b + this.base, stats: f.stats, label: freshLabels[i]! });
+        this.historyFrames += f.g.b - f.g.a;
+      });
+      const cap = Math.round(o.historyS / this.hop);
+      while (this.historyFrames > cap && this.history.length > 1) {
+        const h = this.history.shift()!;
+        this.historyFrames -= h.to - h.from;
+        const a = this.anchors.get(h.label);
+        this.anchors.set(h.label, a ? scorer.merge(a, h.stats) : h.stats);
+        this.evicted++;
+      }
+    }
+    // Word labels.
+    const out: SpeakerLabel[] = new Array(words.length);
+    groups.forEach((g, gi) => {
+      for (const w of g.words) out[w] = { speaker: freshLabels[gi]!, confidence: round3(freshConf[gi]!) };
+    });
+    if (this.nextLabel === 0) this.nextLabel = 1; // a final with no audio still names speaker 0
+    for (let i = 0; i < words.length; i++) {
+      if (out[i]) continue;
+      let j = -1;
+      for (let d = 1; d < words.length && j < 0; d++) {
+        if (out[i - d] && spans[i - d]) j = i - d;
+        else if (out[i + d] && spans[i + d]) j = i + d;
+      }
+      out[i] = { speaker: j >= 0 ? out[j]!.speaker : this.lastLabel, confidence: 0 };
+    }
+    this.lastLabel = out[out.length - 1]!.speaker;
+    return out;
+  }
+
+  /** Releases the history and frames. Idempotent. */
+  close(): void {
+    this.closed = true;
+    this.history.length = 0;
+    this.anchors.clear();
+    this.buf = new Float32Array(0);
+    this.count = 0;
+  }
+
+  private prior(): Float64Array {
+    const d = this.dim;
+    if (this.priorStats.n < 4 * d) {
+      const frames: Frames = { count: this.count, dim: d, data: this.buf, energy: new Float32Array(0) };
+      return globalCov(frames, null);
+    }
+    const n = this.priorStats.n;
+    const cov = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) {
+      for (let j = i; j < d; j++) {
+        const v = this.priorStats.sq[i * d + j]! / n - (this.priorStats.sum[i]! / n) * (this.priorStats.sum[j]! / n);
+        cov[i * d + j] = v;
+        cov[j * d + i] = v;
+      }
+    }
+    return cov;
+  }
+
+  /** Posterior-like confidence that frames [a, b) belong to cluster k rather than the best other one. */
+  private confidence(frames: Frames, a: number, b: number, models: ((fr: Frames, f: number) => number)[], k: number): number {
+    if (b <= a) return 0;
+    const ll = models.map((m) => {
+      let s = 0;
+      for (let f = a; f < b; f++) s += m(frames, f);
+      return s / (b - a);
+    });
+    let other = -Infinity;
+    ll.forEach((v, j) => { if (j !== k && v > other) other = v; });
+    const diff = ll[k]! - other;
+    return 1 / (1 + Math.exp(-diff * 2));
+  }
+}
+
+const round3 = (v: number): number => Math.round(v * 1000) / 1000;
+
+/** Unused helper kept typed for consumers that build stats by hand. */
+export { addInto };
