@@ -33,7 +33,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { RequestContext } from '../context.js';
-import { SingleSpeakerDiarizer, type Diarizer, type SpeakerLabel, type StreamDiarizer, type TimeSpan } from '../../diarize/types.js';
+import type { Diarizer, SpeakerLabel, TimeSpan } from '../../diarize/types.js';
+import { createDiarizer } from '../../diarize/index.js';
 import { VoxgateError } from '../../util/errors.js';
 import type { SttCapabilities, SttEngine, SttFinal, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from './types.js';
 
@@ -53,11 +54,13 @@ export function diarizationMode(caps: SttCapabilities, config: Pick<SttStreamCon
   return caps.diarization ? 'upstream' : 'embedded';
 }
 
-/** The embedded diarizer used when none is injected: replaced by the classical one (branch `diar`) when merged. */
 let defaultInstance: Diarizer | null = null;
-/** The process-wide embedded diarizer (stateless factory; each stream gets its own {@link StreamDiarizer}). */
+/**
+ * The process-wide embedded diarizer: the classical one (src/diarize/index.ts `createDiarizer`,
+ * experimental), created on first use. It is a factory: each stream gets its own `StreamDiarizer`.
+ */
 export function defaultDiarizer(): Diarizer {
-  defaultInstance ??= new SingleSpeakerDiarizer();
+  defaultInstance ??= createDiarizer();
   return defaultInstance;
 }
 
