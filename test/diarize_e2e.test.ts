@@ -30,6 +30,8 @@ import { serverMessageSchema as unifiedSchema } from '../src/protocol/unified/sc
 const MULTI = 'diarization/picovoice_falcon_3spk.wav';
 const STEREO = 'diarization/librispeech_stereo_2spk.wav';
 const UNIFIED = 'local/pocketsphinx:en';
+/** A fake engine's script: one final with words after 1 s of audio. */
+const SCRIPT_FINAL = { steps: [{ at: 1, final: { transcript: 'one two', words: [{ word: 'one', start: 0.1, end: 0.4 }, { word: 'two', start: 0.5, end: 0.9 }] } }] };
 
 /** A Deepgram SDK client whose REST and WebSocket base URLs are the local gateway (as test/deepgram_sdk_live.test.ts). */
 function localDeepgram(s: TestServer): DeepgramClient {
@@ -251,5 +253,31 @@ describe('diarization: upstream pass-through (a deepgram-type backend)', () => {
     c.sendJson({ type: 'close' });
     await c.closed;
     assert.equal(queries.at(-1)!.get('diarize'), null);
+  });
+});
+
+describe('diarization: a backend that takes undecoded audio but does not diarize', () => {
+  let gw: TestServer;
+  before(async () => {
+    const base = loadConfig();
+    gw = await startConfiguredServer({
+      ...base,
+      engines: { fk: { type: 'fake', capabilities: { passthroughEncodings: ['linear16'] }, script: SCRIPT_FINAL } },
+      stt: { ...base.stt, models: [{ code: 'test/fake:pt', engine: 'fk', dialect: 'unified', options: {}, aliases: [] }] },
+    });
+  });
+  after(async () => {
+    await gw.cleanup();
+  });
+
+  it('the session decodes the audio so the embedded diarizer gets PCM (labelled final, no engine error)', async () => {
+    const c = await openSession(gw, 'test/fake:pt', { enable_diarization: true, enable_word_timestamps: true });
+    await c.sendBinary(silence(1500));
+    const f = await c.waitType('final_transcript');
+    c.sendJson({ type: 'close' });
+    await c.closed;
+    assert.equal(c.ofType('error').length, 0, JSON.stringify(c.ofType('error')));
+    assert.ok((f.words as Word[]).every((w) => Number.isInteger(w.speaker)));
+    assert.ok(Number.isInteger(f.speaker));
   });
 });

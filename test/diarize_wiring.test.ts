@@ -298,6 +298,16 @@ describe('the diarizing stream wrapper', () => {
     assert.equal(diarizationMode({ ...caps, diarization: true }, { diarize: {} }, false), 'upstream');
   });
 
+  it('a failover engine diarizes by its backends only when every backend does (one label space per stream)', () => {
+    const dg = new FakeSttEngine({ id: 'dg', capabilities: { diarization: true } });
+    const ps = new FakeSttEngine({ id: 'ps' });
+    const b = (id: string, engine: FakeSttEngine) => ({ id, engine, region: 'r', worldPart: 'w' });
+    const health = new BackendHealth();
+    assert.equal(new FailoverSttEngine([b('A', dg), b('B', dg)], { health }).capabilities.diarization, true);
+    assert.equal(new FailoverSttEngine([b('A', dg), b('B', ps)], { health }).capabilities.diarization, false);
+    assert.equal(new FailoverSttEngine([b('A', ps), b('B', dg)], { health }).capabilities.diarization, false);
+  });
+
   it('embedded: every sample reaches the diarizer, every final word is labelled, hints reach it, the engine is not asked to diarize', async () => {
     const engine = new FakeSttEngine({ script: SCRIPT });
     await engine.init();
