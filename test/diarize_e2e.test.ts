@@ -133,6 +133,29 @@ describe('diarization end to end', () => {
     assert.ok(finals.length >= 2 && finals.every((f) => Number.isInteger(f.speaker) && f.words === undefined));
   });
 
+  it('Deepgram-style route, init diarize: true (§1.4 Hindi example key): speaker on every final word', async () => {
+    const clip = await loadClip(MULTI);
+    const c = await openSession(s, 'local/pocketsphinx:en-deepgram', { diarize: true });
+    await c.sendBinary(Buffer.concat([clip.bytes, silence(800)]));
+    c.sendJson({ type: 'close' });
+    await c.closed;
+    const words = resultWords(c.messages);
+    assert.ok(words.length >= 10 && words.every((w) => Number.isInteger(w.speaker)));
+    assert.ok(new Set(words.map((w) => w.speaker)).size >= 2);
+  });
+
+  it('smallest.ai Pulse, diarize=true: speaker and speaker_confidence on every final word', async () => {
+    const clip = await loadClip(MULTI);
+    const c = await openSocket(`${s.wsUrl}/waves/v1/pulse/get_text?language=en&encoding=linear16&sample_rate=16000&diarize=true`, { Authorization: `Bearer ${s.key}` });
+    await c.sendBinary(Buffer.concat([clip.bytes, silence(1000)]));
+    c.sendJson({ type: 'close_stream' });
+    await c.closed;
+    const words = c.messages.filter((m) => m.is_final).flatMap((m) => (m.words ?? []) as Word[]);
+    assert.ok(words.length >= 10);
+    assert.ok(words.every((w) => Number.isInteger(w.speaker) && typeof w.speaker_confidence === 'number'));
+    assert.ok(new Set(words.map((w) => w.speaker)).size >= 2);
+  });
+
   it('multichannel=true&diarize=true live: every word’s speaker is its channel (perfect on the stereo 2-speaker file)', async () => {
     const c = await openSocket(`${s.wsUrl}/v1/listen?encoding=linear16&sample_rate=16000&channels=2&multichannel=true&diarize=true&endpointing=300`, { Authorization: `Token ${s.key}` });
     await c.sendBinary(Buffer.concat([readFileSync(sharedData(STEREO)), Buffer.alloc(16000 * 2 * 2)]));
