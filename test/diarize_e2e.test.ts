@@ -304,3 +304,37 @@ describe('diarization: a backend that takes undecoded audio but does not diarize
     assert.ok(Number.isInteger(f.speaker));
   });
 });
+
+describe('diarization: a deepgram-type backend that is a real voxgate /v1/listen', () => {
+  let inner: TestServer;
+  let outer: TestServer;
+  before(async () => {
+    inner = await startTestServer();
+    process.env.VOXGATE_DIAR_INNER_KEY = inner.key;
+    const base = loadConfig();
+    outer = await startConfiguredServer({
+      ...base,
+      // Generous drain/stall budgets: the inner gateway decodes the whole file after CloseStream on a loaded box.
+      engines: { dg: { type: 'deepgram', url: inner.wsUrl, model: 'nova-3', apiKeyEnv: 'VOXGATE_DIAR_INNER_KEY', closeTimeoutMs: 120000, stallTimeoutMs: 60000 } },
+      stt: { ...base.stt, models: [{ code: 'deepgram/nova:3', engine: 'dg', dialect: 'unified', options: {}, aliases: [] }] },
+    });
+  });
+  after(async () => {
+    await outer.cleanup();
+    await inner.cleanup();
+    delete process.env.VOXGATE_DIAR_INNER_KEY;
+  });
+
+  it('the inner gateway diarizes (diarize=true relayed) and the outer passes its labels through: speaker on every word, ≥ 2 speakers', async () => {
+    const clip = await loadClip(MULTI);
+    const c = await openSession(outer, 'deepgram/nova:3', { enable_diarization: true, enable_word_timestamps: true });
+    await c.sendBinary(Buffer.concat([clip.bytes, silence(1000)]));
+    c.sendJson({ type: 'close' });
+    assert.equal((await c.closed).code, 1000, JSON.stringify(c.ofType('error')));
+    const finals = c.ofType('final_transcript').filter((m) => m.transcript);
+    const words = finals.flatMap((f) => f.words as Word[]);
+    assert.ok(words.length >= 10 && words.every((w) => Number.isInteger(w.speaker)), JSON.stringify(words));
+    assert.ok(new Set(words.map((w) => w.speaker)).size >= 2);
+    assert.ok(finals.every((f) => Number.isInteger(f.speaker)));
+  });
+});
