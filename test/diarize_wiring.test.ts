@@ -340,6 +340,32 @@ describe('the diarizing stream wrapper', () => {
     assert.equal(f!.speaker, 1);
   });
 
+  it('a diarizer that throws: the final is still delivered (unlabelled), then the stream fails with internal_error', async () => {
+    const engine = new FakeSttEngine({ script: SCRIPT });
+    await engine.init();
+    const broken: Diarizer = {
+      id: 'broken',
+      experimental: true,
+      stream: () => ({
+        write: () => undefined,
+        labelFinal: () => {
+          throw new Error('boom');
+        },
+        close: () => undefined,
+      }),
+      diarize: () => [],
+    };
+    const s = await startDiarizedStream(engine, { ...CFG, diarize: {} }, undefined, 'embedded', { diarizer: broken });
+    const events: string[] = [];
+    s.on('final', (f) => events.push(`final:${f.transcript}:${f.words?.[0]?.speaker}`));
+    s.on('error', (e) => events.push(`error:${(e as VoxgateError).code}:${e.message}`));
+    const failed = new Promise((r) => s.once('error', r));
+    for (let i = 0; i < 25; i++) s.write(new Int16Array(1600));
+    await failed;
+    assert.deepEqual(events, ['final:a b c:undefined', 'error:internal_error:speaker diarization failed: boom']);
+    s.abort();
+  });
+
   it('channel mode: every word of channel i is speaker i with confidence 1, no diarizer', async () => {
     const engine = new FakeSttEngine({ script: SCRIPT });
     await engine.init();

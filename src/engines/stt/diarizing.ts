@@ -235,7 +235,7 @@ export class DiarizingSttStream extends EventEmitter<SttStreamEvents> implements
       } catch (err) {
         failure = err as Error;
       }
-    } else if (this.labeller && (!words || words.length === 0) && f.transcript && !this.closed && !failure) {
+    } else if (this.labeller && (!words || words.length === 0) && f.transcript && !this.closed) {
       // An engine without word timings: the whole final is one span.
       try {
         const end = Math.min(f.start + f.duration, this.samples / this.rate);
