@@ -279,6 +279,8 @@ describe('offline labelling of pre-recorded words', () => {
     );
     assert.equal(out!.speaker, 1, '0.9 s of speaker 1 words vs 0.6 s of speaker 0');
     assert.equal(f.words![0]!.speaker, undefined, 'input not modified');
+    const [none] = labelByTurns([f], []);
+    assert.ok(none!.words!.every((w) => w.speaker === 0 && w.speakerConfidence === 0), 'no turns: every word still labelled, confidence 0');
     const [c] = labelByChannel([f], 1);
     assert.ok(c!.words!.every((w) => w.speaker === 1 && w.speakerConfidence === 1));
     assert.equal(c!.speaker, 1);

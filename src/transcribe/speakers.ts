@@ -50,18 +50,20 @@ export function withSegmentSpeaker(f: SttFinal): SttFinal {
 
 /**
  * Label every word of `finals` from offline diarization turns ({@link speakerOfSpan}), then each
- * final's segment speaker. A final without words takes the speaker of its own span.
+ * final's segment speaker. A final without words takes the speaker of its own span. When the
+ * diarizer found no speech at all (no turns) while the recogniser found words, everything is
+ * speaker 0 with confidence 0, so every word still carries a `speaker`.
  * @returns new finals; the input is not modified.
  */
 export function labelByTurns(finals: readonly SttFinal[], turns: readonly SpeakerTurn[]): SttFinal[] {
+  const of = (start: number, end: number) => speakerOfSpan(start, end, turns) ?? { speaker: 0, confidence: 0 };
   return finals.map((f) => {
     if (!f.words || f.words.length === 0) {
-      const s = speakerOfSpan(f.start, f.start + f.duration, turns);
-      return s ? { ...f, speaker: s.speaker } : { ...f };
+      return f.transcript ? { ...f, speaker: of(f.start, f.start + f.duration).speaker } : { ...f };
     }
     const words: SttWord[] = f.words.map((w) => {
-      const s = speakerOfSpan(w.start, w.end, turns);
-      return s ? { ...w, speaker: s.speaker, speakerConfidence: s.confidence } : { ...w };
+      const s = of(w.start, w.end);
+      return { ...w, speaker: s.speaker, speakerConfidence: s.confidence };
     });
     return withSegmentSpeaker({ ...f, words });
   });
