@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ClassicalDiarizer, createDiarizer, SingleSpeakerDiarizer, MfccExtractor, RealFft } from '../src/diarize/index.js';
+import { ClassicalDiarizer, createDiarizer, SingleSpeakerDiarizer, MfccExtractor, RealFft, mapClustersToLabels } from '../src/diarize/index.js';
 import { computeDer, parseRttm, type ScoredTurn } from '../src/diarize/der.js';
 import { runOnline, simulatedFinals } from '../bench/lib/diarize_online.js';
 import { readSharedWavSync, sharedData } from './paths.js';
@@ -198,4 +198,17 @@ test('online: count hint caps the labels; odd word spans never throw', () => {
   // Audio never written: still labelled (speaker 0), confidence 0.
   const fresh = createDiarizer().stream(16000);
   assert.deepEqual(fresh.labelFinal([{ start: 0, end: 0.5 }]), [{ speaker: 0, confidence: 0 }]);
+});
+
+test('online mapping: re-clustered speakers keep the labels already emitted, whatever the cluster order', () => {
+  const never = (): number => { throw new Error('not needed'); };
+  // Cluster 0 holds what was emitted as label 1, cluster 1 what was label 0; cluster 2 is new speech.
+  assert.deepEqual(mapClustersToLabels([[0, 300], [250, 10], [0, 0]], [true, true, true], 2, Infinity, never), { labels: [1, 0, 2], nextLabel: 3 });
+  // Two clusters competing for label 0: the bigger overlap keeps it, the other (with new speech) gets a new label.
+  assert.deepEqual(mapClustersToLabels([[100], [400]], [true, true], 1, Infinity, never), { labels: [1, 0], nextLabel: 2 });
+  // An unmapped cluster with only old speech gets no label; first labels start at 0.
+  assert.deepEqual(mapClustersToLabels([[50], [20]], [false, false], 1, Infinity, never).labels, [0, -1]);
+  assert.deepEqual(mapClustersToLabels([[], []], [true, true], 0, Infinity, never), { labels: [0, 1], nextLabel: 2 });
+  // At the label cap, a new cluster takes the label of the nearest mapped cluster.
+  assert.deepEqual(mapClustersToLabels([[10, 0], [0, 10], [0, 0]], [true, true, true], 2, 2, (k, mapped) => { assert.equal(k, 2); assert.deepEqual(mapped, [0, 1]); return 1; }).labels, [0, 1, 1]);
 });

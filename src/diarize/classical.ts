@@ -339,6 +339,34 @@ export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
   }
 }
 
+/**
+ * Maps the clusters of an online re-clustering onto speaker labels (issue 13 stability rule):
+ * a one-to-one maximum-overlap assignment (Hungarian) of clusters to labels already emitted, by
+ * `weight[k][l]` = frames of cluster k that were emitted as label l; a cluster left unmapped that
+ * holds new speech gets the next new label while fewer than `maxLabels` exist, otherwise the label
+ * of the mapped cluster `nearest(k, mappedClusters)` picks.
+ * @returns `labels[k]` (-1 for an unmapped cluster without new speech) and the next free label.
+ */
+export function mapClustersToLabels(
+  weight: readonly (readonly number[])[],
+  hasNew: readonly boolean[],
+  nextLabel: number,
+  maxLabels: number,
+  nearest: (k: number, mapped: number[]) => number,
+): { labels: number[]; nextLabel: number } {
+  const labels = maxWeightAssignment(weight);
+  while (labels.length < hasNew.length) labels.push(-1);
+  for (let k = 0; k < labels.length; k++) {
+    if (labels[k]! >= 0 || !hasNew[k]) continue;
+    if (nextLabel < maxLabels) labels[k] = nextLabel++;
+    else {
+      const mapped = [...labels.keys()].filter((j) => labels[j]! >= 0 && j !== k);
+      labels[k] = mapped.length ? labels[nearest(k, mapped)]! : 0;
+    }
+  }
+  return { labels, nextLabel };
+}
+
 /** A labelled segment of the online history. */
 interface HistSeg<S> {
   /** Absolute frame range. */
@@ -493,23 +521,16 @@ export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
       for (let k = 0; k < K; k++) weight.push(new Array<number>(this.nextLabel).fill(0));
       anchorLabels.forEach((l, i) => { weight[assign[i]!]![l]! += scorer.size(this.anchors.get(l)!); });
       this.history.forEach((h, i) => { weight[assign[anchorLabels.length + i]!]![h.label]! += h.to - h.from; });
-      const map = maxWeightAssignment(weight);
-      const clusterLabel = map.slice();
-      for (let k = 0; k < K; k++) {
-        if (clusterLabel[k]! >= 0) continue;
-        if (!fresh.some((_, i) => assign[freshBase + i] === k)) continue;
-        if (this.nextLabel < this.bounds.max) clusterLabel[k] = this.nextLabel++;
-        else {
-          // No label left under the hint: the emitted label whose cluster is closest.
-          let best = 0, bestD = Infinity;
-          for (let j = 0; j < K; j++) {
-            if (clusterLabel[j]! < 0 || j === k) continue;
-            const dd = scorer.distance(clusters[k]!, clusters[j]!);
-            if (dd < bestD) { bestD = dd; best = clusterLabel[j]!; }
-          }
-          clusterLabel[k] = best;
+      const mapped = mapClustersToLabels(weight, clusters.map((_, k) => fresh.some((_, i) => assign[freshBase + i] === k)), this.nextLabel, this.bounds.max, (k, candidates) => {
+        let best = candidates[0]!, bestD = Infinity;
+        for (const j of candidates) {
+          const dd = scorer.distance(clusters[k]!, clusters[j]!);
+          if (dd < bestD) { bestD = dd; best = j; }
         }
-      }
+        return best;
+      });
+      const clusterLabel = mapped.labels;
+      this.nextLabel = mapped.nextLabel;
       const live = [...clusterLabel.keys()].filter((k) => clusterLabel[k]! >= 0);
       if (scorer.frameModel && live.length > 1) {
         // Frame-level re-segmentation of the final's speech against the labelled clusters.
