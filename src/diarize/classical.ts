@@ -33,6 +33,8 @@ export interface ClassicalOptions extends BicOptions {
   silero?: boolean;
   /** Silero speech-probability threshold for offline regions (default 0.5). */
   vadThreshold?: number;
+  /** Speech regions are widened by this many seconds on each side (default 0.1; VAD edges are tight). */
+  padS?: number;
   /** Pauses shorter than this (seconds) inside speech are kept as speech (default 0.5; references label turns, not pauses). */
   fillGapS?: number;
   /** Change-detection window per side, seconds (default 1.0). */
@@ -47,12 +49,14 @@ export interface ClassicalOptions extends BicOptions {
   switchPenalty?: number;
   /** Viterbi block, frames (default 10 = 0.1 s). */
   blockFrames?: number;
-  /** Online: speech seconds of segments kept for re-clustering (default 90). */
+  /** Online: speech seconds of segments kept for re-clustering (default 60). */
   historyS?: number;
   /** Online: seconds of raw feature frames kept for words still to be labelled (default 60). */
   keepFramesS?: number;
   /** Online: target segment length for a final's words, seconds (default 1.5). */
   onlineSegS?: number;
+  /** Online: history segments of one label are consolidated up to this many seconds of speech (default 3). */
+  consolidateS?: number;
   /** Online: speech seconds of history before `numSpeakers`/`minSpeakers` force a minimum count (default 30). */
   minHintHistoryS?: number;
   /** Feature extractor factory (default MFCC, 16 cepstra). */
@@ -235,16 +239,18 @@ export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
       silero: opts.silero ?? true,
       vadThreshold: opts.vadThreshold ?? 0.5,
       fillGapS: opts.fillGapS ?? 0.5,
+      padS: opts.padS ?? 0.1,
       changeWinS: opts.changeWinS ?? 1.0,
       maxSegS: opts.maxSegS ?? 2.0,
       minSegS: opts.minSegS ?? 0.5,
       resegIterations: opts.resegIterations ?? 2,
       switchPenalty: opts.switchPenalty ?? 30,
       blockFrames: opts.blockFrames ?? 10,
-      historyS: opts.historyS ?? 90,
+      historyS: opts.historyS ?? 60,
       keepFramesS: opts.keepFramesS ?? 60,
       onlineSegS: opts.onlineSegS ?? 1.5,
       minHintHistoryS: opts.minHintHistoryS ?? 30,
+      consolidateS: opts.consolidateS ?? 3,
     };
     this.features = opts.features ?? ((rate) => new MfccExtractor(rate));
     this.scorerFactory =
@@ -282,10 +288,11 @@ export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
     const endS = pcm.length / sampleRate;
     const regionsS: Region[] = (o.silero ? sileroRegions(pcm, sampleRate, o.vadThreshold) : null) ?? energyRegions(frames.energy, hop);
     const filled: Region[] = [];
-    for (const r of regionsS) {
+    for (const r0 of regionsS) {
+      const r = { start: Math.max(0, r0.start - o.padS), end: Math.min(endS, r0.end + o.padS) };
       const last = filled[filled.length - 1];
       if (last && r.start - last.end < o.fillGapS) last.end = Math.max(last.end, r.end);
-      else filled.push({ ...r });
+      else filled.push(r);
     }
     const regions: Seg[] = filled
       .map((r) => ({ from: Math.max(0, Math.round(r.start / hop)), to: Math.min(frames.count, Math.round(r.end / hop)) }))
@@ -373,6 +380,8 @@ interface HistSeg<S> {
   from: number;
   to: number;
   stats: S;
+  /** Frames of speech in it (≤ to − from: a consolidated segment skips pauses). */
+  frames: number;
   /** Label emitted for it. */
   label: number;
 }
@@ -520,7 +529,7 @@ export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
       const weight: number[][] = [];
       for (let k = 0; k < K; k++) weight.push(new Array<number>(this.nextLabel).fill(0));
       anchorLabels.forEach((l, i) => { weight[assign[i]!]![l]! += scorer.size(this.anchors.get(l)!); });
-      this.history.forEach((h, i) => { weight[assign[anchorLabels.length + i]!]![h.label]! += h.to - h.from; });
+      this.history.forEach((h, i) => { weight[assign[anchorLabels.length + i]!]![h.label]! += h.frames; });
       const mapped = mapClustersToLabels(weight, clusters.map((_, k) => fresh.some((_, i) => assign[freshBase + i] === k)), this.nextLabel, this.bounds.max, (k, candidates) => {
         let best = candidates[0]!, bestD = Infinity;
         for (const j of candidates) {
@@ -563,7 +572,15 @@ export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
           let g = f + 1;
           while (g < r.to && frameLabel[g] === frameLabel[f] && g - f < 2 * target) g++;
           if (g - f >= minRun && frameLabel[f]! >= 0) {
-            this.history.push({ from: f + this.base, to: g + this.base, stats: scorer.stats(frames, f, g), label: frameLabel[f]! });
+            // Consolidate with the previous segment of the same label when close and short enough,
+            // so the clustering sees few, well-estimated segments (bounded cost per final).
+            const last = this.history[this.history.length - 1];
+            const st = scorer.stats(frames, f, g);
+            if (last && last.label === frameLabel[f] && f + this.base - last.to <= gapMax && last.frames + g - f <= o.consolidateS / this.hop) {
+              last.stats = scorer.merge(last.stats, st);
+              last.frames += g - f;
+              last.to = g + this.base;
+            } else this.history.push({ from: f + this.base, to: g + this.base, stats: st, frames: g - f, label: frameLabel[f]! });
             this.historyFrames += g - f;
           }
           f = g;
@@ -572,7 +589,7 @@ export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
       const cap = Math.round(o.historyS / this.hop);
       while (this.historyFrames > cap && this.history.length > 1) {
         const h = this.history.shift()!;
-        this.historyFrames -= h.to - h.from;
+        this.historyFrames -= h.frames;
         const a = this.anchors.get(h.label);
         this.anchors.set(h.label, a ? scorer.merge(a, h.stats) : h.stats);
         this.evicted++;
