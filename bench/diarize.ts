@@ -15,7 +15,7 @@
  *  - stream CPU: `write` + `labelFinal` time ÷ audio duration, and that as a percentage of the CPU of a
  *    PocketSphinx stream on the same audio (decoded in 32 ms batches with words, as a session does);
  *  - long-session flatness: a 10-minute stream (the files looped) — label latency of the first and
- *    last minute, and the history held at the end.
+ *    last minute and per minute (it grows until the history cap fills, then stays flat), and the RTF.
  * Timing caveat: the box is shared (2 cores); numbers are ±20 % or worse under load.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -161,6 +161,11 @@ async function main(): Promise<void> {
       finals: longRun.finals.length,
       labelMsFirstMinute: { mean: round(firstMin.reduce((a, b) => a + b, 0) / Math.max(1, firstMin.length), 2), max: round(Math.max(0, ...firstMin), 2) },
       labelMsLastMinute: { mean: round(lastMin.reduce((a, b) => a + b, 0) / Math.max(1, lastMin.length), 2), max: round(Math.max(0, ...lastMin), 2) },
+      /** Mean labelFinal ms per minute of the session: grows until the history cap (60 s of speech) fills, then flat. */
+      labelMsMeanPerMinute: Array.from({ length: Math.ceil(long.length / 16000 / 60) }, (_, m) => {
+        const xs = longRun.finals.filter((f) => f.words[0]!.start >= m * 60 && f.words[0]!.start < (m + 1) * 60).map((f) => f.labelMs);
+        return xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length, 1) : null;
+      }),
       rtf: round((longRun.writeMs + longRun.labelMs) / 1000 / (long.length / 16000), 4),
     },
   };
