@@ -33,6 +33,8 @@ export interface ClassicalOptions extends BicOptions {
   silero?: boolean;
   /** Silero speech-probability threshold for offline regions (default 0.5). */
   vadThreshold?: number;
+  /** Speech regions are widened by this many seconds on each side (default 0.1; VAD edges are tight). */
+  padS?: number;
   /** Pauses shorter than this (seconds) inside speech are kept as speech (default 0.5; references label turns, not pauses). */
   fillGapS?: number;
   /** Change-detection window per side, seconds (default 1.0). */
@@ -47,12 +49,16 @@ export interface ClassicalOptions extends BicOptions {
   switchPenalty?: number;
   /** Viterbi block, frames (default 10 = 0.1 s). */
   blockFrames?: number;
-  /** Online: speech seconds of segments kept for re-clustering (default 90). */
+  /** Online: speech seconds of segments kept for re-clustering (default 60). */
   historyS?: number;
   /** Online: seconds of raw feature frames kept for words still to be labelled (default 60). */
   keepFramesS?: number;
   /** Online: target segment length for a final's words, seconds (default 1.5). */
   onlineSegS?: number;
+  /** Online: history segments of one label are consolidated up to this many seconds of speech (default 3). */
+  consolidateS?: number;
+  /** Online: speech seconds of history before `numSpeakers`/`minSpeakers` force a minimum count (default 30). */
+  minHintHistoryS?: number;
   /** Feature extractor factory (default MFCC, 16 cepstra). */
   features?: (sampleRate: number) => FeatureExtractor;
 }
@@ -233,15 +239,18 @@ export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
       silero: opts.silero ?? true,
       vadThreshold: opts.vadThreshold ?? 0.5,
       fillGapS: opts.fillGapS ?? 0.5,
+      padS: opts.padS ?? 0.1,
       changeWinS: opts.changeWinS ?? 1.0,
       maxSegS: opts.maxSegS ?? 2.0,
       minSegS: opts.minSegS ?? 0.5,
       resegIterations: opts.resegIterations ?? 2,
       switchPenalty: opts.switchPenalty ?? 30,
       blockFrames: opts.blockFrames ?? 10,
-      historyS: opts.historyS ?? 90,
+      historyS: opts.historyS ?? 60,
       keepFramesS: opts.keepFramesS ?? 60,
       onlineSegS: opts.onlineSegS ?? 1.5,
+      minHintHistoryS: opts.minHintHistoryS ?? 30,
+      consolidateS: opts.consolidateS ?? 3,
     };
     this.features = opts.features ?? ((rate) => new MfccExtractor(rate));
     this.scorerFactory =
@@ -279,10 +288,11 @@ export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
     const endS = pcm.length / sampleRate;
     const regionsS: Region[] = (o.silero ? sileroRegions(pcm, sampleRate, o.vadThreshold) : null) ?? energyRegions(frames.energy, hop);
     const filled: Region[] = [];
-    for (const r of regionsS) {
+    for (const r0 of regionsS) {
+      const r = { start: Math.max(0, r0.start - o.padS), end: Math.min(endS, r0.end + o.padS) };
       const last = filled[filled.length - 1];
       if (last && r.start - last.end < o.fillGapS) last.end = Math.max(last.end, r.end);
-      else filled.push({ ...r });
+      else filled.push(r);
     }
     const regions: Seg[] = filled
       .map((r) => ({ from: Math.max(0, Math.round(r.start / hop)), to: Math.min(frames.count, Math.round(r.end / hop)) }))
@@ -336,12 +346,42 @@ export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
   }
 }
 
+/**
+ * Maps the clusters of an online re-clustering onto speaker labels (issue 13 stability rule):
+ * a one-to-one maximum-overlap assignment (Hungarian) of clusters to labels already emitted, by
+ * `weight[k][l]` = frames of cluster k that were emitted as label l; a cluster left unmapped that
+ * holds new speech gets the next new label while fewer than `maxLabels` exist, otherwise the label
+ * of the mapped cluster `nearest(k, mappedClusters)` picks.
+ * @returns `labels[k]` (-1 for an unmapped cluster without new speech) and the next free label.
+ */
+export function mapClustersToLabels(
+  weight: readonly (readonly number[])[],
+  hasNew: readonly boolean[],
+  nextLabel: number,
+  maxLabels: number,
+  nearest: (k: number, mapped: number[]) => number,
+): { labels: number[]; nextLabel: number } {
+  const labels = maxWeightAssignment(weight);
+  while (labels.length < hasNew.length) labels.push(-1);
+  for (let k = 0; k < labels.length; k++) {
+    if (labels[k]! >= 0 || !hasNew[k]) continue;
+    if (nextLabel < maxLabels) labels[k] = nextLabel++;
+    else {
+      const mapped = [...labels.keys()].filter((j) => labels[j]! >= 0 && j !== k);
+      labels[k] = mapped.length ? labels[nearest(k, mapped)]! : 0;
+    }
+  }
+  return { labels, nextLabel };
+}
+
 /** A labelled segment of the online history. */
 interface HistSeg<S> {
   /** Absolute frame range. */
   from: number;
   to: number;
   stats: S;
+  /** Frames of speech in it (≤ to − from: a consolidated segment skips pauses). */
+  frames: number;
   /** Label emitted for it. */
   label: number;
 }
@@ -448,109 +488,140 @@ export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
       const b = Math.min(toFrame(w.end) - this.base, this.count);
       return b > a ? { a, b } : null;
     });
-    // Group words into segments of ~onlineSegS.
+    // Speech regions of the final (words closer than 0.5 s joined) and ~onlineSegS groups for clustering.
     const target = Math.max(10, Math.round(o.onlineSegS / this.hop));
     const gapMax = Math.round(0.5 / this.hop);
-    const groups: { a: number; b: number; words: number[] }[] = [];
-    spans.forEach((s, i) => {
-      if (!s) return;
-      const g = groups[groups.length - 1];
-      if (g && s.a - g.b <= gapMax && g.b - g.a < target && s.a >= g.a) {
-        g.b = Math.max(g.b, s.b);
-        g.words.push(i);
-      } else groups.push({ a: s.a, b: s.b, words: [i] });
-    });
-    // Fold a short last group into its predecessor (short segments are unreliable).
-    if (groups.length > 1) {
-      const last = groups[groups.length - 1]!;
-      const prev = groups[groups.length - 2]!;
-      if (last.b - last.a < target / 3 && last.a - prev.b <= gapMax) {
-        prev.b = last.b;
-        prev.words.push(...last.words);
-        groups.pop();
+    const ordered = spans.filter((s): s is { a: number; b: number } => s !== null).sort((x, y) => x.a - y.a);
+    const regions: Seg[] = [];
+    for (const s of ordered) {
+      const r = regions[regions.length - 1];
+      if (r && s.a - r.to <= gapMax) r.to = Math.max(r.to, s.b);
+      else regions.push({ from: s.a, to: s.b });
+    }
+    const groups: Seg[] = [];
+    for (const r of regions) {
+      const pieces = Math.max(1, Math.round((r.to - r.from) / target));
+      for (let p = 0; p < pieces; p++) {
+        const from = r.from + Math.round(((r.to - r.from) * p) / pieces);
+        const to = r.from + Math.round(((r.to - r.from) * (p + 1)) / pieces);
+        if (to > from) groups.push({ from, to });
       }
     }
-    const scorerPrior = this.prior();
-    const scorer = this.owner.scorer(this.dim, scorerPrior);
-    const fresh = groups.map((g) => ({ g, stats: scorer.stats(frames, g.a, g.b) }));
-    for (const f of fresh) accumulate(this.priorStats, frames, f.g.a, f.g.b);
-
-    // Re-cluster anchors + history + fresh segments.
-    const items: ClusterItem<S>[] = [];
-    const anchorLabels = [...this.anchors.keys()];
-    for (const l of anchorLabels) items.push({ stats: this.anchors.get(l)!, anchor: l });
-    for (const h of this.history) items.push({ stats: h.stats });
-    for (const f of fresh) items.push({ stats: f.stats });
-    const freshLabels: number[] = [];
-    const freshConf: number[] = [];
-    if (fresh.length > 0) {
-      const { assign, clusters } = agglomerate(items, scorer, this.bounds);
+    const frameLabel = new Int32Array(this.count).fill(-1);
+    const frameConf = new Float32Array(this.count);
+    if (groups.length > 0) {
+      const scorer = this.owner.scorer(this.dim, this.prior());
+      for (const g of groups) accumulate(this.priorStats, frames, g.from, g.to);
+      const fresh = groups.map((g) => scorer.stats(frames, g.from, g.to));
+      // Re-cluster anchors + history + fresh segments.
+      const anchorLabels = [...this.anchors.keys()];
+      const items: ClusterItem<S>[] = [
+        ...anchorLabels.map((l) => ({ stats: this.anchors.get(l)!, anchor: l })),
+        ...this.history.map((h) => ({ stats: h.stats })),
+        ...fresh.map((stats) => ({ stats })),
+      ];
+      const histS = (this.historyFrames + regions.reduce((a, r) => a + r.to - r.from, 0)) * this.hop;
+      const bounds = { min: histS >= o.minHintHistoryS ? this.bounds.min : 1, max: this.bounds.max };
+      const { assign, clusters } = agglomerate(items, scorer, bounds);
       const K = clusters.length;
-      // Overlap (frames) of each cluster with each emitted label.
-      const L = this.nextLabel;
+      const freshBase = anchorLabels.length + this.history.length;
+      // Overlap (frames) of each cluster with each emitted label → maximum-overlap one-to-one mapping.
       const weight: number[][] = [];
-      for (let k = 0; k < K; k++) weight.push(new Array<number>(L).fill(0));
-      let idx = 0;
-      for (const l of anchorLabels) weight[assign[idx++]!]![l]! += scorer.size(this.anchors.get(l)!);
-      for (const h of this.history) weight[assign[idx++]!]![h.label]! += h.to - h.from;
-      const map = maxWeightAssignment(weight);
-      const clusterLabel = new Array<number>(K).fill(-1);
-      for (let k = 0; k < K; k++) {
-        if (map[k]! >= 0) clusterLabel[k] = map[k]!;
-      }
-      for (let k = 0; k < K; k++) {
-        if (clusterLabel[k]! >= 0) continue;
-        const hasFresh = fresh.some((_, i) => assign[anchorLabels.length + this.history.length + i] === k);
-        if (!hasFresh) continue;
-        if (this.nextLabel < this.bounds.max) clusterLabel[k] = this.nextLabel++;
-        else {
-          // No label left under the hint: the emitted label whose cluster is closest.
-          let best = 0, bestD = Infinity;
-          for (let j = 0; j < K; j++) {
-            if (clusterLabel[j]! < 0 || j === k) continue;
-            const dd = scorer.distance(clusters[k]!, clusters[j]!);
-            if (dd < bestD) { bestD = dd; best = clusterLabel[j]!; }
+      for (let k = 0; k < K; k++) weight.push(new Array<number>(this.nextLabel).fill(0));
+      anchorLabels.forEach((l, i) => { weight[assign[i]!]![l]! += scorer.size(this.anchors.get(l)!); });
+      this.history.forEach((h, i) => { weight[assign[anchorLabels.length + i]!]![h.label]! += h.frames; });
+      const mapped = mapClustersToLabels(weight, clusters.map((_, k) => fresh.some((_, i) => assign[freshBase + i] === k)), this.nextLabel, this.bounds.max, (k, candidates) => {
+        let best = candidates[0]!, bestD = Infinity;
+        for (const j of candidates) {
+          const dd = scorer.distance(clusters[k]!, clusters[j]!);
+          if (dd < bestD) { bestD = dd; best = j; }
+        }
+        return best;
+      });
+      const clusterLabel = mapped.labels;
+      this.nextLabel = mapped.nextLabel;
+      const live = [...clusterLabel.keys()].filter((k) => clusterLabel[k]! >= 0);
+      if (scorer.frameModel && live.length > 1) {
+        // Frame-level re-segmentation of the final's speech against the labelled clusters.
+        const models = live.map((k) => scorer.frameModel!(clusters[k]!));
+        const lab = viterbiResegment(frames, regions, models, o.blockFrames, o.switchPenalty);
+        for (const r of regions) {
+          for (let f = r.from; f < r.to; f++) frameLabel[f] = clusterLabel[live[lab[f]!]!]!;
+          // Confidence per 0.1 s block: posterior of the chosen model against the best other one.
+          for (let a = r.from; a < r.to; a += o.blockFrames) {
+            const e = Math.min(r.to, a + o.blockFrames);
+            const ll = models.map((m) => { let s = 0; for (let f = a; f < e; f++) s += m(frames, f); return s / (e - a); });
+            const k = lab[a]!;
+            let other = -Infinity;
+            ll.forEach((v, j) => { if (j !== k && v > other) other = v; });
+            const c = 1 / (1 + Math.exp(-(ll[k]! - other)));
+            frameConf.fill(c, a, e);
           }
-          clusterLabel[k] = best;
+        }
+      } else {
+        groups.forEach((g, i) => {
+          frameLabel.fill(clusterLabel[assign[freshBase + i]!]!, g.from, g.to);
+          frameConf.fill(0.5, g.from, g.to);
+        });
+      }
+      // The final's speech joins the history as runs of one label (≤ 2 × onlineSegS), labels now final.
+      const minRun = Math.round(0.2 / this.hop);
+      for (const r of regions) {
+        let f = r.from;
+        while (f < r.to) {
+          let g = f + 1;
+          while (g < r.to && frameLabel[g] === frameLabel[f] && g - f < 2 * target) g++;
+          if (g - f >= minRun && frameLabel[f]! >= 0) {
+            // Consolidate with the previous segment of the same label when close and short enough,
+            // so the clustering sees few, well-estimated segments (bounded cost per final).
+            const last = this.history[this.history.length - 1];
+            const st = scorer.stats(frames, f, g);
+            if (last && last.label === frameLabel[f] && f + this.base - last.to <= gapMax && last.frames + g - f <= o.consolidateS / this.hop) {
+              last.stats = scorer.merge(last.stats, st);
+              last.frames += g - f;
+              last.to = g + this.base;
+            } else this.history.push({ from: f + this.base, to: g + this.base, stats: st, frames: g - f, label: frameLabel[f]! });
+            this.historyFrames += g - f;
+          }
+          f = g;
         }
       }
-      const models = scorer.frameModel ? clusters.map((c) => scorer.frameModel!(c)) : null;
-      fresh.forEach((f, i) => {
-        const k = assign[anchorLabels.length + this.history.length + i]!;
-        freshLabels.push(clusterLabel[k]!);
-        freshConf.push(models && K > 1 ? this.confidence(frames, f.g.a, f.g.b, models, k) : 0.5);
-      });
-      // Append to history (labels now final) and evict beyond the cap.
-      fresh.forEach((f, i) => {
-        this.history.push({ from: f.g.a + this.base, to: f.g.b + this.base, stats: f.stats, label: freshLabels[i]! });
-        this.historyFrames += f.g.b - f.g.a;
-      });
       const cap = Math.round(o.historyS / this.hop);
       while (this.historyFrames > cap && this.history.length > 1) {
         const h = this.history.shift()!;
-        this.historyFrames -= h.to - h.from;
+        this.historyFrames -= h.frames;
         const a = this.anchors.get(h.label);
         this.anchors.set(h.label, a ? scorer.merge(a, h.stats) : h.stats);
         this.evicted++;
       }
     }
-    // Word labels.
-    const out: SpeakerLabel[] = new Array(words.length);
-    groups.forEach((g, gi) => {
-      for (const w of g.words) out[w] = { speaker: freshLabels[gi]!, confidence: round3(freshConf[gi]!) };
+    // Word labels: majority of the word's frames.
+    const out: (SpeakerLabel | null)[] = spans.map((s) => {
+      if (!s) return null;
+      const votes = new Map<number, { n: number; c: number }>();
+      for (let f = s.a; f < s.b; f++) {
+        const l = frameLabel[f]!;
+        if (l < 0) continue;
+        const v = votes.get(l) ?? { n: 0, c: 0 };
+        v.n++;
+        v.c += frameConf[f]!;
+        votes.set(l, v);
+      }
+      let best: [number, { n: number; c: number }] | null = null;
+      for (const e of votes) if (!best || e[1].n > best[1].n) best = e;
+      return best ? { speaker: best[0], confidence: round3(best[1].c / best[1].n) } : null;
     });
     if (this.nextLabel === 0) this.nextLabel = 1; // a final with no audio still names speaker 0
-    for (let i = 0; i < words.length; i++) {
-      if (out[i]) continue;
-      let j = -1;
-      for (let d = 1; d < words.length && j < 0; d++) {
-        if (out[i - d] && spans[i - d]) j = i - d;
-        else if (out[i + d] && spans[i + d]) j = i + d;
+    const final: SpeakerLabel[] = out.map((l, i) => {
+      if (l) return l;
+      for (let d = 1; d < words.length; d++) {
+        if (out[i - d]) return { speaker: out[i - d]!.speaker, confidence: 0 };
+        if (out[i + d]) return { speaker: out[i + d]!.speaker, confidence: 0 };
       }
-      out[i] = { speaker: j >= 0 ? out[j]!.speaker : this.lastLabel, confidence: 0 };
-    }
-    this.lastLabel = out[out.length - 1]!.speaker;
-    return out;
+      return { speaker: this.lastLabel, confidence: 0 };
+    });
+    this.lastLabel = final[final.length - 1]!.speaker;
+    return final;
   }
 
   /** Releases the history and frames. Idempotent. */
@@ -580,19 +651,6 @@ export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
     return cov;
   }
 
-  /** Posterior-like confidence that frames [a, b) belong to cluster k rather than the best other one. */
-  private confidence(frames: Frames, a: number, b: number, models: ((fr: Frames, f: number) => number)[], k: number): number {
-    if (b <= a) return 0;
-    const ll = models.map((m) => {
-      let s = 0;
-      for (let f = a; f < b; f++) s += m(frames, f);
-      return s / (b - a);
-    });
-    let other = -Infinity;
-    ll.forEach((v, j) => { if (j !== k && v > other) other = v; });
-    const diff = ll[k]! - other;
-    return 1 / (1 + Math.exp(-diff * 2));
-  }
 }
 
 const round3 = (v: number): number => Math.round(v * 1000) / 1000;

@@ -3,7 +3,7 @@
  * scorer, and the contract types. `createDiarizer()` is what the engine layer uses.
  */
 export * from './types.js';
-export { ClassicalDiarizer, ClassicalStreamDiarizer, type ClassicalOptions, type ScorerFactory, type StreamDiarizerStats } from './classical.js';
+export { ClassicalDiarizer, ClassicalStreamDiarizer, mapClustersToLabels, type ClassicalOptions, type ScorerFactory, type StreamDiarizerStats } from './classical.js';
 export { MfccExtractor, RealFft, type FeatureExtractor, type FeatureStream, type Frames, type MfccOptions } from './mfcc.js';
 export { BicScorer, type SegmentScorer, type GaussStats, type BicOptions } from './gaussian.js';
 export { countBounds } from './cluster.js';
