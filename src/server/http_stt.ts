@@ -48,6 +48,7 @@ import { matchSttRoute } from './routes.js';
 import { errorExtra } from './backends.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverSttEngine } from '../engines/stt/failover.js';
+import type { DiarizeOptions } from '../diarize/types.js';
 
 /** Dependencies of {@link httpSttPlugin}. */
 export interface HttpSttDeps {
@@ -323,6 +324,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     language: string,
     multichannel: boolean,
     ctx: Ctx,
+    diarize?: DiarizeOptions,
   ): Promise<FileTranscription> => {
     try {
       const t = await transcribeFile({
@@ -337,6 +339,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
         maxBytes,
         parallel: config.http.parallelStreams,
         signal: ctx.abort.signal,
+        diarize,
       });
       if (ctx.key) meterUsage(meter, config, { key: ctx.key, service: 'stt', transport: 'http', model: sel.ctx.modelCode ?? 'unknown', backend: sel.backendId(), audioSecondsIn: t.durationSeconds });
       return t;
@@ -439,8 +442,12 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     if (!t || !used) throw new VoxgateError('invalid_request', 'the form has no "audio" (file or base64 text) or "url" field');
     const before = parseListenQuery(used);
     const after = parseListenQuery(params);
-    if (languageFor(engine, before.language) !== languageFor(engine, after.language) || before.multichannel !== after.multichannel) {
-      throw new VoxgateError('invalid_request', 'form fields "language" and "multichannel" must precede the "audio" part (they decide how it is transcribed)');
+    if (
+      languageFor(engine, before.language) !== languageFor(engine, after.language) ||
+      before.multichannel !== after.multichannel ||
+      JSON.stringify(before.diarizeOptions ?? null) !== JSON.stringify(after.diarizeOptions ?? null)
+    ) {
+      throw new VoxgateError('invalid_request', 'form fields "language", "multichannel" and "diarize" (with its speaker hints) must precede the "audio" part (they decide how it is transcribed)');
     }
     return t;
   };
@@ -468,7 +475,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       const refusal = modelLanguageRefusal(model, engine); // before the body is read
       if (refusal) throw refusal;
       const language = languageFor(engine, opts.language, model);
-      const run = (src: AudioSource) => transcribe(src, sel, language, opts.multichannel, ctx);
+      const run = (src: AudioSource) => transcribe(src, sel, language, opts.multichannel, ctx, opts.diarizeOptions);
       let t: FileTranscription;
       let fmt = opts;
       if (isJson(req)) {
@@ -502,7 +509,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       const params = new URLSearchParams(url.searchParams);
       const run = (src: AudioSource, p: URLSearchParams) => {
         const o = parseListenQuery(p);
-        return transcribe(src, sel, languageFor(engine, o.language, route.model), o.multichannel && !bridge, ctx);
+        return transcribe(src, sel, languageFor(engine, o.language, route.model), o.multichannel && !bridge, ctx, bridge ? undefined : o.diarizeOptions);
       };
       let t: FileTranscription;
       if (isJson(req)) {

@@ -52,6 +52,7 @@ import type { TtsEngine } from '../engines/tts/types.js';
 import { errorExtra } from './backends.js';
 import { BackendRouter, type Selection } from './router.js';
 import type { FailoverSttEngine } from '../engines/stt/failover.js';
+import { listedCapabilities } from '../engines/stt/diarizing.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
@@ -185,7 +186,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const e = engines.get(m.backends?.[0] ?? m.engine)!;
       return {
         ...listingBase('stt', m),
-        capabilities: e.capabilities,
+        // Diarization: every model diarizes, by its backend or by the embedded diarizer (issue 13).
+        // (As failover.ts: the backend labels only when every backend of the model diarizes.)
+        capabilities: listedCapabilities({ ...e.capabilities, diarization: (m.backends ?? [m.engine]).every((id) => engines.get(id)?.capabilities.diarization === true) }),
         ...router.placement(m),
       };
     });
