@@ -165,10 +165,14 @@ export class BackendRouter {
    * request counts as active on its first backend from now on (TTS backends report no connect).
    * @throws RoutingError as {@link route}.
    */
-  tts(model: Routable, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverTtsEngine> {
+  tts(model: Routable & { backendVoices?: Record<string, Record<string, string>> }, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverTtsEngine> {
     const { overrides, candidates } = this.route(model, headers, url);
     const lease = this.lease(overrides, model.code, requestId, providerKeyOf(headers));
-    const backends: TtsBackend[] = candidates.map((c) => ({ ...c, engine: this.o.ttsEngines.get(c.id)! }));
+    const voiceMap = (id: string): Record<string, string> | undefined => {
+      const m = model.backendVoices?.[id];
+      return m ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k.toLowerCase(), v])) : undefined;
+    };
+    const backends: TtsBackend[] = candidates.map((c) => ({ ...c, engine: this.o.ttsEngines.get(c.id)!, voices: voiceMap(c.id) }));
     const engine = new FailoverTtsEngine(backends, {
       health: this.health,
       onFailover: (from, to, reason) => {

@@ -17,6 +17,17 @@ export interface TtsBackend {
   region: string;
   /** World part of {@link region}. */
   worldPart: string;
+  /**
+   * This backend's voice for each catalogue voice id (lower case) that it names differently (the
+   * model's `backendVoices[<id>]`); voices not listed are sent as they are.
+   */
+  voices?: Readonly<Record<string, string>>;
+}
+
+/** The request as backend `b` must see it: its own id for the requested voice (TTS model `backendVoices`). */
+function forBackend<R extends { voice: string }>(req: R, b: TtsBackend): R {
+  const v = b.voices?.[req.voice.toLowerCase()];
+  return v ? { ...req, voice: v.toLowerCase() } : req;
 }
 
 /** Options of {@link FailoverTtsEngine}. */
@@ -64,7 +75,7 @@ export class FailoverTtsEngine implements TtsEngine {
     if (only?.engine.openStream) {
       this.openStream = (req) => {
         this.lastBackend = only;
-        return only.engine.openStream!(req);
+        return only.engine.openStream!(forBackend(req, only));
       };
     }
   }
@@ -106,7 +117,7 @@ export class FailoverTtsEngine implements TtsEngine {
         // the backend is never cooled down (its next segment has nowhere else to go).
         const only = self.backends[0]!;
         self.lastBackend = only;
-        yield* only.engine.synthesize(req, signal);
+        yield* only.engine.synthesize(forBackend(req, only), signal);
         return;
       }
       const tried = new Set<string>();
@@ -123,7 +134,7 @@ export class FailoverTtsEngine implements TtsEngine {
         const onAbort = (): void => ac.abort();
         if (signal?.aborted) ac.abort();
         else signal?.addEventListener('abort', onAbort, { once: true });
-        const synth = b.engine.synthesize(req, ac.signal);
+        const synth = b.engine.synthesize(forBackend(req, b), ac.signal);
         const it = synth[Symbol.asyncIterator]();
         // Every backend's audio reaches the caller at the synthesis's declared rate (the first backend's
         // voice rate): a backend producing another rate (Deepgram's 24 kHz next to a 16 kHz worker) is
