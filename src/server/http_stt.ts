@@ -45,6 +45,8 @@ import { matchSttRoute } from './routes.js';
 import { errorExtra } from './backends.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverSttEngine } from '../engines/stt/failover.js';
+import type { LiveState } from '../state/live.js';
+import { admitLive } from './admission.js';
 
 /** Dependencies of {@link httpSttPlugin}. */
 export interface HttpSttDeps {
@@ -53,6 +55,8 @@ export interface HttpSttDeps {
   router: BackendRouter;
   keys: KeyStore;
   log: Logger;
+  /** Per-key live limits (issue 12): the request holds a session slot until its response closes. */
+  live?: LiveState;
 }
 
 /** Largest base64 `audio` form field accepted (it is held in memory; upload a file part for more). */
@@ -236,6 +240,16 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     const url = new URL(req.url, 'http://x');
     const auth = authenticate(req.headers, url, keys);
     if (!auth.ok) return fail(req, reply, ctx, auth.error);
+    // Per-key live limits (issue 12) before any backend is chosen; the slot is held until the response closes.
+    if (deps.live) {
+      try {
+        const lease = await admitLive(deps.live, { key: auth.key, session: { sessionId: ctx.requestId, model: url.pathname, kind: 'http' } });
+        if (reply.raw.closed || req.raw.destroyed) lease.release();
+        else reply.raw.once('close', () => lease.release());
+      } catch (err) {
+        return fail(req, reply, ctx, err);
+      }
+    }
     // Backend selection before the body is read: BYOK and region/world-part pins are refused at once.
     const model = modelOfUrl(url);
     if (model) {

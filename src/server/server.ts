@@ -48,6 +48,12 @@ import type { TtsEngine } from '../engines/tts/types.js';
 import { errorExtra } from './backends.js';
 import { BackendRouter, type Selection } from './router.js';
 import type { FailoverSttEngine } from '../engines/stt/failover.js';
+import { LiveState, type Lease, type SessionMeta } from '../state/live.js';
+import { WorkerDirectory } from '../state/workers.js';
+import { HealthShare } from '../state/health_share.js';
+import type { KeyInfo } from '../store/keys.js';
+import { admitLive, bindLease } from './admission.js';
+import type { RenderOptions } from '../util/errors.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
@@ -58,7 +64,16 @@ export interface GatewayDeps {
   ttsEngines?: Map<string, TtsEngine>;
   keys: KeyStore;
   log: Logger;
+  /** Live per-key limits and session registry (issue 12); default: made from `config.state` (in memory without `redisUrl`) and closed with the gateway. */
+  live?: LiveState;
 }
+
+/**
+ * Admit an upgrade by its key's live limits (issue 12, src/server/admission.ts), then call `go` with
+ * the lease, or refuse in the route's dialect (`rate_limit`, 429). Releases the lease itself when the
+ * client vanished or the gateway began draining meanwhile, or when `go` throws.
+ */
+export type UpgradeAdmitter = (socket: Duplex, family: DialectFamily, key: KeyInfo, url: URL, session: Omit<SessionMeta, 'keyId'>, opts: RenderOptions | undefined, go: (lease: Lease) => void) => void;
 
 /** A running gateway. */
 export interface Gateway {
@@ -68,6 +83,8 @@ export interface Gateway {
   listen(port: number, host: string): Promise<number>;
   /** Open streaming sessions. */
   sessionCount(): number;
+  /** Live per-key limits and the session registry (issue 12). */
+  live: LiveState;
   /** Close sessions with 1001, stop listening. Engines are left to the caller. */
   close(): Promise<void>;
   /**
@@ -125,14 +142,23 @@ export function createGateway(deps: GatewayDeps): Gateway {
   let draining = false;
   let drainPromise: Promise<DrainReport> | null = null;
   const metrics = new GatewayMetrics(engines, () => sessions.size);
+  // Issue 12: live per-key limits and session registry (Redis when configured), registered workers.
+  const live =
+    deps.live ??
+    new LiveState({ redisUrl: config.state?.redisUrl, keyPrefix: config.state?.keyPrefix, leaseTtlMs: config.state?.leaseTtlMs, log, registry: metrics.registry });
+  const statePrefix = config.state?.keyPrefix ?? 'voxgate:';
+  const workers = live.link ? new WorkerDirectory(live.link, statePrefix) : undefined;
   /** The one backend selection step of every STT and TTS route, with the gateway's one BackendHealth. */
   const router = new BackendRouter({
     config,
     sttEngines: engines,
     ttsEngines: deps.ttsEngines ?? new Map(),
     registry: metrics.registry,
+    workers,
     onEvent: (e) => log.warn({ request_id: e.requestId, from: e.from, to: e.to, code: e.reason.code }, `backend failed: ${e.reason.message}`),
   });
+  // Backend health shared by every gateway on the Redis (issue 12).
+  if (live.link) new HealthShare(live.link, router.health, statePrefix, live.instanceId, log);
   // issue 14 #2: connections per client address (before any byte is parsed) and node's own timeouts.
   limitConnectionsPerIp(app.server, config.http.maxConnectionsPerIp, () => metrics.refusedConnections.inc());
   applyServerTimeouts(app.server, config.http);
@@ -158,6 +184,29 @@ export function createGateway(deps: GatewayDeps): Gateway {
     abortHandshake(socket, r);
   };
   const drainError = () => new VoxgateError('unavailable', DRAIN_MESSAGE);
+  const admitUpgrade: UpgradeAdmitter = (socket, family, key, url, session, opts, go) => {
+    admitLive(live, { key, session }).then(
+      (lease) => {
+        if (socket.destroyed || !socket.writable) {
+          lease.release(); // the client went away while it was being admitted
+          return;
+        }
+        if (draining) {
+          lease.release();
+          refuseUpgrade(socket, family, drainError(), url, opts);
+          return;
+        }
+        try {
+          go(lease);
+        } catch (err) {
+          lease.release();
+          log.error({ err: (err as Error).message }, 'upgrade failed after admission');
+          refuseUpgrade(socket, family, new VoxgateError('internal_error', 'internal error'), url, opts);
+        }
+      },
+      (err: unknown) => refuseUpgrade(socket, family, err instanceof VoxgateError ? err : new VoxgateError('internal_error', 'internal error'), url, opts),
+    );
+  };
   // TTS: HTTP routes, upgrade handling and model listing for /v1/tts, /v1/bridges/unmute/tts, /v1/speak.
   const tts = createTtsGateway({
     app,
@@ -170,6 +219,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     refuseUpgrade,
     drainError,
     router,
+    admitUpgrade,
+    live,
   });
 
   const modelList = () =>
@@ -184,7 +235,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
-  void app.register(httpSttPlugin, { config, router, keys, log });
+  void app.register(httpSttPlugin, { config, router, keys, log, live });
   // Unknown HTTP routes, and errors outside the route scopes (which have their own handlers), are
   // answered from the catalogue in the path's dialect family (fastify's lib/error-handler.js: one place).
   app.setNotFoundHandler((req, reply) => {
@@ -196,6 +247,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (e.httpStatus >= 500) log.error({ err }, 'http request failed');
     return sendError(reply, renderError(familyOfPath(req.url.split('?', 1)[0]!), e));
   });
+  // Balancers stop sending sessions to a draining instance (rolling restarts, issue 12).
   app.get('/healthz', async (_req, reply) => (draining ? reply.code(503).send({ status: 'draining' }) : { status: 'ok' }));
   // Drain: new HTTP requests are refused before their body is read (in-flight ones finish).
   app.addHook('onRequest', async (req, reply) => {
@@ -218,7 +270,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key')));
     const engineStats: Record<string, unknown> = {};
     for (const [id, e] of engines) engineStats[id] = e.stats();
-    return { sessions: sessions.size, engines: engineStats, backends: router.status(), rss_bytes: process.memoryUsage().rss };
+    const cluster = { instance: live.instanceId, shared: live.shared, fallback: !!live.link && !live.shared, sessions: await live.sessions() };
+    return { sessions: sessions.size, engines: engineStats, backends: router.status(), rss_bytes: process.memoryUsage().rss, cluster };
   });
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -252,21 +305,39 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     const requestId = randomUUID();
-    let sel: Selection<FailoverSttEngine>;
-    try {
-      sel = router.stt(route.model, req.headers, url, requestId);
-    } catch (err) {
-      refuseUpgrade(socket, 'slng', err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)), url);
-      return;
-    }
-    const busy = modelLanguageRefusal(route.model, sel.engine) ?? capacityRefusal(sel.engine, 1); // a model's language the engine lacks: 400 config_error
-    if (busy) {
-      sel.end();
-      refuseUpgrade(socket, 'slng', busy, url);
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], sel, auth.key.id, undefined, requestId));
+    admitUpgrade(socket, 'slng', auth.key, url, { sessionId: requestId, model: route.model.code, kind: 'stt' }, undefined, (lease) => {
+      let sel: Selection<FailoverSttEngine>;
+      try {
+        sel = bindLease(router.stt(route.model, req.headers, url, requestId), lease);
+      } catch (err) {
+        lease.release();
+        refuseUpgrade(socket, 'slng', err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)), url);
+        return;
+      }
+      const busy = modelLanguageRefusal(route.model, sel.engine) ?? capacityRefusal(sel.engine, 1); // a model's language the engine lacks: 400 config_error
+      if (busy) {
+        sel.end();
+        refuseUpgrade(socket, 'slng', busy, url);
+        return;
+      }
+      upgradeWith(req, socket, head, sel, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], sel, auth.key.id, undefined, requestId));
+    });
   });
+
+  /**
+   * `wss.handleUpgrade`, ending the selection (and its lease) when ws never hands the socket over (the
+   * socket died in between): every admitted upgrade ends its selection exactly once.
+   */
+  function upgradeWith(req: IncomingMessage, socket: Duplex, head: Buffer, sel: { end(): void }, cb: (ws: WebSocket) => void): void {
+    let attached = false;
+    socket.once('close', () => {
+      if (!attached) sel.end();
+    });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      attached = true;
+      cb(ws);
+    });
+  }
 
   /**
    * Over capacity, refuse before the upgrade (issue 9 §3; protocols.md §2.5, §5: HTTP 429 at the
@@ -306,13 +377,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
       refuse(auth.error);
       return;
     }
+    const opts = { requestId: family === 'deepgram' ? requestId : undefined };
+    admitUpgrade(socket, family, auth.key, url, { sessionId: requestId, model: url.pathname, kind: 'stt' }, opts, (lease) => upgradeCompatAdmitted(req, socket, head, url, requestId, auth.key, lease));
+  }
+
+  /** {@link upgradeCompat} once the key was admitted: `lease` is bound to the selection (released with it). */
+  function upgradeCompatAdmitted(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, requestId: string, key: KeyInfo, lease: Lease): void {
+    const family = familyOfPath(url.pathname);
+    const refuse = (err: VoxgateError) => refuseUpgrade(socket, family, err, url, { requestId: family === 'deepgram' ? requestId : undefined });
     let route: CompatRoute;
     let sel: Selection<FailoverSttEngine> | null = null;
     try {
       // Backend selection runs once the query named the model, before the settings are checked against its engine.
-      route = matchCompatRoute(url, config, (model) => (sel = router.stt(model, req.headers, url, requestId)).engine)!;
+      route = matchCompatRoute(url, config, (model) => (sel = bindLease(router.stt(model, req.headers, url, requestId), lease)).engine)!;
     } catch (err) {
       (sel as Selection<FailoverSttEngine> | null)?.end();
+      lease.release();
       refuse(err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)));
       return;
     }
@@ -324,7 +404,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId = requestId;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, selected, auth.key.id, route.init, requestId));
+    upgradeWith(req, socket, head, selected, (ws) => attach(ws, route.model, route.dialect, selected, key.id, route.init, requestId));
   }
 
   /**
@@ -370,12 +450,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return (app.server.address() as AddressInfo).port;
     },
     sessionCount: () => sessions.size + tts.sessionCount(), // TTS: + tts sessions
+    live,
     drain(deadlineMs) {
       drainPromise ??= (async () => {
         draining = true;
         const t0 = performance.now();
-        const live = sessions.size + tts.sessionCount();
-        log.info({ sessions: live, deadline_ms: deadlineMs }, 'draining: new work refused, live sessions finishing');
+        const liveSessions = sessions.size + tts.sessionCount();
+        log.info({ sessions: liveSessions, deadline_ms: deadlineMs }, 'draining: new work refused, live sessions finishing');
         await Promise.all([...[...sessions].map((s) => s.drain(deadlineMs)), tts.drain(deadlineMs)]);
         const sessionsMs = performance.now() - t0;
         // In-flight HTTP requests finish; the listener closes (fastify answers 503 to requests on kept-alive connections).
@@ -395,7 +476,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
           await Promise.race([closing, new Promise((r) => setTimeout(r, 1000).unref())]);
         }
         clearInterval(idleSweep);
-        const report: DrainReport = { sessions: live, sessionsMs: Math.round(sessionsMs), totalMs: Math.round(performance.now() - t0), deadlineReached };
+        const report: DrainReport = { sessions: liveSessions, sessionsMs: Math.round(sessionsMs), totalMs: Math.round(performance.now() - t0), deadlineReached };
+        workers?.close();
+        if (!deps.live) await live.close();
         log.info(report, 'drained');
         return report;
       })();
@@ -411,6 +494,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       tts.close(); // TTS sessions (their sockets are among wss.clients, closed above)
       wss.close();
       await app.close();
+      workers?.close();
+      if (!deps.live) await live.close();
     },
   };
 }

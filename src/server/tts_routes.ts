@@ -60,6 +60,9 @@ import { errorExtra } from './backends.js';
 import { listingBase } from './catalogue.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverTtsEngine } from '../engines/tts/failover.js';
+import type { UpgradeAdmitter } from './server.js';
+import type { LiveState } from '../state/live.js';
+import { admitLive, bindLease } from './admission.js';
 
 /** Dependencies of the TTS routes. */
 export interface TtsGatewayDeps {
@@ -82,6 +85,10 @@ export interface TtsGatewayDeps {
   drainError: () => VoxgateError;
   /** The gateway's backend selection (router.ts): every request's engine comes from it. */
   router: BackendRouter;
+  /** Per-key live admission of upgrades (issue 12); absent = none (tests building the TTS part alone). */
+  admitUpgrade?: UpgradeAdmitter;
+  /** Per-key live limits of HTTP requests (issue 12). */
+  live?: LiveState;
 }
 
 /** The TTS part of the gateway. */
@@ -210,6 +217,16 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       refuse(auth.error);
       return true;
     }
+    const requestId = randomUUID();
+    const session = { sessionId: requestId, model: route.kind === 'model' ? route.model.code : url.pathname, kind: 'tts' as const };
+    if (deps.admitUpgrade) deps.admitUpgrade(socket, family, auth.key, url, session, undefined, (lease) => upgradeAdmitted(req, socket, head, url, route, family, auth.key.id, requestId, lease));
+    else upgradeAdmitted(req, socket, head, url, route, family, auth.key.id, requestId, null);
+    return true;
+  }
+
+  /** {@link handleUpgrade} once the key was admitted: `lease` (if any) is bound to the selection. */
+  function upgradeAdmitted(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, route: Exclude<ReturnType<typeof matchTtsRoute>, null | { kind: 'not_found' }>, family: DialectFamily, keyId: string, requestId: string, lease: { release(): void } | null): void {
+    const refuse = (err: VoxgateError, extra?: Record<string, unknown>) => deps.refuseUpgrade(socket, family, err, url, { extra });
     let model: TtsModelEntry;
     let dialect: TtsDialect;
     let resolved: ResolvedTtsOptions | undefined;
@@ -217,7 +234,11 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     let sel: Selection<FailoverTtsEngine> | null = null;
     // Backend selection (BYOK, region/world-part pins) runs once the model is known, before the
     // upgrade; `/v1/speak`'s options are then checked against the selected engine.
-    const select = (mo: TtsModelEntry) => (sel = router.tts(mo, req.headers, url, randomUUID()));
+    const select = (mo: TtsModelEntry) => {
+      const s = router.tts(mo, req.headers, url, requestId);
+      sel = lease ? bindLease(s, lease) : s;
+      return s;
+    };
     try {
       if (route.kind === 'speak') {
         const q = parseSpeakQuery(url.searchParams);
@@ -234,13 +255,21 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       }
     } catch (err) {
       (sel as Selection<FailoverTtsEngine> | null)?.end();
+      lease?.release();
       refuse(toVoxgateError(err));
-      return true;
+      return;
     }
     const selected = sel!;
     const opts = resolved;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, selected, dialect, opts, pacing, auth.key.id));
-    return true;
+    // ws never calls back when the socket died in between: end the selection (and its lease) then.
+    let attached = false;
+    socket.once('close', () => {
+      if (!attached) selected.end();
+    });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      attached = true;
+      attach(ws, model, selected, dialect, opts, pacing, keyId);
+    });
   }
 
   /** Run a TTS session on an upgraded socket, on the selection's failover engine; the selection is released when the session closes. */
@@ -478,6 +507,16 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       const url = new URL(req.url, 'http://localhost');
       const auth = authenticate(req.headers, url, keys);
       if (!auth.ok) return httpFail(family, req, reply, auth.error);
+      // Per-key live limits (issue 12) before any backend is chosen; the slot is held until the response closes.
+      if (deps.live) {
+        try {
+          const lease = await admitLive(deps.live, { key: auth.key, session: { sessionId: requestIds.get(req)!, model: url.pathname, kind: 'http' } });
+          if (reply.raw.closed || req.raw.destroyed) lease.release();
+          else reply.raw.once('close', () => lease.release());
+        } catch (err) {
+          return httpFail(family, req, reply, toVoxgateError(err));
+        }
+      }
       // Backend selection before the body is read: BYOK and region/world-part pins are refused at once.
       const model = modelOfUrl(family, url);
       if (model) {
