@@ -270,7 +270,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key')));
     const engineStats: Record<string, unknown> = {};
     for (const [id, e] of engines) engineStats[id] = e.stats();
-    const cluster = { instance: live.instanceId, shared: live.shared, fallback: !!live.link && !live.shared, sessions: await live.sessions() };
+    const cluster = { instance: live.instanceId, shared: live.shared, fallback: !!live.link && !live.shared, sessions: await live.sessions(), workers: workers?.all() ?? [] };
     return { sessions: sessions.size, engines: engineStats, backends: router.status(), rss_bytes: process.memoryUsage().rss, cluster };
   });
 

@@ -34,6 +34,8 @@ export interface WorkerInfo {
   sessions: number;
   /** Epoch ms of the report. */
   at: number;
+  /** Report period, ms (the entry expires after 3). */
+  intervalMs: number;
 }
 
 /** What the announcer reads each period. */
@@ -57,7 +59,7 @@ export class WorkerAnnouncer {
   constructor(
     private readonly link: RedisLink,
     private readonly prefix: string,
-    private readonly base: Omit<WorkerInfo, 'load' | 'full' | 'sessions' | 'at'>,
+    private readonly base: Omit<WorkerInfo, 'load' | 'full' | 'sessions' | 'at' | 'intervalMs'>,
     private readonly load: () => WorkerLoad,
     private readonly intervalMs: number,
     private readonly fullAt: number,
@@ -73,7 +75,7 @@ export class WorkerAnnouncer {
     const l = this.load();
     const cap = l.sessions + (l.freeStreams ?? 0);
     const load = l.freeStreams === undefined || cap === 0 ? (l.freeStreams === 0 ? 1 : 0) : l.sessions / cap;
-    return { ...this.base, load: Math.round(load * 1000) / 1000, full: this.draining || load >= this.fullAt, sessions: l.sessions, at: Date.now() };
+    return { ...this.base, load: Math.round(load * 1000) / 1000, full: this.draining || load >= this.fullAt, sessions: l.sessions, at: Date.now(), intervalMs: this.intervalMs };
   }
 
   /** Write the announcement now (TTL 3 periods). Never throws. */
@@ -116,6 +118,8 @@ export class WorkerDirectory {
   private list: WorkerInfo[] = [];
   private readonly timer: NodeJS.Timeout;
   private polling: Promise<void> | null = null;
+  /** Epoch ms of the last (re)connect: a restarted Redis is empty until the workers report again. */
+  private reconnectedAt = 0;
 
   constructor(
     private readonly link: RedisLink,
@@ -124,7 +128,10 @@ export class WorkerDirectory {
   ) {
     this.timer = setInterval(() => void this.poll(), pollMs);
     this.timer.unref();
-    link.onReady(() => void this.poll());
+    link.onReady(() => {
+      this.reconnectedAt = Date.now();
+      void this.poll();
+    });
   }
 
   /** Every live worker as last read (kept as is while Redis is down: workers keep serving). */
@@ -149,11 +156,7 @@ export class WorkerDirectory {
       try {
         const c = this.link.client;
         const ids = await c.smembers(`${this.prefix}workers`);
-        if (ids.length === 0) {
-          this.list = [];
-          return;
-        }
-        const vals = await c.mget(...ids.map((id) => `${this.prefix}worker:${id}`));
+        const vals = ids.length ? await c.mget(...ids.map((id) => `${this.prefix}worker:${id}`)) : [];
         const next: WorkerInfo[] = [];
         const gone: string[] = [];
         vals.forEach((v, i) => {
@@ -166,6 +169,11 @@ export class WorkerDirectory {
             }
         });
         if (gone.length) await c.srem(`${this.prefix}workers`, ...gone);
+        // Just after a reconnect (Redis restarted empty), workers not yet re-announced keep their last
+        // entry for one entry lifetime (3 report periods), so routing does not blink.
+        const now = Date.now();
+        const seen = new Set(next.map((w) => w.id));
+        for (const w of this.list) if (!seen.has(w.id) && now - this.reconnectedAt < 3 * (w.intervalMs ?? 2500) && now - w.at < 6 * (w.intervalMs ?? 2500)) next.push(w);
         this.list = next;
       } catch {
         /* keep the last list */
