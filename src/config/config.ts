@@ -256,6 +256,25 @@ const workerSchema = z
 /** The `worker` section, defaults filled in. */
 export type WorkerConfig = z.infer<typeof workerSchema>;
 
+/**
+ * Durable storage of keys, quotas and usage (issue 12; src/store/). Without `url` (and without env
+ * `VOXGATE_DATABASE_URL`) keys and usage live in SQLite in the data directory (the single-box default).
+ */
+export const storageSchema = z
+  .object({
+    /** `postgres://user:pass@host:port/db`: keys, quotas and usage in PostgreSQL, shared by every gateway. Wins over env `VOXGATE_DATABASE_URL`. */
+    url: z.string().regex(/^postgres(ql)?:\/\//, 'storage.url must be a postgres:// or postgresql:// URL').optional(),
+    /** How long an instance trusts a verified key without asking the database, ms (a revoked key is refused everywhere within it). Postgres only. */
+    keyCacheTtlMs: z.number().int().min(0).max(5000).default(2000),
+    /** How often buffered usage rows are written, ms. */
+    usageFlushMs: z.number().int().min(50).max(60_000).default(1000),
+    /** How long an instance reuses a key's day/month usage totals read from the database for quota checks, ms. */
+    quotaCacheMs: z.number().int().min(0).max(60_000).default(1000),
+  })
+  .strict();
+/** The `storage` section, defaults filled in. */
+export type StorageConfig = z.infer<typeof storageSchema>;
+
 /** The whole configuration file shape. Unknown keys are rejected to catch typos. */
 export const configSchema = z
   .object({
@@ -276,6 +295,8 @@ export const configSchema = z
     state: stateSchema.partial().optional(),
     /** Engine worker registration (issue 12). */
     worker: workerSchema.partial().optional(),
+    /** Keys, quotas and usage storage (issue 12). */
+    storage: storageSchema.partial().optional(),
   })
   .strict();
 
@@ -302,6 +323,8 @@ export interface VoxgateConfig {
   state?: StateConfig;
   /** Worker registration (issue 12); absent = not a registering worker. */
   worker?: WorkerConfig;
+  /** Keys, quotas and usage storage (issue 12); absent in hand-built configs = SQLite with defaults. */
+  storage?: StorageConfig;
 }
 
 /**
@@ -409,7 +432,7 @@ export function loadConfig(file?: string): VoxgateConfig {
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, gateway, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}), metrics: metricsSchema.parse(raw.metrics ?? {}), state: resolveState(raw.state), worker: workerSchema.parse(raw.worker ?? {}) };
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, gateway, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}), metrics: metricsSchema.parse(raw.metrics ?? {}), storage: storageSchema.parse(raw.storage ?? {}), state: resolveState(raw.state), worker: workerSchema.parse(raw.worker ?? {}) };
 }
 
 /** The `state` section with `VOXGATE_REDIS_URL` applied over the file's `redisUrl`. */

@@ -10,6 +10,9 @@ import type { SttEngine } from '../engines/stt/types.js';
 import { createTtsEngines } from '../engines/tts/registry.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import { KeyStore, adminKeyPath, resolveDataDir } from '../store/keys.js';
+import { openStore } from '../store/index.js';
+import type { ApiKeyStore } from '../store/types.js';
+import { UsageMeter } from '../store/usage.js';
 import { createGateway, type DrainReport, type Gateway } from './server.js';
 import { trimNativeHeap } from '../engines/stt/pocketsphinx/native.js';
 import { WorkerAnnouncer } from '../state/workers.js';
@@ -37,7 +40,15 @@ export interface RunningVoxgate {
   port: number;
   url: string;
   dataDir: string;
+  /**
+   * The SQLite key store with its synchronous API (tests, benchmarks) — only when no database URL is
+   * configured. With Postgres (issue 12) every use of it throws, pointing at {@link store}.
+   */
   keys: KeyStore;
+  /** The key/usage store the gateway uses: SQLite (the same object as `keys`) or Postgres (issue 12). */
+  store: ApiKeyStore;
+  /** Usage metering of this instance (issue 12): `flush()` writes the buffered rows now. */
+  meter: UsageMeter;
   engines: Map<string, SttEngine>;
   /** TTS engines (issue #4). */
   ttsEngines: Map<string, TtsEngine>;
@@ -113,13 +124,27 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
   const log = pino({ level: o.logLevel ?? 'info', redact: ['req.headers.authorization', 'headers.authorization'] });
   const config = o.config ?? loadConfig(o.configFile);
   const dataDir = resolveDataDir(o.dataDir);
-  const keys = new KeyStore(dataDir);
-  const createdAdminKey = keys.ensureAdminKey();
+  // issue 12: Postgres when storage.url / VOXGATE_DATABASE_URL is set (migrated here), else SQLite.
+  const store = await openStore({ dataDir, storage: config.storage, onError: (err) => log.warn({ err: err.message }, 'key store connection error') });
+  const keys = store instanceof KeyStore ? store : postgresOnly();
+  const meter = new UsageMeter(store, { flushMs: config.storage?.usageFlushMs, quotaCacheMs: config.storage?.quotaCacheMs, log });
+  const closeStore = async () => {
+    await meter.close();
+    await store.close();
+  };
+  let createdAdminKey: string | null;
+  try {
+    createdAdminKey = await store.bootstrapAdminKey();
+  } catch (err) {
+    await closeStore();
+    throw err;
+  }
+  if (store.kind === 'postgres') log.info({ url_set_by: config.storage?.url ? 'storage.url' : 'VOXGATE_DATABASE_URL' }, 'keys, quotas and usage in PostgreSQL');
   let engines: Map<string, SttEngine>;
   try {
     engines = await createSttEngines(config);
   } catch (err) {
-    keys.close();
+    await closeStore();
     throw err;
   }
   let ttsEngines: Map<string, TtsEngine>;
@@ -127,17 +152,17 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     ttsEngines = await createTtsEngines(config);
   } catch (err) {
     await Promise.all([...engines.values()].map((e) => e.shutdown()));
-    keys.close();
+    await closeStore();
     throw err;
   }
   const shutdownEngines = () => Promise.all([...engines.values(), ...ttsEngines.values()].map((e) => e.shutdown()));
-  const gateway = createGateway({ config, engines, ttsEngines, keys, log });
+  const gateway = createGateway({ config, engines, ttsEngines, keys: store, meter, log });
   let port: number;
   try {
     port = await gateway.listen(o.port, o.host);
   } catch (err) {
     await shutdownEngines();
-    keys.close();
+    await closeStore();
     throw err;
   }
   // Memory hygiene for relayed sessions: every audio frame a gateway relays is a short-lived
@@ -158,6 +183,8 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     url: `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
     dataDir,
     keys,
+    store,
+    meter,
     engines,
     ttsEngines,
     config,
@@ -175,7 +202,7 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
       await announcer?.stop();
       await gateway.close();
       await shutdownEngines();
-      keys.close();
+      await closeStore();
     },
     drain(deadlineMs) {
       drained ??= (async () => {
@@ -188,13 +215,26 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
         if (!stopped) {
           stopped = true;
           await shutdownEngines();
-          keys.close();
+          await closeStore();
         }
         return report;
       })();
       return drained;
     },
   };
+}
+
+/**
+ * The `keys` of a gateway on Postgres: the synchronous SQLite API does not exist there, so any use
+ * throws a clear error instead of silently touching a local file the gateway does not read.
+ */
+function postgresOnly(): KeyStore {
+  return new Proxy({} as KeyStore, {
+    get(_t, prop) {
+      if (prop === 'then') return undefined;
+      throw new Error(`RunningVoxgate.keys.${String(prop)}: keys live in PostgreSQL (storage.url); use the async RunningVoxgate.store`);
+    },
+  });
 }
 
 /**

@@ -32,7 +32,10 @@ import type { SttModelEntry, VoxgateConfig } from '../config/config.js';
 import { defaultLanguage, modelLanguageRefusal } from '../config/model_language.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { parseListenQuery, type ListenOptions } from '../protocol/deepgram/query.js';
-import type { KeyStore } from '../store/keys.js';
+import type { KeyInfo } from '../store/keys.js';
+import type { ApiKeyStore } from '../store/types.js';
+import type { UsageMeter } from '../store/usage.js';
+import { admitQuota, meterUsage } from './admission.js';
 import { openUrl } from '../transcribe/fetch_url.js';
 import { transcribeFile, type FileTranscription } from '../transcribe/pipeline.js';
 import { deepgramPrerecorded, unmuteTranscription, type PrerecordedOptions } from '../transcribe/responses.js';
@@ -53,7 +56,10 @@ export interface HttpSttDeps {
   config: VoxgateConfig;
   /** The gateway's backend selection (router.ts): every request's engine comes from it. */
   router: BackendRouter;
-  keys: KeyStore;
+  /** Key store (issue 12: SQLite or Postgres); only `verifyKey` is used. */
+  keys: ApiKeyStore;
+  /** Usage metering and durable quotas (issue 12); absent = nothing metered. */
+  meter?: UsageMeter;
   log: Logger;
   /** Per-key live limits (issue 12): the request holds a session slot until its response closes. */
   live?: LiveState;
@@ -124,6 +130,8 @@ interface Ctx {
   flavor: Flavor;
   /** Aborted when the client goes away before the response is sent. */
   abort: AbortController;
+  /** The authenticated key (set by the onRequest hook), for metering. */
+  key?: KeyInfo;
 }
 
 const truthy = (v: string | undefined): boolean => v !== undefined && /^(true|1|yes)$/i.test(v);
@@ -150,7 +158,7 @@ export function rawFormatFromContentType(ct: string | undefined): { encoding: st
  * pass-through body parser and the multipart parser apply to these routes only.
  */
 export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Promise<void> {
-  const { config, router, keys, log } = deps;
+  const { config, router, keys, log, meter } = deps;
   const maxBytes = config.http.maxBodyBytes;
 
   /** Largest base64 text this server accepts for `audio` (JSON body or form field), bytes. */
@@ -238,8 +246,12 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     const ctx = start(req, reply, flavorOf(req.url));
     contexts.set(req, ctx);
     const url = new URL(req.url, 'http://x');
-    const auth = authenticate(req.headers, url, keys);
+    const auth = await authenticate(req.headers, url, keys);
     if (!auth.ok) return fail(req, reply, ctx, auth.error);
+    ctx.key = auth.key;
+    // issue 12: a key whose audio quota is used up is refused before its body is read or a backend dialled.
+    const quota = await admitQuota({ key: auth.key, service: 'stt', meter, log });
+    if (quota) return fail(req, reply, ctx, quota);
     // Per-key live limits (issue 12) before any backend is chosen; the slot is held until the response closes.
     if (deps.live) {
       try {
@@ -327,7 +339,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     ctx: Ctx,
   ): Promise<FileTranscription> => {
     try {
-      return await transcribeFile({
+      const t = await transcribeFile({
         engine: sel.engine,
         ctx: sel.ctx,
         input: src.stream,
@@ -340,6 +352,8 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
         parallel: config.http.parallelStreams,
         signal: ctx.abort.signal,
       });
+      if (ctx.key) meterUsage(meter, config, { key: ctx.key, service: 'stt', transport: 'http', model: sel.ctx.modelCode ?? 'unknown', backend: sel.backendId(), audioSecondsIn: t.durationSeconds });
+      return t;
     } finally {
       src.dispose?.();
     }

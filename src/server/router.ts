@@ -43,6 +43,11 @@ export interface Selection<E> {
    * and releases the backend's active-session count. Idempotent.
    */
   end(): void;
+  /**
+   * The backend instance id the request is served by now (the last one it connected to after any
+   * failover), else the first candidate (nothing connected yet). For usage metering (issue 12).
+   */
+  backendId(): string;
 }
 
 /** One backend in `/v1/status` (`backends` map): its health snapshot plus where it runs. */
@@ -154,7 +159,7 @@ export class BackendRouter {
         this.replayed.inc({ backend: ev.to.id }, ev.replayedSeconds);
       },
     });
-    return { engine, candidates, ctx: lease.ctx, end: lease.end };
+    return { engine, candidates, ctx: lease.ctx, end: lease.end, backendId: () => lease.last() ?? candidates[0]!.id };
   }
 
   /**
@@ -174,7 +179,7 @@ export class BackendRouter {
       },
     });
     lease.take(backends[0]!.id);
-    return { engine, candidates, ctx: lease.ctx, end: lease.end };
+    return { engine, candidates, ctx: lease.ctx, end: lease.end, backendId: () => lease.last() ?? candidates[0]!.id };
   }
 
   /**
@@ -240,15 +245,18 @@ export class BackendRouter {
    * backend `id` (once per backend, however many streams it opens there; `from` is released when a
    * failover moved it); `end()` aborts the signal and releases every backend it holds.
    */
-  private lease(overrides: RoutingOverrides, modelCode: string, requestId: string, providerKey?: string): { ctx: RequestContext; take: (id: string, from?: string) => void; end: () => void } {
+  private lease(overrides: RoutingOverrides, modelCode: string, requestId: string, providerKey?: string): { ctx: RequestContext; take: (id: string, from?: string) => void; end: () => void; last: () => string | undefined } {
     const ctl = new AbortController();
     const held = new Set<string>();
     let ended = false;
+    let last: string | undefined;
     const ctx: RequestContext = { requestId, modelCode, region: overrides.region?.[0], worldPart: overrides.region ? undefined : overrides.worldPart?.[0], signal: ctl.signal, ...(providerKey ? { providerKey } : {}) };
     return {
       ctx,
+      last: () => last,
       take: (id, from) => {
         if (ended) return;
+        last = id;
         if (from && held.delete(from)) this.active.dec({ backend: from });
         if (held.has(id)) return;
         held.add(id);

@@ -27,8 +27,12 @@ import type { VoxgateConfig } from '../config/config.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { STT_DIALECT_IMPLS } from '../protocol/index.js';
 import { SttSession } from '../session/stt_session.js';
-import type { KeyStore } from '../store/keys.js';
-import { CloseCode, renderError, VoxgateError, type DialectFamily } from '../util/errors.js';
+import type { ApiKeyStore } from '../store/types.js';
+import type { UsageMeter } from '../store/usage.js';
+import { admitQuota, meterUsage } from './admission.js';
+import { registerUsageRoute } from './usage_routes.js';
+import { CloseCode, renderError, toVoxgateError, VoxgateError, type DialectFamily } from '../util/errors.js';
+import type { KeyInfo } from '../store/keys.js';
 import { randomUUID } from 'node:crypto';
 import type { SttDialect, SttInitRequest } from '../protocol/events.js';
 import { authenticate, redactUrl, selectAuthSubprotocol } from './auth.js';
@@ -51,9 +55,7 @@ import type { FailoverSttEngine } from '../engines/stt/failover.js';
 import { LiveState, type Lease, type SessionMeta } from '../state/live.js';
 import { WorkerDirectory } from '../state/workers.js';
 import { HealthShare } from '../state/health_share.js';
-import type { KeyInfo } from '../store/keys.js';
 import { admitLive, bindLease } from './admission.js';
-import type { RenderOptions } from '../util/errors.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
@@ -62,18 +64,14 @@ export interface GatewayDeps {
   engines: Map<string, SttEngine>;
   /** TTS: initialised TTS engines keyed by engine id (see `createTtsEngines`); none = no TTS routes. */
   ttsEngines?: Map<string, TtsEngine>;
-  keys: KeyStore;
-  log: Logger;
+  /** Key store (SQLite or Postgres, issue 12); only `verifyKey` and the usage reads are used. */
+  keys: ApiKeyStore;
+  /** Usage metering and durable quotas (issue 12); absent = nothing metered, no quotas enforced. */
+  meter?: UsageMeter;
   /** Live per-key limits and session registry (issue 12); default: made from `config.state` (in memory without `redisUrl`) and closed with the gateway. */
   live?: LiveState;
+  log: Logger;
 }
-
-/**
- * Admit an upgrade by its key's live limits (issue 12, src/server/admission.ts), then call `go` with
- * the lease, or refuse in the route's dialect (`rate_limit`, 429). Releases the lease itself when the
- * client vanished or the gateway began draining meanwhile, or when `go` throws.
- */
-export type UpgradeAdmitter = (socket: Duplex, family: DialectFamily, key: KeyInfo, url: URL, session: Omit<SessionMeta, 'keyId'>, opts: RenderOptions | undefined, go: (lease: Lease) => void) => void;
 
 /** A running gateway. */
 export interface Gateway {
@@ -128,7 +126,7 @@ function familyOfPath(pathname: string): DialectFamily {
 
 /** Build the gateway (not yet listening). */
 export function createGateway(deps: GatewayDeps): Gateway {
-  const { config, engines, keys, log } = deps;
+  const { config, engines, keys, log, meter } = deps;
   // Per-request logging is off: request URLs may carry `?token=` keys, which must never be logged.
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -184,42 +182,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
     abortHandshake(socket, r);
   };
   const drainError = () => new VoxgateError('unavailable', DRAIN_MESSAGE);
-  const admitUpgrade: UpgradeAdmitter = (socket, family, key, url, session, opts, go) => {
-    admitLive(live, { key, session }).then(
-      (lease) => {
-        if (socket.destroyed || !socket.writable) {
-          lease.release(); // the client went away while it was being admitted
-          return;
-        }
-        if (draining) {
-          lease.release();
-          refuseUpgrade(socket, family, drainError(), url, opts);
-          return;
-        }
-        try {
-          go(lease);
-        } catch (err) {
-          lease.release();
-          log.error({ err: (err as Error).message }, 'upgrade failed after admission');
-          refuseUpgrade(socket, family, new VoxgateError('internal_error', 'internal error'), url, opts);
-        }
-      },
-      (err: unknown) => refuseUpgrade(socket, family, err instanceof VoxgateError ? err : new VoxgateError('internal_error', 'internal error'), url, opts),
-    );
-  };
   // TTS: HTTP routes, upgrade handling and model listing for /v1/tts, /v1/bridges/unmute/tts, /v1/speak.
   const tts = createTtsGateway({
     app,
     config,
     engines: deps.ttsEngines ?? new Map(),
     keys,
+    meter,
     log,
     registry: metrics.registry,
     wss,
     refuseUpgrade,
     drainError,
     router,
-    admitUpgrade,
     live,
   });
 
@@ -235,7 +210,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
-  void app.register(httpSttPlugin, { config, router, keys, log, live });
+  void app.register(httpSttPlugin, { config, router, keys, meter, log, live });
+  // issue 12: GET /v1/usage — the calling key's own usage and quotas (usage_routes.ts).
+  registerUsageRoute(app, { keys, meter, log });
   // Unknown HTTP routes, and errors outside the route scopes (which have their own handlers), are
   // answered from the catalogue in the path's dialect family (fastify's lib/error-handler.js: one place).
   app.setNotFoundHandler((req, reply) => {
@@ -260,14 +237,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // issue 14 #8: /metrics needs a key unless `metrics.public` (docs/operations.md "Limits and protection").
   app.get('/metrics', async (req, reply) => {
     if (!config.metrics.public) {
-      const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
-      if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key (set metrics.public to serve /metrics without one)')));
+      const auth = await authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+      if (!auth.ok) return sendError(reply, renderError('slng', auth.error.code === 'auth_error' ? new VoxgateError('auth_error', 'missing or invalid API key (set metrics.public to serve /metrics without one)') : auth.error));
     }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.get('/v1/status', async (req, reply) => {
-    const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
-    if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key')));
+    const auth = await authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+    if (!auth.ok) return sendError(reply, renderError('slng', auth.error.code === 'auth_error' ? new VoxgateError('auth_error', 'missing or invalid API key') : auth.error));
     const engineStats: Record<string, unknown> = {};
     for (const [id, e] of engines) engineStats[id] = e.stats();
     const cluster = { instance: live.instanceId, shared: live.shared, fallback: !!live.link && !live.shared, sessions: await live.sessions(), workers: workers?.all() ?? [] };
@@ -299,30 +276,28 @@ export function createGateway(deps: GatewayDeps): Gateway {
       refuseUpgrade(socket, 'slng', new VoxgateError('not_found', message), url, { extra: { models } });
       return;
     }
-    const auth = authenticate(req.headers, url, keys);
-    if (!auth.ok) {
-      refuseUpgrade(socket, 'slng', auth.error, url);
-      return;
-    }
-    const requestId = randomUUID();
-    admitUpgrade(socket, 'slng', auth.key, url, { sessionId: requestId, model: route.model.code, kind: 'stt' }, undefined, (lease) => {
-      let sel: Selection<FailoverSttEngine>;
-      try {
-        sel = bindLease(router.stt(route.model, req.headers, url, requestId), lease);
-      } catch (err) {
-        lease.release();
-        refuseUpgrade(socket, 'slng', err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)), url);
-        return;
-      }
-      const busy = modelLanguageRefusal(route.model, sel.engine) ?? capacityRefusal(sel.engine, 1); // a model's language the engine lacks: 400 config_error
-      if (busy) {
-        sel.end();
-        refuseUpgrade(socket, 'slng', busy, url);
-        return;
-      }
-      upgradeWith(req, socket, head, sel, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], sel, auth.key.id, undefined, requestId));
-    });
+    void upgradeStt(req, socket, head, url, route.model, STT_DIALECT_IMPLS[route.dialect]).catch((err) => refuseUpgrade(socket, 'slng', toVoxgateError(err), url));
   });
+
+  /**
+   * Admission of a new request or session after authentication, before any backend is selected
+   * (issue 12): the durable quotas ({@link admitQuota}). A draining gateway or a client gone while the
+   * key and quotas were checked also stops here. @returns the refusal, `'gone'`, or null to go on.
+   */
+  async function admit(socket: Duplex, key: KeyInfo, service: 'stt' | 'tts', session: Omit<SessionMeta, 'keyId'>): Promise<VoxgateError | 'gone' | { lease: Lease }> {
+    const quota = await admitQuota({ key, service, meter, log });
+    if (quota) return quota;
+    // Live limits (concurrent sessions, rpm; shared through Redis): the lease is bound to the selection.
+    let lease: Lease;
+    try {
+      lease = await admitLive(live, { key, session });
+    } catch (err) {
+      return toVoxgateError(err);
+    }
+    if (draining || socket.destroyed) lease.release();
+    if (draining) return drainError();
+    return socket.destroyed ? 'gone' : { lease };
+  }
 
   /**
    * `wss.handleUpgrade`, ending the selection (and its lease) when ws never hands the socket over (the
@@ -337,6 +312,39 @@ export function createGateway(deps: GatewayDeps): Gateway {
       attached = true;
       cb(ws);
     });
+  }
+
+  /** The SLNG STT upgrade after the route matched: auth → admission → backend selection → capacity → session. */
+  async function upgradeStt(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, model: (typeof config.stt.models)[number], dialect: SttDialect): Promise<void> {
+    const auth = await authenticate(req.headers, url, keys);
+    if (!auth.ok) {
+      refuseUpgrade(socket, 'slng', auth.error, url);
+      return;
+    }
+    const requestId = randomUUID();
+    const admitted = await admit(socket, auth.key, 'stt', { sessionId: requestId, model: model.code, kind: 'stt' });
+    if (admitted === 'gone') return;
+    if (admitted instanceof VoxgateError) {
+      refuseUpgrade(socket, 'slng', admitted, url);
+      return;
+    }
+    const { lease } = admitted;
+    const route = { model };
+    let sel: Selection<FailoverSttEngine>;
+    try {
+      sel = bindLease(router.stt(route.model, req.headers, url, requestId), lease);
+    } catch (err) {
+      lease.release();
+      refuseUpgrade(socket, 'slng', err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)), url);
+      return;
+    }
+    const busy = modelLanguageRefusal(route.model, sel.engine) ?? capacityRefusal(sel.engine, 1); // a model's language the engine lacks: 400 config_error
+    if (busy) {
+      sel.end();
+      refuseUpgrade(socket, 'slng', busy, url);
+      return;
+    }
+    upgradeWith(req, socket, head, sel, (ws) => attach(ws, route.model, dialect, sel, auth.key.id, undefined, requestId));
   }
 
   /**
@@ -372,19 +380,23 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const requestId = randomUUID();
     const family = familyOfPath(url.pathname);
     const refuse = (err: VoxgateError) => refuseUpgrade(socket, family, err, url, { requestId: family === 'deepgram' ? requestId : undefined });
-    const auth = authenticate(req.headers, url, keys);
+    void upgradeCompatAdmitted(req, socket, head, url, requestId, family, refuse).catch((err) => refuse(toVoxgateError(err)));
+  }
+
+  /** {@link upgradeCompat} from authentication on (async since issue 12: the key store and quotas may be remote). */
+  async function upgradeCompatAdmitted(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, requestId: string, family: DialectFamily, refuse: (err: VoxgateError) => void): Promise<void> {
+    const auth = await authenticate(req.headers, url, keys);
     if (!auth.ok) {
       refuse(auth.error);
       return;
     }
-    const opts = { requestId: family === 'deepgram' ? requestId : undefined };
-    admitUpgrade(socket, family, auth.key, url, { sessionId: requestId, model: url.pathname, kind: 'stt' }, opts, (lease) => upgradeCompatAdmitted(req, socket, head, url, requestId, auth.key, lease));
-  }
-
-  /** {@link upgradeCompat} once the key was admitted: `lease` is bound to the selection (released with it). */
-  function upgradeCompatAdmitted(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, requestId: string, key: KeyInfo, lease: Lease): void {
-    const family = familyOfPath(url.pathname);
-    const refuse = (err: VoxgateError) => refuseUpgrade(socket, family, err, url, { requestId: family === 'deepgram' ? requestId : undefined });
+    const admitted = await admit(socket, auth.key, 'stt', { sessionId: requestId, model: url.pathname, kind: 'stt' });
+    if (admitted === 'gone') return;
+    if (admitted instanceof VoxgateError) {
+      refuse(admitted);
+      return;
+    }
+    const { lease } = admitted;
     let route: CompatRoute;
     let sel: Selection<FailoverSttEngine> | null = null;
     try {
@@ -404,7 +416,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId = requestId;
-    upgradeWith(req, socket, head, selected, (ws) => attach(ws, route.model, route.dialect, selected, key.id, route.init, requestId));
+    upgradeWith(req, socket, head, selected, (ws) => attach(ws, route.model, route.dialect, selected, auth.key.id, route.init, requestId));
   }
 
   /**
@@ -425,6 +437,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log: log.child({ key_id: keyId }),
       transport: sttSocketTransport(ws),
       onClosed: (s) => {
+        meterUsage(meter, config, { key: keyId, service: 'stt', transport: 'ws', model: model.code, backend: sel.backendId(), audioSecondsIn: s.audioSeconds });
         sel.end();
         sessions.delete(s);
         sessionEngines.delete(s);

@@ -1,0 +1,116 @@
+/**
+ * Keys in PostgreSQL shared by several gateways (issue 12 "Postgres (`pg`) for API keys … migrations
+ * applied at start, keys still stored only as hashes. A revoked key is refused by every instance
+ * within 5 s"). A real throw-away PostgreSQL (test/support/servers.ts `startPostgres`, started once for
+ * the file) and two real gateways on 127.0.0.1:0 sharing it.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
+import { migrate, MIGRATIONS, PgKeyStore } from '../src/store/postgres.js';
+import { openSocket, startConfiguredServer, type TestServer } from './helpers.js';
+import { startPostgres, type PostgresServer } from './support/servers.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** A gateway configuration on the shared database (default catalogue, small decoder pool). */
+export function pgConfig(url: string, over: Partial<VoxgateConfig> = {}): VoxgateConfig {
+  const base = loadConfig();
+  return { ...base, engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 2 } }, storage: { ...base.storage!, url }, ...over };
+}
+
+/** Status of `GET /v1/status` with `key` on gateway `s` (the one authenticated HTTP check). */
+async function statusWith(s: TestServer, key: string): Promise<number> {
+  const r = await fetch(`${s.url}/v1/status`, { headers: { Authorization: `Bearer ${key}` } });
+  await r.arrayBuffer();
+  return r.status;
+}
+
+describe('PostgreSQL key store (issue 12)', () => {
+  let db: PostgresServer;
+  let a: TestServer;
+  let b: TestServer;
+  before(async () => {
+    db = await startPostgres();
+    // Two gateways starting at once on an empty database: migrations and the admin key race.
+    [a, b] = await Promise.all([startConfiguredServer(pgConfig(db.url), 'a'), startConfiguredServer(pgConfig(db.url), 'b')]);
+  });
+  after(async () => {
+    await a?.cleanup();
+    await b?.cleanup();
+    await db?.stop();
+  });
+
+  it('migrations ran once: schema_migrations lists each version once; re-running applies nothing; concurrent runs are safe', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    try {
+      const rows = (await pool.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations ORDER BY version')).rows;
+      assert.deepEqual(rows, MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
+      const again = await Promise.all([migrate(pool), migrate(pool), migrate(pool)]);
+      assert.deepEqual(again, [[], [], []]);
+      // A new migration offered by three instances at once is applied exactly once.
+      const extra = [...MIGRATIONS, { version: 99, name: 'probe', sql: 'CREATE TABLE probe_99 (x int)' }];
+      const applied = await Promise.all([migrate(pool, extra), migrate(pool, extra), migrate(pool, extra)]);
+      assert.deepEqual(applied.flat(), [99]);
+      assert.equal((await pool.query('SELECT count(*)::int AS n FROM schema_migrations WHERE version = 99')).rows[0].n, 1);
+      await pool.query('DROP TABLE probe_99; DELETE FROM schema_migrations WHERE version = 99');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('two gateways starting at once on an empty database made one admin key; keys are stored only as SHA-256', async () => {
+    const keys = await a.store.listKeys();
+    assert.equal(keys.filter((k) => k.admin && !k.revokedAt).length, 1, JSON.stringify(keys));
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const row = (await pool.query<{ hash: Buffer }>('SELECT hash FROM api_keys WHERE id = $1', [a.key.split('_')[1]])).rows[0]!;
+      assert.deepEqual(row.hash, createHash('sha256').update(a.key).digest());
+      const all = JSON.stringify((await pool.query('SELECT * FROM api_keys')).rows);
+      assert.ok(!all.includes(a.key.split('_')[2]!), 'no secret material in the table');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('a key created on A works on B at once (HTTP and WebSocket); wrong secrets and unknown keys are refused', async () => {
+    const { key } = await a.store.createKey('fresh');
+    assert.equal(await statusWith(b, key), 200);
+    const c = await openSocket(`${b.wsUrl}/v1/stt/local/pocketsphinx:en`, { Authorization: `Bearer ${key}` });
+    c.ws.close();
+    await c.closed;
+    const wrong = key.slice(0, -4) + (key.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    assert.equal(await statusWith(b, wrong), 401);
+    assert.equal(await statusWith(b, 'vgk_000000000000_' + 'x'.repeat(43)), 401);
+  });
+
+  it('revoked on A, the key is refused by B within 5 s (B had it cached)', async () => {
+    const { key, info } = await a.store.createKey('to-revoke');
+    assert.equal(await statusWith(b, key), 200); // now in B's cache
+    assert.equal(await statusWith(a, key), 200);
+    assert.equal(await a.store.revokeKey(info.id), true);
+    assert.equal(await statusWith(a, key), 401, 'the revoking instance refuses at once');
+    const t0 = Date.now();
+    let status = 200;
+    while (Date.now() - t0 < 5000) {
+      status = await statusWith(b, key);
+      if (status === 401) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 401, 'B refuses the revoked key within 5 s');
+    // And the WebSocket upgrade on B too.
+    await assert.rejects(openSocket(`${b.wsUrl}/v1/stt/local/pocketsphinx:en`, { Authorization: `Bearer ${key}` }), (e: { statusCode?: number }) => e.statusCode === 401);
+  });
+
+  it('a database that cannot be reached fails the start with a clear message (password never shown)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vg-pgbad-'));
+    try {
+      await assert.rejects(PgKeyStore.open({ url: 'postgres://u:s3cret@127.0.0.1:1/x', dataDir: dir }), (e: Error) => /cannot open the PostgreSQL store/.test(e.message) && !e.message.includes('s3cret'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
