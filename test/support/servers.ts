@@ -129,6 +129,12 @@ export async function startPostgres(): Promise<PostgresServer> {
   const child = spawn(c2, a2, { stdio: 'ignore' });
   child.on('error', () => undefined);
   await waitForPort(port, 20000, 'postgres', child);
+  // The port opens before the server accepts sessions ("the database system is starting up"): wait for pg_isready.
+  for (const until = Date.now() + 20000; ; ) {
+    if (spawnSync(path.join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port)]).status === 0) break;
+    if (Date.now() > until || child.exitCode !== null) throw new Error('postgres did not accept connections within 20 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return {
     url: `postgres://voxgate@127.0.0.1:${port}/postgres`,
     port,
