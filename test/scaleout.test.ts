@@ -5,6 +5,9 @@
  * workers register in Redis; the gateways reach them through `workers`-type backends
  * (src/engines/stt/upstream/workers.ts, src/server/router.ts).
  *
+ * The gateways and workers run deploy/gateway.json and deploy/worker.json (what deploy/docker-compose.yml
+ * mounts), with this test's server URLs and shorter lease/report periods.
+ *
  * Cases: a key created with the CLI on gateway A's config works on B and C, and revoked on C's is
  * refused on A within 5 s; least-loaded worker routing and a region without workers; a per-key cap of 3 sessions across
  * the three gateways (the 4th gets `rate_limit`); kill -9 of a gateway (its leases expire, the key's
@@ -18,7 +21,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadClip, openSocket, silence, type Clip, type RecordingClient } from './helpers.js';
@@ -69,16 +72,11 @@ describe('three gateways and two registering workers on one Redis', () => {
   let clip: Clip;
   const clients: RecordingClient[] = [];
 
+  /** The deploy/ config files (docker-compose.yml mounts them), with this test's servers and shorter periods. */
+  const deployConfig = (file: string) => JSON.parse(readFileSync(path.join(packageRoot(), 'deploy', file), 'utf8')) as Record<string, Record<string, unknown>>;
   const gatewayConfig = () => {
-    const pool = (region: string) => ({ type: 'workers', region, model: 'local/pocketsphinx:en', apiKeyEnv: 'VOXGATE_WORKER_KEY', languages: ['en'], connectTimeoutMs: 3000, stallTimeoutMs: 5000 });
-    return {
-      state: { redisUrl: redis.url, leaseTtlMs: LEASE_TTL_MS },
-      storage: { url: pg.url },
-      gateway: { region: 'us-east-1' },
-      limits: { initTimeoutSeconds: 60 },
-      engines: { 'workers-us': pool('us-east-1'), 'workers-eu': pool('eu-north-1') },
-      stt: { models: [{ code: MODEL, engine: 'workers-us', backends: ['workers-us', 'workers-eu'], dialect: 'unified' }] },
-    };
+    const base = deployConfig('gateway.json');
+    return { ...base, state: { ...base.state, redisUrl: redis.url, leaseTtlMs: LEASE_TTL_MS }, storage: { url: pg.url }, limits: { initTimeoutSeconds: 60 } };
   };
   const startGateway = (name: string) => startVoxgateProcess({ role: 'gateway', name, dataDir: shared, config: gatewayConfig(), env: { VOXGATE_WORKER_KEY: workerKey }, logLevel: 'warn', drainTimeoutMs: 20_000 });
   const startWorker = (name: string) =>
@@ -88,7 +86,10 @@ describe('three gateways and two registering workers on one Redis', () => {
       dataDir: shared,
       region: 'us-east-1',
       args: ['--worker'],
-      config: { state: { redisUrl: redis.url, leaseTtlMs: LEASE_TTL_MS }, storage: { url: pg.url }, worker: { intervalMs: 250 }, engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 4 } } },
+      config: (() => {
+        const base = deployConfig('worker.json');
+        return { ...base, state: { redisUrl: redis.url, leaseTtlMs: LEASE_TTL_MS }, storage: { url: pg.url }, worker: { ...base.worker, intervalMs: 250 } };
+      })(),
     });
 
   const status = async (g: VoxgateProcess) => (await g.status()) as unknown as { cluster: Cluster };
