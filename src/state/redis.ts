@@ -22,6 +22,7 @@ export class RedisLink {
   private readonly upListeners: (() => void)[] = [];
   private wasUp = false;
   private downLogged = false;
+  private closing = false;
 
   /**
    * @param url `redis://…` (never logged: it may carry a password).
@@ -89,13 +90,14 @@ export class RedisLink {
   }
 
   private onDown(reason: string): void {
-    if (this.downLogged || this.up) return;
+    if (this.downLogged || this.up || this.closing) return;
     this.downLogged = true;
     this.log.warn({ reason }, 'shared state: Redis unreachable; per-key limits fall back to this instance alone until it is back');
   }
 
   /** Close both connections (no reconnect). */
   async close(): Promise<void> {
+    this.closing = true;
     this.upListeners.length = 0;
     await Promise.all([this.client, this.sub].filter((c): c is Redis => c !== null).map((c) => c.quit().catch(() => c.disconnect())));
   }
