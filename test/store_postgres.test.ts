@@ -10,9 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import { migrate, MIGRATIONS, PgKeyStore } from '../src/store/postgres.js';
-import { openSocket, startConfiguredServer, type TestServer } from './helpers.js';
+import { openSocket, sharedData, startConfiguredServer, type TestServer } from './helpers.js';
 import { startPostgres, type PostgresServer } from './support/servers.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -103,6 +103,54 @@ describe('PostgreSQL key store (issue 12)', () => {
     assert.equal(status, 401, 'B refuses the revoked key within 5 s');
     // And the WebSocket upgrade on B too.
     await assert.rejects(openSocket(`${b.wsUrl}/v1/stt/local/pocketsphinx:en`, { Authorization: `Bearer ${key}` }), (e: { statusCode?: number }) => e.statusCode === 401);
+  });
+
+  it('usage metered on A counts against the quota on B: a real pre-recorded request on A, then B refuses with 429 before dialling', async () => {
+    const clip = readFileSync(sharedData('asr_en/en_cmu_goforward.wav'));
+    const { key, info } = await a.store.createKey('shared-quota', { limits: { audioSecondsPerDay: 1 } });
+    const first = await fetch(`${a.url}/v1/stt/local/pocketsphinx:en`, { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'audio/wav' }, body: new Uint8Array(clip) });
+    assert.equal(first.status, 200, 'under the quota: admitted');
+    await first.arrayBuffer();
+    const onA = (await (await fetch(`${a.url}/v1/usage`, { headers: { Authorization: `Bearer ${key}` } })).json()) as { day: { audio_seconds_in: number } }; // flushes A's rows
+    assert.ok(onA.day.audio_seconds_in > 1, JSON.stringify(onA));
+    const onB = await fetch(`${b.url}/v1/stt/local/pocketsphinx:en`, { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'audio/wav' }, body: new Uint8Array(clip) });
+    assert.equal(onB.status, 429);
+    const body = (await onB.json()) as { error: string; message: string };
+    assert.equal(body.error, 'rate_limit');
+    assert.match(body.message, /audioSecondsPerDay/);
+    const dg = await openSocket(`${b.wsUrl}/v1/listen`, { Authorization: `Token ${key}` }).then(
+      () => 0,
+      (e: { statusCode?: number }) => e.statusCode ?? -1,
+    );
+    assert.equal(dg, 429);
+    assert.equal((await b.store.getKey(info.id))!.limits.audioSecondsPerDay, 1);
+  });
+
+  it('database down: an uncached key gets 503 (not 401), usage rows are kept; back up: the key works and the rows are written', async () => {
+    const { key, info } = await a.store.createKey('outage');
+    const r = await fetch(`${a.url}/v1/tts/local/flite:en`, { method: 'POST', headers: { Authorization: `Bearer ${a.key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ text: 'Still here.' }) });
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    let pendingWhileDown = -1;
+    await db.restart(0, async () => {
+      const status = await fetch(`${a.url}/v1/status`, { headers: { Authorization: `Bearer ${key}` } });
+      assert.equal(status.status, 503, 'the key store is unavailable: neither accepted nor called invalid');
+      assert.equal(((await status.json()) as { error: string }).error, 'backpressure'); // SLNG's code for `unavailable`
+      await a.meter.flush();
+      pendingWhileDown = a.meter.pending();
+    });
+    assert.ok(pendingWhileDown >= 1, 'the TTS request is still pending while the database is down');
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = await statusWith(a, key);
+      if (status !== 200) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(status, 200, 'the key works once the database is back');
+    await a.meter.flush();
+    assert.equal(a.meter.pending(), 0);
+    const rows = await a.store.queryUsage({ keyId: a.key.split('_')[1]! });
+    assert.ok(rows.some((x) => x.service === 'tts' && x.charsIn >= 'Still here.'.length), JSON.stringify(rows));
+    assert.ok(info.id);
   });
 
   it('a database that cannot be reached fails the start with a clear message (password never shown)', async () => {

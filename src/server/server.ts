@@ -212,7 +212,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
   void app.register(httpSttPlugin, { config, router, keys, meter, log, live });
   // issue 12: GET /v1/usage — the calling key's own usage and quotas (usage_routes.ts).
-  registerUsageRoute(app, { keys, meter, log });
+  registerUsageRoute(app, { keys, meter, log, registry: metrics.registry });
   // Unknown HTTP routes, and errors outside the route scopes (which have their own handlers), are
   // answered from the catalogue in the path's dialect family (fastify's lib/error-handler.js: one place).
   app.setNotFoundHandler((req, reply) => {

@@ -18,6 +18,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
 import type { ApiKeyStore, UsageTotals } from '../store/types.js';
 import { utcDayStart, utcMonthStart } from '../store/types.js';
 import type { UsageMeter } from '../store/usage.js';
@@ -30,6 +31,12 @@ export interface UsageRouteDeps {
   keys: ApiKeyStore;
   meter?: UsageMeter;
   log: Logger;
+  /**
+   * Registry for the metering gauges: `voxgate_usage_rows{state="pending"|"written"|"dropped"}` (rows
+   * buffered or being written; written since start; dropped while the store stayed unreachable) and
+   * `voxgate_key_store_info{kind}` (1 for the store in use).
+   */
+  registry?: Registry;
 }
 
 /**
@@ -56,6 +63,23 @@ function round3(x: number): number {
 /** Register `GET /v1/usage` on `app` (module docs). */
 export function registerUsageRoute(app: FastifyInstance, deps: UsageRouteDeps): void {
   const { keys, meter } = deps;
+  if (deps.registry) {
+    const registers = [deps.registry];
+    new Gauge({ name: 'voxgate_key_store_info', help: 'The key/usage store in use (sqlite or postgres)', labelNames: ['kind'] as const, registers }).set({ kind: keys.kind }, 1);
+    if (meter) {
+      new Gauge({
+        name: 'voxgate_usage_rows',
+        help: 'Usage metering rows: pending (buffered or being written), written and dropped since start',
+        labelNames: ['state'] as const,
+        registers,
+        collect() {
+          this.set({ state: 'pending' }, meter.pending());
+          this.set({ state: 'written' }, meter.written);
+          this.set({ state: 'dropped' }, meter.dropped);
+        },
+      });
+    }
+  }
   app.get('/v1/usage', async (req, reply) => {
     const url = new URL(req.url, 'http://x');
     const auth = await authenticate(req.headers, url, keys);

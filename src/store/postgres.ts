@@ -173,8 +173,18 @@ export class PgKeyStore implements ApiKeyStore {
     const pool = new pg.Pool({ connectionString: o.url, max: o.maxConnections ?? 10, connectionTimeoutMillis: 10_000 });
     pool.on('error', (err) => o.onError?.(err));
     try {
-      if (o.migrate !== false) await migrate(pool);
-      else await pool.query('SELECT 1');
+      // A server still starting ("the database system is starting up", SQLSTATE 57P03: e.g. started
+      // together with the gateways) is waited for, up to 30 s; any other failure fails the start.
+      for (let waited = 0; ; waited += 250) {
+        try {
+          if (o.migrate !== false) await migrate(pool);
+          else await pool.query('SELECT 1');
+          break;
+        } catch (err) {
+          if ((err as { code?: string }).code !== '57P03' || waited >= 30_000) throw err;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw new Error(`cannot open the PostgreSQL store (storage.url): ${(err as Error).message}`, { cause: err });
