@@ -116,6 +116,34 @@ describe('shared live state on a real Redis', () => {
     }
   });
 
+  it('leases taken while Redis was down are written back when it returns, so the caps reconverge', async () => {
+    const a = new LiveState({ redisUrl: redis.url, leaseTtlMs: 5000, log, keyPrefix: 't3:' });
+    const b = new LiveState({ redisUrl: redis.url, leaseTtlMs: 5000, log, keyPrefix: 't3:' });
+    try {
+      await eventually(() => a.shared && b.shared, 5000, 'both connected');
+      await redis.stop();
+      await eventually(() => !a.shared && !b.shared, 5000, 'both to see the outage');
+      const l1 = await a.acquire({ sessionId: 'x1', keyId: 'k', model: 'm', kind: 'stt' }, 2);
+      const l2 = await a.acquire({ sessionId: 'x2', keyId: 'k', model: 'm', kind: 'stt' }, 2);
+      assert.ok(l1?.local && l2?.local, 'granted locally');
+      assert.equal(await a.acquire({ sessionId: 'x3', keyId: 'k', model: 'm', kind: 'stt' }, 2), null, 'the local fallback enforces the cap on its own sessions');
+      await redis.restart(); // empty: nothing persisted
+      await eventually(() => a.shared && b.shared, 10_000, 'both reconnected');
+      await a.heartbeat(); // joins the one the reconnect started
+      assert.equal(await b.acquire({ sessionId: 'y1', keyId: 'k', model: 'm', kind: 'stt' }, 2), null, 'B counts the two leases A took during the outage');
+      l1!.release();
+      let got = null;
+      for (let i = 0; i < 40 && !got; i++) {
+        got = await b.acquire({ sessionId: `y2-${i}`, keyId: 'k', model: 'm', kind: 'stt' }, 2);
+        if (!got) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(got && !got.local, 'a released slot is usable on B through Redis');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('a backend failure seen by one gateway cools it down on the others; a success there heals it everywhere', async () => {
     const la = new RedisLink(redis.url, log);
     const lb = new RedisLink(redis.url, log);

@@ -109,7 +109,8 @@ export function meterUsage(meter: UsageMeter | undefined, config: Pick<VoxgateCo
     service: u.service,
     transport: u.transport,
     model: u.model,
-    provider: engineType(config, u.backend),
+    // A registered worker (`worker:<id>`, issue 12) is relayed over the SLNG protocol.
+    provider: u.backend.startsWith('worker:') ? 'slng' : engineType(config, u.backend),
     backend: u.backend,
     region: engineRegion(config, u.backend),
     requests: 1,
