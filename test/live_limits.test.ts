@@ -12,6 +12,7 @@ import { startRedis, type RedisServer } from './support/servers.js';
 import { LiveState } from '../src/state/live.js';
 import { RedisLink } from '../src/state/redis.js';
 import { HealthShare } from '../src/state/health_share.js';
+import { WorkerAnnouncer, WorkerDirectory } from '../src/state/workers.js';
 import { BackendHealth } from '../src/engines/health.js';
 
 const STT = '/v1/stt/local/pocketsphinx:en';
@@ -141,6 +142,37 @@ describe('shared live state on a real Redis', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('workers report load and are marked full at the threshold; gateways pick the least-loaded available worker of the region', async () => {
+    const link = new RedisLink(redis.url, log);
+    const load: Record<string, { sessions: number; freeStreams: number }> = { w1: { sessions: 1, freeStreams: 3 }, w2: { sessions: 0, freeStreams: 4 }, w3: { sessions: 0, freeStreams: 4 } };
+    const mk = (id: string, region: string) => new WorkerAnnouncer(link, 't4:', { id, url: `ws://${id}:8080`, region, stt: ['local/pocketsphinx:en'], tts: [] }, () => load[id]!, 60_000, 0.75, log);
+    const ws = [mk('w1', 'us-east-1'), mk('w2', 'us-east-1'), mk('w3', 'eu-north-1')];
+    const dir = new WorkerDirectory(link, 't4:', 60_000);
+    try {
+      await eventually(() => link.up, 5000, 'connected');
+      await Promise.all(ws.map((w) => w.report()));
+      await dir.poll();
+      assert.deepEqual(dir.pick('stt', 'local/pocketsphinx:en', 'us-east-1').map((w) => w.id), ['w2', 'w1'], 'least loaded first, only the region asked for');
+      assert.deepEqual(dir.pick('stt', 'local/pocketsphinx:en', 'eu-north-1').map((w) => w.id), ['w3']);
+      assert.deepEqual(dir.pick('stt', 'other/model', 'us-east-1'), []);
+      load.w2 = { sessions: 3, freeStreams: 1 }; // 0.75: full
+      await ws[1]!.report();
+      await dir.poll();
+      assert.equal(dir.all().find((w) => w.id === 'w2')?.full, true);
+      assert.deepEqual(dir.pick('stt', 'local/pocketsphinx:en', 'us-east-1').map((w) => w.id), ['w1'], 'a full worker gets nothing new');
+      await ws[0]!.markDraining(); // a draining worker is full at once
+      await dir.poll();
+      assert.deepEqual(dir.pick('stt', 'local/pocketsphinx:en', 'us-east-1'), []);
+      await ws[2]!.stop(); // removes its entry
+      await dir.poll();
+      assert.equal(dir.all().some((w) => w.id === 'w3'), false);
+    } finally {
+      dir.close();
+      for (const w of ws) await w.stop();
+      await link.close();
     }
   });
 

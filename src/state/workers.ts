@@ -118,8 +118,10 @@ export class WorkerDirectory {
   private list: WorkerInfo[] = [];
   private readonly timer: NodeJS.Timeout;
   private polling: Promise<void> | null = null;
-  /** Epoch ms of the last (re)connect: a restarted Redis is empty until the workers report again. */
+  /** Epoch ms of the last reconnect to a RESTARTED Redis (new `run_id`): empty until the workers report again. */
   private reconnectedAt = 0;
+  /** `run_id` of the Redis server last connected to (INFO server). */
+  private runId: string | undefined;
 
   constructor(
     private readonly link: RedisLink,
@@ -129,8 +131,15 @@ export class WorkerDirectory {
     this.timer = setInterval(() => void this.poll(), pollMs);
     this.timer.unref();
     link.onReady(() => {
-      this.reconnectedAt = Date.now();
-      void this.poll();
+      link.client
+        .info('server')
+        .then((text) => {
+          const id = /run_id:(\w+)/.exec(text)?.[1];
+          if (this.runId && id && id !== this.runId) this.reconnectedAt = Date.now();
+          this.runId = id ?? this.runId;
+        })
+        .catch(() => undefined)
+        .finally(() => void this.poll());
     });
   }
 
@@ -169,8 +178,9 @@ export class WorkerDirectory {
             }
         });
         if (gone.length) await c.srem(`${this.prefix}workers`, ...gone);
-        // Just after a reconnect (Redis restarted empty), workers not yet re-announced keep their last
-        // entry for one entry lifetime (3 report periods), so routing does not blink.
+        // Just after reconnecting to a restarted (empty) Redis, workers not yet re-announced keep their
+        // last entry for one entry lifetime (3 report periods), so routing does not blink. A worker that
+        // removed itself on a live Redis is dropped at once.
         const now = Date.now();
         const seen = new Set(next.map((w) => w.id));
         for (const w of this.list) if (!seen.has(w.id) && now - this.reconnectedAt < 3 * (w.intervalMs ?? 2500) && now - w.at < 6 * (w.intervalMs ?? 2500)) next.push(w);
