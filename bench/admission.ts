@@ -10,6 +10,9 @@
  * the session registry, backend selection and the `init` → `ready` exchange. The key has
  * `maxSessions` and `rpm` set (high), so both live checks run on every session.
  *
+ * 0. The live admission step alone (`admitLive`: rpm + lease + registry; then release), in memory
+ *    vs on Redis, 5000 each alternating after 500 warm-up: the cost Redis adds, without the
+ *    scheduling noise of whole handshakes on a shared machine.
  * 1. Latency: one gateway in this process per variant — `embedded` (SQLite, in-memory state) and
  *    `redis+postgres` (state.redisUrl, storage.url; real `redis-server` and PostgreSQL from
  *    test/support/servers.ts) — N sequential sessions each, alternating between the two, after 50
@@ -30,6 +33,9 @@ import { packageRoot } from '../src/util/paths.js';
 import { startPostgres, startRedis } from '../test/support/servers.js';
 import { startVoxgateProcess, stopAllProcesses } from '../test/support/processes.js';
 import { percentile } from './lib/stats.js';
+import pino from 'pino';
+import { LiveState } from '../src/state/live.js';
+import { admitLive } from '../src/server/admission.js';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const arg = (name: string, def: number): number => {
@@ -95,6 +101,26 @@ async function main(): Promise<void> {
       writeFileSync(f, JSON.stringify({ ...baseFile, ...extra }));
       return loadConfig(f);
     };
+    // 0. The live admission step alone (rpm + lease + registry, then release), memory vs Redis, alternating.
+    const liveMem = new LiveState({ log: pino({ level: 'silent' }) });
+    const liveRedis = new LiveState({ redisUrl: redis.url, log: pino({ level: 'silent' }), keyPrefix: 'bench:' });
+    const keyInfo = { id: 'benchkey0000', name: 'bench', createdAt: '', lastUsedAt: null, revokedAt: null, admin: false, limits: LIMITS };
+    while (!liveRedis.shared) await new Promise((r) => setTimeout(r, 20));
+    const step: number[][] = [[], []];
+    for (let i = 0; i < 5000 + 500; i++) {
+      for (const [j, st] of [liveMem, liveRedis].entries()) {
+        const t = performance.now();
+        const lease = await admitLive(st, { key: keyInfo, session: { sessionId: `s${i}`, model: MODEL, kind: 'stt' } });
+        const ms = performance.now() - t;
+        lease.release();
+        if (i >= 500) step[j]!.push(ms);
+      }
+    }
+    await liveMem.close();
+    await liveRedis.close();
+    const admissionStep = { memory: summary(step[0]!), redis: summary(step[1]!) };
+    log(`admission step alone: memory p50 ${admissionStep.memory.p50_ms} / p99 ${admissionStep.memory.p99_ms} ms; Redis p50 ${admissionStep.redis.p50_ms} / p99 ${admissionStep.redis.p99_ms} ms`);
+
     // 1. Latency: both variants in this process, sessions alternating between them.
     const variants: Record<string, ReturnType<typeof summary>> = {};
     const names = ['embedded', 'redis+postgres'] as const;
@@ -156,6 +182,7 @@ async function main(): Promise<void> {
       host: { cpus: os.cpus().length, loadavg_1m: r2(os.loadavg()[0]!), node: process.version },
       engine: 'fake (scripted, no decoder): front-door cost only',
       key_limits: LIMITS,
+      live_admission_step: admissionStep,
       handshake_to_ready: variants,
       added_by_shared_state: added,
       target_p99_added_ms: 5,
