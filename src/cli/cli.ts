@@ -1,7 +1,7 @@
 /**
  * The `voxgate` command (issue #2 "What a user does"):
  *
- *   voxgate serve [--port 8080] [--host 127.0.0.1] [--data-dir DIR] [--config FILE] [--drain-timeout MS]
+ *   voxgate serve [--port 8080] [--host 127.0.0.1] [--data-dir DIR] [--config FILE] [--drain-timeout MS] [--worker]
  *   voxgate transcribe FILE [--url URL] [--model CODE] [--key KEY] [--fast] [--json]
  *                           [--encoding linear16|mulaw|alaw] [--sample-rate HZ] [--channels N]
  *   voxgate keys create --name NAME [--admin] [--max-sessions N] [--rpm N] [--audio-seconds-per-day N]
@@ -14,7 +14,8 @@
  *   voxgate voices [--model CODE] [--language L] [--json] [--url URL]
  *
  * Environment: VOXGATE_PORT, VOXGATE_HOST, VOXGATE_DATA_DIR, VOXGATE_URL, VOXGATE_API_KEY,
- * VOXGATE_LOG_LEVEL, VOXGATE_DRAIN_TIMEOUT_MS, VOXGATE_DATABASE_URL.
+ * VOXGATE_LOG_LEVEL, VOXGATE_DRAIN_TIMEOUT_MS, VOXGATE_DATABASE_URL, VOXGATE_REDIS_URL (shared live
+ * state, issue 12), VOXGATE_ADVERTISE_URL (the URL a `--worker` announces).
  *
  * `serve` drains on SIGTERM/SIGINT (issue #14 item 4): new connections get 503, live sessions deliver
  * their pending finals and close 1001, in-flight HTTP requests finish, exit 0 — within
@@ -50,8 +51,9 @@ program
   .option('--config <file>', 'JSON config file with the model catalogue and limits')
   .option('--log-level <level>', 'pino log level (env VOXGATE_LOG_LEVEL)', process.env.VOXGATE_LOG_LEVEL ?? 'info')
   .option('--drain-timeout <ms>', 'on SIGTERM/SIGINT, ms live sessions get to deliver their last results before being closed (env VOXGATE_DRAIN_TIMEOUT_MS; default: config shutdown.drainTimeoutMs, 10000)', intArg('--drain-timeout'), process.env.VOXGATE_DRAIN_TIMEOUT_MS ? intArg('VOXGATE_DRAIN_TIMEOUT_MS')(process.env.VOXGATE_DRAIN_TIMEOUT_MS) : undefined)
-  .action(async (o: { port: number; host: string; dataDir?: string; config?: string; logLevel: string; drainTimeout?: number }) => {
-    const v = await startVoxgate({ port: o.port, host: o.host, dataDir: o.dataDir, configFile: o.config, logLevel: o.logLevel });
+  .option('--worker', 'register as an engine worker in the shared Redis (state.redisUrl / VOXGATE_REDIS_URL; config worker.*)', false)
+  .action(async (o: { port: number; host: string; dataDir?: string; config?: string; logLevel: string; drainTimeout?: number; worker: boolean }) => {
+    const v = await startVoxgate({ port: o.port, host: o.host, dataDir: o.dataDir, configFile: o.config, logLevel: o.logLevel, worker: o.worker });
     if (v.createdAdminKey) {
       process.stdout.write(
         `\nAdmin API key (shown once; saved for the local CLI in ${v.adminKeyFile}):\n\n  ${v.createdAdminKey}\n\n`,

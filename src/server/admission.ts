@@ -11,6 +11,10 @@
  * requests per minute) are checked next to it (shared state, issue 12 Redis part).
  *
  * Also here: {@link meterUsage}, the one way routes record what a finished request/session used.
+ *
+ * Live limits (issue 12, Redis part; {@link admitLive}): `maxSessions` (leases held until the session
+ * ends, shared by every gateway on the Redis) and `rpm`, from src/state/live.ts; in memory without
+ * Redis and while it is down.
  */
 import type { Logger } from 'pino';
 import { engineRegion, engineType, type VoxgateConfig } from '../config/config.js';
@@ -18,6 +22,7 @@ import type { KeyInfo, KeyLimits } from '../store/keys.js';
 import type { UsageRecord } from '../store/types.js';
 import type { PeriodTotals, UsageMeter } from '../store/usage.js';
 import { VoxgateError } from '../util/errors.js';
+import type { Lease, LiveState, SessionMeta } from '../state/live.js';
 
 /** What {@link admitQuota} checks. */
 export interface QuotaRequest {
@@ -104,7 +109,8 @@ export function meterUsage(meter: UsageMeter | undefined, config: Pick<VoxgateCo
     service: u.service,
     transport: u.transport,
     model: u.model,
-    provider: engineType(config, u.backend),
+    // A registered worker (`worker:<id>`, issue 12) is relayed over the SLNG protocol.
+    provider: u.backend.startsWith('worker:') ? 'slng' : engineType(config, u.backend),
     backend: u.backend,
     region: engineRegion(config, u.backend),
     requests: 1,
@@ -113,4 +119,50 @@ export function meterUsage(meter: UsageMeter | undefined, config: Pick<VoxgateCo
     audioSecondsOut: u.audioSecondsOut ?? 0,
   };
   meter.record(rec);
+}
+
+/** What a route passes to {@link admitLive}. */
+export interface AdmissionRequest {
+  /** The authenticated key. */
+  key: KeyInfo;
+  /** Registry identity of the session/request. */
+  session: Omit<SessionMeta, 'keyId'>;
+}
+
+/**
+ * Check the key's live limits and take its session slot: first `limits.rpm` (one request counted),
+ * then `limits.maxSessions` (a lease held until {@link Lease.release}). Every admitted session is
+ * registered in the session registry.
+ * @returns the lease; the caller releases it exactly once when the session or request ends (bind it to
+ *   the selection's `end()`, which every end path calls).
+ * @throws VoxgateError `rate_limit` (HTTP 429, `Retry-After`) naming the limit that was hit; never
+ *   another error (a failing Redis falls back to in-memory limits).
+ */
+export async function admitLive(state: LiveState, req: AdmissionRequest): Promise<Lease> {
+  const { key } = req;
+  const limits = key.limits ?? {};
+  if (limits.rpm !== undefined && limits.rpm > 0) {
+    const v = await state.consumeRequest(key.id, limits.rpm);
+    if (!v.ok) throw new VoxgateError('rate_limit', `API key ${key.id} is over its limit of ${limits.rpm} requests per minute; retry in ${Math.ceil(v.retryAfterMs / 1000)} s`, { retryable: false });
+  }
+  const lease = await state.acquire({ ...req.session, keyId: key.id }, limits.maxSessions);
+  if (!lease) throw new VoxgateError('rate_limit', `API key ${key.id} already has its maximum of ${limits.maxSessions} concurrent sessions open; close one or retry later`, { retryable: false });
+  return lease;
+}
+
+/**
+ * A selection whose `end()` also releases `lease` (both idempotent, so the lease is released exactly
+ * once, on whichever end path runs first).
+ */
+export function bindLease<S extends { end(): void }>(sel: S, lease: Pick<Lease, 'release'>): S {
+  const end = sel.end;
+  return Object.assign(sel, {
+    end: () => {
+      try {
+        end();
+      } finally {
+        lease.release();
+      }
+    },
+  });
 }

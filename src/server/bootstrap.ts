@@ -15,6 +15,7 @@ import type { ApiKeyStore } from '../store/types.js';
 import { UsageMeter } from '../store/usage.js';
 import { createGateway, type DrainReport, type Gateway } from './server.js';
 import { trimNativeHeap } from '../engines/stt/pocketsphinx/native.js';
+import { WorkerAnnouncer } from '../state/workers.js';
 
 /** Options of {@link startVoxgate}. */
 export interface StartOptions {
@@ -29,6 +30,8 @@ export interface StartOptions {
   config?: VoxgateConfig;
   /** pino level: `info` by default; `silent` in tests. */
   logLevel?: string;
+  /** Register as an engine worker in the shared Redis (`voxgate serve --worker`; same as config `worker.register`). */
+  worker?: boolean;
 }
 
 /** A started gateway and its parts. */
@@ -170,6 +173,8 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     if (gateway.sessionCount() > 0) trimNativeHeap().catch(() => undefined);
   }, TRIM_INTERVAL_MS);
   trimTimer.unref();
+  // Issue 12: an engine worker announces itself (region, models, load) in the shared Redis.
+  const announcer = startAnnouncer(config, gateway, engines, o, port, log);
   let stopped = false;
   let drained: Promise<DrainReport> | null = null;
   return {
@@ -194,6 +199,7 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
       if (stopped) return;
       stopped = true;
       clearInterval(trimTimer);
+      await announcer?.stop();
       await gateway.close();
       await shutdownEngines();
       await closeStore();
@@ -201,7 +207,11 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     drain(deadlineMs) {
       drained ??= (async () => {
         clearInterval(trimTimer);
-        const report = await gateway.drain(deadlineMs ?? config.shutdown?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+        await announcer?.markDraining(); // gateways stop picking it before its listener closes
+        const done = gateway.drain(deadlineMs ?? config.shutdown?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+        await announcer?.stop();
+        const report = await done;
+
         if (!stopped) {
           stopped = true;
           await shutdownEngines();
@@ -227,3 +237,34 @@ function postgresOnly(): KeyStore {
   });
 }
 
+/**
+ * The worker announcer when this instance registers (`worker.register` or `--worker`; issue 12):
+ * needs `state.redisUrl`. Load = open sessions / (open sessions + free STT engine streams).
+ * @throws Error when registration is asked for without a Redis.
+ */
+function startAnnouncer(config: VoxgateConfig, gateway: Gateway, engines: Map<string, SttEngine>, o: StartOptions, port: number, log: Logger): WorkerAnnouncer | null {
+  const w = config.worker;
+  if (!(o.worker || w?.register)) return null;
+  const link = gateway.live.link;
+  if (!link) throw new Error('worker registration needs a shared Redis: set state.redisUrl or VOXGATE_REDIS_URL');
+  const host = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
+  const url = w?.advertiseUrl ?? process.env.VOXGATE_ADVERTISE_URL ?? `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const a = new WorkerAnnouncer(
+    link,
+    config.state?.keyPrefix ?? 'voxgate:',
+    { id: gateway.live.instanceId, url, region: w?.region ?? config.gateway.region, stt: config.stt.models.map((m) => m.code), tts: config.tts.models.map((m) => m.code) },
+    () => {
+      let free: number | undefined;
+      for (const e of engines.values()) {
+        const f = e.freeStreams?.();
+        if (f !== undefined) free = (free ?? 0) + f;
+      }
+      return { sessions: gateway.sessionCount(), freeStreams: free };
+    },
+    w?.intervalMs ?? 2500,
+    w?.fullAt ?? 0.9,
+    log,
+  );
+  log.info({ url, region: w?.region ?? config.gateway.region }, 'registering as an engine worker');
+  return a;
+}

@@ -49,6 +49,8 @@ import { errorExtra } from './backends.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverSttEngine } from '../engines/stt/failover.js';
 import type { DiarizeOptions } from '../diarize/types.js';
+import type { LiveState } from '../state/live.js';
+import { admitLive } from './admission.js';
 
 /** Dependencies of {@link httpSttPlugin}. */
 export interface HttpSttDeps {
@@ -60,6 +62,8 @@ export interface HttpSttDeps {
   /** Usage metering and durable quotas (issue 12); absent = nothing metered. */
   meter?: UsageMeter;
   log: Logger;
+  /** Per-key live limits (issue 12): the request holds a session slot until its response closes. */
+  live?: LiveState;
 }
 
 /** Largest base64 `audio` form field accepted (it is held in memory; upload a file part for more). */
@@ -249,6 +253,16 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     // issue 12: a key whose audio quota is used up is refused before its body is read or a backend dialled.
     const quota = await admitQuota({ key: auth.key, service: 'stt', meter, log });
     if (quota) return fail(req, reply, ctx, quota);
+    // Per-key live limits (issue 12) before any backend is chosen; the slot is held until the response closes.
+    if (deps.live) {
+      try {
+        const lease = await admitLive(deps.live, { key: auth.key, session: { sessionId: ctx.requestId, model: url.pathname, kind: 'http' } });
+        if (reply.raw.closed || req.raw.destroyed) lease.release();
+        else reply.raw.once('close', () => lease.release());
+      } catch (err) {
+        return fail(req, reply, ctx, err);
+      }
+    }
     // Backend selection before the body is read: BYOK and region/world-part pins are refused at once.
     const model = modelOfUrl(url);
     if (model) {

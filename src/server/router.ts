@@ -23,6 +23,9 @@ import type { SttEngine } from '../engines/stt/types.js';
 import { FailoverTtsEngine, type TtsBackend } from '../engines/tts/failover.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import type { VoxgateError } from '../util/errors.js';
+import type { WorkerDirectory } from '../state/workers.js';
+import { createSlngSttEngine } from '../engines/stt/upstream/slng.js';
+import { workerInstanceSettings } from '../engines/stt/upstream/workers.js';
 import { checkByok, providerKeyOf, modelPlacement, resolveOverrides, selectBackends, type BackendCandidate, type ModelPlacement, type RoutingOverrides } from './backends.js';
 
 /** A model as the router needs it: code and backends. */
@@ -68,6 +71,11 @@ export interface BackendRouterOptions {
   registry: Registry;
   /** Health tracker; default a new one (one per gateway). */
   health?: BackendHealth;
+  /**
+   * Registered engine workers (issue 12): a candidate of engine type `workers` is replaced by the
+   * workers of its region serving its `model`, as `slng` backends `worker:<id>`, least loaded first.
+   */
+  workers?: WorkerDirectory;
   /** Failover/connect log hook (the gateway logs them). */
   onEvent?: (e: { kind: 'failover'; from: string; to: string | null; reason: VoxgateError; requestId: string }) => void;
 }
@@ -82,6 +90,8 @@ export class BackendRouter {
   private readonly active: Gauge<'backend'>;
   private readonly switchGap: Histogram<'backend'>;
   private readonly replayed: Counter<'backend'>;
+  /** `slng` engines of registered workers, by backend id `worker:<id>`, with the URL they were made for. */
+  private readonly workerEngines = new Map<string, { url: string; engine: SttEngine }>();
 
   constructor(private readonly o: BackendRouterOptions) {
     this.cfg = o.config;
@@ -142,7 +152,7 @@ export class BackendRouter {
     const speaking = need ? routed.candidates.filter((c) => this.o.sttEngines.get(c.id)?.capabilities.languages.includes(need)) : [];
     const candidates = speaking.length > 0 ? speaking : routed.candidates;
     const lease = this.lease(overrides, model.code, requestId, providerKeyOf(headers));
-    const backends: SttBackend[] = candidates.map((c) => ({ ...c, engine: this.o.sttEngines.get(c.id)! }));
+    const backends: SttBackend[] = this.expandWorkers(candidates).map((c) => ({ ...c, engine: this.workerEngines.get(c.id)?.engine ?? this.o.sttEngines.get(c.id)! }));
     const engine = new FailoverSttEngine(backends, {
       health: this.health,
       onFailover: (from, to, reason) => this.failed(from.id, to?.id ?? null, reason, requestId),
@@ -182,6 +192,42 @@ export class BackendRouter {
     });
     lease.take(backends[0]!.id);
     return { engine, candidates, ctx: lease.ctx, end: lease.end, backendId: () => lease.last() ?? candidates[0]!.id };
+  }
+
+  /**
+   * Replace each `workers`-type candidate by the registered workers of its region that serve its model
+   * and are not full: available (health) before cooling, then least loaded first (upstreams.md §2.3,
+   * §4 "assigns least-loaded"). Without any, the placeholder stays (it fails over at once).
+   */
+  private expandWorkers(candidates: BackendCandidate[]): BackendCandidate[] {
+    const dir = this.o.workers;
+    if (!dir || !candidates.some((c) => engineType(this.cfg, c.id) === 'workers')) return candidates;
+    const out: BackendCandidate[] = [];
+    for (const c of candidates) {
+      if (engineType(this.cfg, c.id) !== 'workers') {
+        out.push(c);
+        continue;
+      }
+      const model = String((this.cfg.engines[c.id] as { model?: unknown }).model ?? '');
+      const ws = dir.pick('stt', model, c.region);
+      if (ws.length === 0) {
+        out.push(c);
+        continue;
+      }
+      const picked = ws.map((w) => {
+        const id = `worker:${w.id}`;
+        const had = this.workerEngines.get(id);
+        if (!had || had.url !== w.url) {
+          void had?.engine.shutdown();
+          const cfg = { ...this.cfg, engines: { ...this.cfg.engines, [id]: workerInstanceSettings(this.cfg, c.id, w.url, { region: w.region }) } };
+          this.workerEngines.set(id, { url: w.url, engine: createSlngSttEngine(cfg, id) });
+        }
+        return { id, region: c.region, worldPart: c.worldPart };
+      });
+      // Stable: available workers first, least loaded first within each group (pick() order).
+      out.push(...picked.filter((p) => this.health.isAvailable(p.id)), ...picked.filter((p) => !this.health.isAvailable(p.id)));
+    }
+    return out;
   }
 
   /** Health snapshot, type, region and world part of every engine instance (`/v1/status`). */

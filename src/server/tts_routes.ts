@@ -63,6 +63,8 @@ import { errorExtra } from './backends.js';
 import { listingBase } from './catalogue.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverTtsEngine } from '../engines/tts/failover.js';
+import type { Lease, LiveState } from '../state/live.js';
+import { admitLive, bindLease } from './admission.js';
 
 /** Dependencies of the TTS routes. */
 export interface TtsGatewayDeps {
@@ -88,6 +90,8 @@ export interface TtsGatewayDeps {
   drainError: () => VoxgateError;
   /** The gateway's backend selection (router.ts): every request's engine comes from it. */
   router: BackendRouter;
+  /** Per-key live limits (issue 12: concurrent sessions, rpm); absent = none (tests building the TTS part alone). */
+  live?: LiveState;
 }
 
 /** The TTS part of the gateway. */
@@ -230,11 +234,26 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       refuse(quota);
       return;
     }
+    const requestId = randomUUID();
+    // Live limits (issue 12): the lease is bound to the selection, released when the session ends.
+    let lease: Lease | null = null;
+    if (deps.live) {
+      try {
+        lease = await admitLive(deps.live, { key: auth.key, session: { sessionId: requestId, model: route.kind === 'model' ? route.model.code : url.pathname, kind: 'tts' } });
+      } catch (err) {
+        refuse(toVoxgateError(err));
+        return;
+      }
+    }
     if (draining) {
+      lease?.release();
       refuse(deps.drainError());
       return;
     }
-    if (socket.destroyed) return; // the client left while its key was checked
+    if (socket.destroyed) {
+      lease?.release();
+      return; // the client left while its key was checked
+    }
     let model: TtsModelEntry;
     let dialect: TtsDialect;
     let resolved: ResolvedTtsOptions | undefined;
@@ -242,7 +261,11 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     let sel: Selection<FailoverTtsEngine> | null = null;
     // Backend selection (BYOK, region/world-part pins) runs once the model is known, before the
     // upgrade; `/v1/speak`'s options are then checked against the selected engine.
-    const select = (mo: TtsModelEntry) => (sel = router.tts(mo, req.headers, url, randomUUID()));
+    const select = (mo: TtsModelEntry) => {
+      const s = router.tts(mo, req.headers, url, requestId);
+      sel = lease ? bindLease(s, lease) : s;
+      return s;
+    };
     try {
       if (route.kind === 'speak') {
         const q = parseSpeakQuery(url.searchParams);
@@ -259,12 +282,21 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       }
     } catch (err) {
       (sel as Selection<FailoverTtsEngine> | null)?.end();
+      lease?.release();
       refuse(toVoxgateError(err));
       return;
     }
     const selected = sel!;
     const opts = resolved;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, selected, dialect, opts, pacing, auth.key.id));
+    // ws never calls back when the socket died in between: end the selection (and its lease) then.
+    let attached = false;
+    socket.once('close', () => {
+      if (!attached) selected.end();
+    });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      attached = true;
+      attach(ws, model, selected, dialect, opts, pacing, auth.key.id);
+    });
   }
 
   /** Run a TTS session on an upgraded socket, on the selection's failover engine; the selection is released when the session closes. */
@@ -527,6 +559,16 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       // issue 12: a key whose character quota is used up is refused before its body is read.
       const quota = await admitQuota({ key: auth.key, service: 'tts', meter, log });
       if (quota) return httpFail(family, req, reply, quota);
+      // Live limits (issue 12) before any backend is chosen; the slot is held until the response closes.
+      if (deps.live) {
+        try {
+          const lease = await admitLive(deps.live, { key: auth.key, session: { sessionId: requestIds.get(req)!, model: url.pathname, kind: 'http' } });
+          if (reply.raw.closed || req.raw.destroyed) lease.release();
+          else reply.raw.once('close', () => lease.release());
+        } catch (err) {
+          return httpFail(family, req, reply, toVoxgateError(err));
+        }
+      }
       // Backend selection before the body is read: BYOK and region/world-part pins are refused at once.
       const model = modelOfUrl(family, url);
       if (model) {
