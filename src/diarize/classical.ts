@@ -22,7 +22,7 @@
  */
 import type { DiarizeOptions, Diarizer, SpeakerLabel, SpeakerTurn, StreamDiarizer, TimeSpan } from './types.js';
 import { MfccExtractor, type FeatureExtractor, type Frames } from './mfcc.js';
-import { BicScorer, globalCov, emptyStats, accumulate, addInto, type GaussStats, type SegmentScorer, type BicOptions } from './gaussian.js';
+import { BicScorer, globalCov, emptyStats, accumulate, type GaussStats, type SegmentScorer, type BicOptions } from './gaussian.js';
 import { agglomerate, countBounds, type ClusterItem } from './cluster.js';
 import { energyRegions, sileroRegions, type Region } from './speech.js';
 import { maxWeightAssignment } from './hungarian.js';
@@ -654,6 +654,3 @@ export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
 }
 
 const round3 = (v: number): number => Math.round(v * 1000) / 1000;
-
-/** Unused helper kept typed for consumers that build stats by hand. */
-export { addInto };
