@@ -12,10 +12,18 @@
  *     switch penalty, models re-estimated, `resegIterations` times.
  *
  * Online (`stream` → {@link ClassicalStreamDiarizer}): features are computed as audio is written;
- * each `labelFinal` turns the final's words into ~1–2 s segments, re-clusters the capped history
- * (plus one frozen "anchor" per label for segments evicted from the history) and maps the clusters
- * onto the labels already emitted with a maximum-overlap (Hungarian) assignment, so an emitted label
- * never changes and the cost per final is bounded by the history cap.
+ * each `labelFinal` cuts the final's speech (its words, joined across pauses < 0.5 s) into ~1.5 s
+ * segments, re-clusters them with the capped history (plus one frozen "anchor" per label for
+ * segments evicted from the history; anchors of different labels never merge), maps the clusters
+ * onto the labels already emitted with a maximum-overlap (Hungarian) assignment
+ * ({@link mapClustersToLabels}), re-segments the final's speech frame by frame (Viterbi) against the
+ * labelled clusters, and gives each word the majority label of its frames. An emitted label never
+ * changes, and the cost per final is bounded by the history cap (60 s of speech, consolidated into
+ * ≤ 3 s segments per label).
+ *
+ * Known limits (measured, bench/results/diarize.json): no overlap detection (overlapped speech is
+ * missed), and with the count unknown BIC over-splits long recordings (e.g. 28 clusters on a 5-minute
+ * loop of 11 speakers) — pass `maxSpeakers`/`numSpeakers` when known. Offline memory is O(segments²).
  *
  * Pluggable: the feature extractor and the segment scorer are interfaces (mfcc.ts `FeatureExtractor`,
  * gaussian.ts `SegmentScorer`); a neural speaker embedding can replace them.
