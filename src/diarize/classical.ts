@@ -12,8 +12,8 @@
  *     switch penalty, models re-estimated, `resegIterations` times.
  *
  * Online (`stream` → {@link ClassicalStreamDiarizer}): features are computed as audio is written;
- * each `labelFinal` cuts the final's speech (its words, joined across pauses < 0.5 s) into ~1.5 s
- * segments, re-clusters them with the capped history (plus one frozen "anchor" per label for
+ * each `labelFinal` cuts the final's speech (its words, joined across pauses < 0.5 s) into
+ * segments of ~2 s, re-clusters them with the capped history (plus one frozen "anchor" per label for
  * segments evicted from the history; anchors of different labels never merge), maps the clusters
  * onto the labels already emitted with a maximum-overlap (Hungarian) assignment
  * ({@link mapClustersToLabels}), re-segments the final's speech frame by frame (Viterbi) against the
@@ -61,7 +61,7 @@ export interface ClassicalOptions extends BicOptions {
   historyS?: number;
   /** Online: seconds of raw feature frames kept for words still to be labelled (default 60). */
   keepFramesS?: number;
-  /** Online: target segment length for a final's words, seconds (default 1.5). */
+  /** Online: target segment length for a final's words, seconds (default 2.0). */
   onlineSegS?: number;
   /** Online: history segments of one label are consolidated up to this many seconds of speech (default 3). */
   consolidateS?: number;
@@ -256,7 +256,7 @@ export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
       blockFrames: opts.blockFrames ?? 10,
       historyS: opts.historyS ?? 60,
       keepFramesS: opts.keepFramesS ?? 60,
-      onlineSegS: opts.onlineSegS ?? 1.5,
+      onlineSegS: opts.onlineSegS ?? 2.0,
       minHintHistoryS: opts.minHintHistoryS ?? 30,
       consolidateS: opts.consolidateS ?? 3,
     };
