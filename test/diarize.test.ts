@@ -212,3 +212,15 @@ test('online mapping: re-clustered speakers keep the labels already emitted, wha
   // At the label cap, a new cluster takes the label of the nearest mapped cluster.
   assert.deepEqual(mapClustersToLabels([[10, 0], [0, 10], [0, 0]], [true, true, true], 2, 2, (k, mapped) => { assert.equal(k, 2); assert.deepEqual(mapped, [0, 1]); return 1; }).labels, [0, 1, 1]);
 });
+
+test('online: pooled DER over all RTTM files with the count unknown ≤ 45 % (bench measures ~35 %)', () => {
+  let err = 0, tot = 0;
+  const d = createDiarizer();
+  for (const name of ALL) {
+    const { pcm, ref } = load(name);
+    const r = computeDer(ref, runOnline(d, pcm, 16000).turns);
+    err += r.der * r.total;
+    tot += r.total;
+  }
+  assert.ok(err / tot <= 0.45, `online pooled DER ${err / tot}`);
+});

@@ -12,17 +12,25 @@
  *     switch penalty, models re-estimated, `resegIterations` times.
  *
  * Online (`stream` → {@link ClassicalStreamDiarizer}): features are computed as audio is written;
- * each `labelFinal` turns the final's words into ~1–2 s segments, re-clusters the capped history
- * (plus one frozen "anchor" per label for segments evicted from the history) and maps the clusters
- * onto the labels already emitted with a maximum-overlap (Hungarian) assignment, so an emitted label
- * never changes and the cost per final is bounded by the history cap.
+ * each `labelFinal` cuts the final's speech (its words, joined across pauses < 0.5 s) into
+ * segments of ~2 s, re-clusters them with the capped history (plus one frozen "anchor" per label for
+ * segments evicted from the history; anchors of different labels never merge), maps the clusters
+ * onto the labels already emitted with a maximum-overlap (Hungarian) assignment
+ * ({@link mapClustersToLabels}), re-segments the final's speech frame by frame (Viterbi) against the
+ * labelled clusters, and gives each word the majority label of its frames. An emitted label never
+ * changes, and the cost per final is bounded by the history cap (60 s of speech, consolidated into
+ * ≤ 3 s segments per label).
+ *
+ * Known limits (measured, bench/results/diarize.json): no overlap detection (overlapped speech is
+ * missed), and with the count unknown BIC over-splits long recordings (e.g. 28 clusters on a 5-minute
+ * loop of 11 speakers) — pass `maxSpeakers`/`numSpeakers` when known. Offline memory is O(segments²).
  *
  * Pluggable: the feature extractor and the segment scorer are interfaces (mfcc.ts `FeatureExtractor`,
  * gaussian.ts `SegmentScorer`); a neural speaker embedding can replace them.
  */
 import type { DiarizeOptions, Diarizer, SpeakerLabel, SpeakerTurn, StreamDiarizer, TimeSpan } from './types.js';
 import { MfccExtractor, type FeatureExtractor, type Frames } from './mfcc.js';
-import { BicScorer, globalCov, emptyStats, accumulate, addInto, type GaussStats, type SegmentScorer, type BicOptions } from './gaussian.js';
+import { BicScorer, globalCov, emptyStats, accumulate, type GaussStats, type SegmentScorer, type BicOptions } from './gaussian.js';
 import { agglomerate, countBounds, type ClusterItem } from './cluster.js';
 import { energyRegions, sileroRegions, type Region } from './speech.js';
 import { maxWeightAssignment } from './hungarian.js';
@@ -53,7 +61,7 @@ export interface ClassicalOptions extends BicOptions {
   historyS?: number;
   /** Online: seconds of raw feature frames kept for words still to be labelled (default 60). */
   keepFramesS?: number;
-  /** Online: target segment length for a final's words, seconds (default 1.5). */
+  /** Online: target segment length for a final's words, seconds (default 2.0). */
   onlineSegS?: number;
   /** Online: history segments of one label are consolidated up to this many seconds of speech (default 3). */
   consolidateS?: number;
@@ -248,7 +256,7 @@ export class ClassicalDiarizer<S = GaussStats> implements Diarizer {
       blockFrames: opts.blockFrames ?? 10,
       historyS: opts.historyS ?? 60,
       keepFramesS: opts.keepFramesS ?? 60,
-      onlineSegS: opts.onlineSegS ?? 1.5,
+      onlineSegS: opts.onlineSegS ?? 2.0,
       minHintHistoryS: opts.minHintHistoryS ?? 30,
       consolidateS: opts.consolidateS ?? 3,
     };
@@ -654,6 +662,3 @@ export class ClassicalStreamDiarizer<S = GaussStats> implements StreamDiarizer {
 }
 
 const round3 = (v: number): number => Math.round(v * 1000) / 1000;
-
-/** Unused helper kept typed for consumers that build stats by hand. */
-export { addInto };

@@ -38,7 +38,8 @@ export function countBounds(opts: DiarizeOptions | undefined): { min: number; ma
  * Bottom-up clustering: repeatedly merges the pair with the lowest scorer distance. Stops when the
  * cluster count reaches `bounds.min`, or — once it is ≤ `bounds.max` — when the lowest distance is
  * ≥ `threshold` (0 for ΔBIC). Pairs with conflicting anchors are never merged, so the result can
- * keep more clusters than `max` if the anchors force it. O(n²) distances per run, O(n) per merge.
+ * keep more clusters than `max` if the anchors force it. O(n²) distances and memory per run
+ * (each merge recomputes one row, plus the rows whose nearest neighbour was merged).
  * @param threshold merge allowed while min distance < threshold (default 0).
  */
 export function agglomerate<S>(
@@ -51,6 +52,8 @@ export function agglomerate<S>(
   const stats: (S | null)[] = items.map((i) => i.stats);
   const anchor: (number | null)[] = items.map((i) => i.anchor ?? null);
   const members: number[][] = items.map((_, i) => [i]);
+  // Full symmetric distance matrix plus each row's minimum, so a merge costs O(n) amortised
+  // instead of a fresh O(n²) scan (long files have thousands of segments).
   const dist: Float64Array[] = [];
   for (let i = 0; i < n; i++) dist.push(new Float64Array(n).fill(Infinity));
   const pairDist = (i: number, j: number): number => {
@@ -58,17 +61,31 @@ export function agglomerate<S>(
     if (ai !== null && aj !== null && ai !== aj) return Infinity;
     return scorer.distance(stats[i]!, stats[j]!);
   };
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) dist[i]![j] = pairDist(i, j);
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const d = pairDist(i, j);
+      dist[i]![j] = d;
+      dist[j]![i] = d;
+    }
+  }
+  const rowMin = new Float64Array(n).fill(Infinity);
+  const rowArg = new Int32Array(n).fill(-1);
+  const refreshRow = (i: number): void => {
+    let m = Infinity, a = -1;
+    const row = dist[i]!;
+    for (let j = 0; j < n; j++) if (j !== i && stats[j] && row[j]! < m) { m = row[j]!; a = j; }
+    rowMin[i] = m;
+    rowArg[i] = a;
+  };
+  for (let i = 0; i < n; i++) refreshRow(i);
   let alive = n;
   while (alive > bounds.min) {
-    let bi = -1, bj = -1, best = Infinity;
-    for (let i = 0; i < n; i++) {
-      if (!stats[i]) continue;
-      const row = dist[i]!;
-      for (let j = i + 1; j < n; j++) if (stats[j] && row[j]! < best) { best = row[j]!; bi = i; bj = j; }
-    }
+    let bi = -1, best = Infinity;
+    for (let i = 0; i < n; i++) if (stats[i] && rowMin[i]! < best) { best = rowMin[i]!; bi = i; }
     if (bi < 0 || best === Infinity) break;
     if (alive <= bounds.max && best >= threshold) break;
+    let bj = rowArg[bi]!;
+    if (bj < bi) [bi, bj] = [bj, bi];
     stats[bi] = scorer.merge(stats[bi]!, stats[bj]!);
     anchor[bi] = anchor[bi] ?? anchor[bj]!;
     members[bi]!.push(...members[bj]!);
@@ -78,7 +95,14 @@ export function agglomerate<S>(
     for (let k = 0; k < n; k++) {
       if (k === bi || !stats[k]) continue;
       const d = pairDist(Math.min(k, bi), Math.max(k, bi));
-      dist[Math.min(k, bi)]![Math.max(k, bi)] = d;
+      dist[k]![bi] = d;
+      dist[bi]![k] = d;
+    }
+    refreshRow(bi);
+    for (let k = 0; k < n; k++) {
+      if (k === bi || !stats[k]) continue;
+      if (rowArg[k] === bi || rowArg[k] === bj) refreshRow(k);
+      else if (dist[k]![bi]! < rowMin[k]!) { rowMin[k] = dist[k]![bi]!; rowArg[k] = bi; }
     }
   }
   const assign = new Array<number>(n).fill(-1);

@@ -143,8 +143,12 @@ export class GaussModel {
 
 /**
  * Scores speech segments for clustering: statistics per segment, merging, and a merge cost.
- * Implementations: {@link BicScorer} (classical); a neural speaker-embedding scorer (e.g. sherpa-onnx
- * `SpeakerEmbeddingExtractor` embeddings with cosine distance) can implement the same shape.
+ * Implementations: {@link BicScorer} (classical). A neural speaker-embedding scorer plugs in with the
+ * same shapes: a `FeatureExtractor` whose frames are the raw samples of each 10 ms hop (dim = hop
+ * samples), and a scorer whose `stats` runs sherpa-onnx-node's `SpeakerEmbeddingExtractor` on the
+ * segment's samples (S = {embedding, frames}), `merge` averages embeddings weighted by frames, and
+ * `distance` is cosine distance minus a threshold (no `frameModel`, so re-segmentation is skipped).
+ * Pass it as the second argument of `new ClassicalDiarizer(opts, scorerFactory)`.
  */
 export interface SegmentScorer<S> {
   /** Statistics of rows `[from, to)` of `frames`. */
