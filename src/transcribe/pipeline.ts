@@ -26,7 +26,7 @@ import { DEFAULT_ENDPOINTING_MS } from '../session/stt_session.js';
 import { ParallelLanes } from './lanes.js';
 import { VoxgateError, toVoxgateError } from '../util/errors.js';
 import type { Diarizer, DiarizeOptions } from '../diarize/types.js';
-import { defaultDiarizer } from '../engines/stt/diarizing.js';
+import { diarizeOffThread } from '../diarize/offload.js';
 import { labelByChannel, labelByTurns, withSegmentSpeaker } from './speakers.js';
 
 /** Engine backlog (s of undecoded audio, worst channel) above which the input is not read. */
@@ -72,7 +72,7 @@ export interface TranscribeOptions {
    * (32 KB per second of audio at 16 kHz) until the transcription ends.
    */
   diarize?: DiarizeOptions;
-  /** The embedded diarizer (default: src/engines/stt/diarizing.ts `defaultDiarizer`). */
+  /** The embedded diarizer (default: the classical one on its worker thread, src/diarize/offload.ts). */
   diarizer?: Diarizer;
 }
 
@@ -199,7 +199,7 @@ class Run {
     this.check();
     const perChannel = (this.lanes ? [this.lanes.finals] : this.finals).map((finals) => [...finals].sort((a, b) => a.start - b.start));
     return {
-      channels: this.speakers(perChannel).map((finals) => ({ finals })),
+      channels: (await this.speakers(perChannel)).map((finals) => ({ finals })),
       audioChannels: decoder.channels,
       durationSeconds: this.samplesPerChannel / this.o.engine.capabilities.inputSampleRate,
       sha256: this.sha.digest('hex'),
@@ -212,7 +212,7 @@ class Run {
    * Speaker labels for each channel's finals (module docs of src/transcribe/speakers.ts): by channel,
    * by the engine's own labels, or by the embedded diarizer over the whole file.
    */
-  private speakers(perChannel: SttFinal[][]): SttFinal[][] {
+  private async speakers(perChannel: SttFinal[][]): Promise<SttFinal[][]> {
     const o = this.o;
     if (!o.diarize) return perChannel;
     if (o.multichannel) return perChannel.map((finals, ch) => labelByChannel(finals, ch));
@@ -227,7 +227,9 @@ class Run {
     this.diarPcm = null;
     let turns;
     try {
-      turns = (o.diarizer ?? defaultDiarizer()).diarize(pcm, o.engine.capabilities.inputSampleRate, o.diarize);
+      // The default diarizer runs on its worker thread: a long file's seconds of clustering must not
+      // stall the live sessions sharing this event loop. A caller-supplied diarizer runs inline.
+      turns = o.diarizer ? o.diarizer.diarize(pcm, o.engine.capabilities.inputSampleRate, o.diarize) : await diarizeOffThread(pcm, o.engine.capabilities.inputSampleRate, o.diarize);
     } catch (err) {
       throw new VoxgateError('internal_error', `speaker diarization failed: ${(err as Error).message}`);
     }
