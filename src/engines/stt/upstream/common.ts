@@ -286,7 +286,10 @@ export function connectUpstream(o: ConnectOptions): Promise<WebSocket> {
 /** The protocol-specific frames and timings a relay stream needs. */
 export interface RelayOptions {
   settings: UpstreamSettings;
-  /** Text frames of the upstream's control messages. */
+  /**
+   * Text frames of the upstream's control messages. `keepalive` `''` = the protocol has no keepalive
+   * message: nothing is sent and the WebSocket pings of the watchdog keep the connection alive.
+   */
   frames: { finalize: string; close: string; keepalive: string };
   secrets: readonly string[];
   signal?: AbortSignal;
@@ -491,7 +494,7 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
         /* the close event reports it */
       }
     }
-    if (this.state === 'open' && now - this.lastTx >= this.o.settings.keepAliveMs) this.send(this.o.frames.keepalive);
+    if (this.state === 'open' && this.o.frames.keepalive && now - this.lastTx >= this.o.settings.keepAliveMs) this.send(this.o.frames.keepalive);
   }
 
   private onUpstreamClose(code: number, reason: string): void {
@@ -658,11 +661,17 @@ export abstract class UpstreamSttEngine implements SttEngine {
       frames: this.protocol.frames,
       secrets,
       signal: ctx?.signal,
-      onEnd: () => this.streams.delete(stream),
+      onEnd: () => {
+        this.streams.delete(stream);
+        this.streamEnded(stream);
+      },
     });
     this.streams.add(stream);
     return stream;
   }
+
+  /** Hook: a stream of this engine ended (closed, failed or aborted); called once per stream. Default: nothing. */
+  protected streamEnded(_stream: UpstreamSttStream): void {}
 
   stats(): SttEngineStats {
     return { activeStreams: this.streams.size, idleDecoders: 0, busyDecoders: 0 };
