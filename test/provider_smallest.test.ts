@@ -226,6 +226,25 @@ describe('smallest TTS engine (Waves tts/live) on the replay fake', () => {
     }
   });
 
+  it('the server closing right after `complete` does not fail a segment whose consumer has not read all its audio yet', async () => {
+    const fake = new ReplayFake({ fixtures: [fx('tts_segment.jsonl')] });
+    const { ws } = await fake.start();
+    try {
+      const eng = createSmallestTtsEngine(cfgWith({ sm: { type: 'smallest', url: ws, apiKeyEnv: keyEnv() } }), 'sm');
+      await eng.init();
+      const it = eng.synthesize({ text: 'Hello from voxgate.', voice: 'magnus', speed: 1 })[Symbol.asyncIterator]();
+      const first = await it.next();
+      assert.equal(first.done, false);
+      let samples = (first.value as Int16Array).length;
+      // A slow consumer: the provider has sent everything, `complete`, and closed before it reads on.
+      await eventually(() => fake.sessions[0]?.ended === true && eng.openConnections === 0, 5000, 'upstream closed');
+      for (let r = await it.next(); !r.done; r = await it.next()) samples += r.value.length;
+      assert.equal(samples, 0.3 * 24000);
+    } finally {
+      await fake.close();
+    }
+  });
+
   it('an error frame fails the segment with a retryable provider_error; 401 is backend_connection_failed, not retryable', async () => {
     const fake = new ReplayFake({ fixtures: ({ path: p }) => fx(p.startsWith('/refuse') ? 'refused_401.jsonl' : 'tts_error.jsonl') });
     const { ws } = await fake.start();

@@ -184,6 +184,11 @@ export class SmallestTtsEngine implements TtsEngine {
     return { sampleRate: inner.sampleRate, [Symbol.asyncIterator]: () => it };
   }
 
+  /** Upstream connections open now (one per request in flight). */
+  get openConnections(): number {
+    return this.inner.openConnections;
+  }
+
   stats(): TtsEngineStats {
     const st = this.inner.stats();
     return { ...st, queuedJobs: st.queuedJobs + this.queued };
