@@ -110,6 +110,7 @@ describe('smallest STT engine (Pulse get_text) on the replay fake', () => {
       assert.equal(sess.query.eou_timeout_ms, '300');
       assert.equal(sess.query.vad_events, 'true');
       assert.ok(Math.abs(sess.audioSeconds - 2.1) < 0.001, `audio ${sess.audioSeconds}`);
+      assert.equal(sess.audioFrames, 21, 'one binary frame per write (100 ms, 3200 bytes: smallest recommends 4096-byte chunks at 50–100 ms)');
       assert.deepEqual(sess.textIn, [{ type: 'finalize' }, { type: 'close_stream' }]);
     } finally {
       await fake.close();
@@ -303,6 +304,38 @@ describe('smallest behind a real gateway', () => {
     } finally {
       await gw.cleanup();
       await fake.close();
+    }
+  });
+
+  it('a voxgate serving Pulse get_text is a faithful upstream: real speech is transcribed through two gateways', async () => {
+    // B serves smallest's protocol on PocketSphinx; A relays to it with the smallest engine type.
+    const b = await startConfiguredServer(cfgWith({}));
+    const env = keyEnv();
+    process.env[env] = b.key;
+    const base = loadConfig();
+    const a = await startConfiguredServer({
+      ...cfgWith({ 'smallest-b': { type: 'smallest', url: b.wsUrl, apiKeyEnv: env, languages: ['en'] } }),
+      stt: { models: [{ ...base.stt.models[0]!, code: 'smallest/pulse:en', engine: 'smallest-b', dialect: 'unified', aliases: [], backends: undefined, options: {} }] },
+    });
+    try {
+      const c = await openSocket(`${a.wsUrl}/v1/stt/smallest/pulse:en`, { Authorization: `Bearer ${a.key}` });
+      c.sendJson({ type: 'init', config: { language: 'en', sample_rate: 16000, encoding: 'linear16', enable_word_timestamps: true } });
+      await c.waitType('ready');
+      await c.sendBinary(clip.bytes);
+      await c.sendBinary(Buffer.alloc(32000));
+      c.sendJson({ type: 'close' });
+      await c.closed;
+      assert.deepEqual(c.ofType('error'), []);
+      const hyp = finalText(c).toLowerCase().replace(/[^a-z' ]/g, ' ').split(/\s+/).filter(Boolean);
+      const ref = 'mister quilter is the apostle of the middle classes and we are glad to welcome his gospel'.split(' ');
+      const hit = ref.filter((w) => hyp.includes(w)).length;
+      assert.ok(hit >= ref.length / 2, `relayed transcript "${hyp.join(' ')}"`);
+      for (const f of c.ofType('final_transcript')) {
+        for (const w of (f.words ?? []) as { start: number; end: number }[]) assert.ok(w.start >= 0 && w.end <= clip.seconds + 1.01, JSON.stringify(w));
+      }
+    } finally {
+      await a.cleanup();
+      await b.cleanup();
     }
   });
 

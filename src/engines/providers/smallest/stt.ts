@@ -40,6 +40,7 @@
  */
 import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
+import type { SMALLEST_ENCODINGS } from '../../../protocol/smallest/index.js';
 import type { RequestContext } from '../../context.js';
 import { accountLimiter, type ConcurrencyLimiter, type Release } from '../../limits.js';
 import type { SttStream, SttStreamConfig, SttWord } from '../../stt/types.js';
@@ -54,8 +55,8 @@ import {
 } from '../../stt/upstream/common.js';
 import { defaultResidency, pulseLanguages, SMALLEST_HOSTS, smallestAccount } from './settings.js';
 
-/** Encodings smallest's `encoding` takes, by voxgate's canonical name (pulse-stt-ws.yaml). */
-const SMALLEST_ENCODING: Readonly<Record<string, string>> = { linear16: 'linear16', mulaw: 'mulaw', alaw: 'alaw', opus: 'opus', 'ogg-opus': 'ogg_opus' };
+/** Encodings smallest's `encoding` takes, by voxgate's canonical name (pulse-stt-ws.yaml; the values are the server side's {@link SMALLEST_ENCODINGS}). */
+const SMALLEST_ENCODING: Readonly<Record<string, (typeof SMALLEST_ENCODINGS)[number]>> = { linear16: 'linear16', mulaw: 'mulaw', alaw: 'alaw', opus: 'opus', 'ogg-opus': 'ogg_opus' };
 /** Query keys the engine sets itself. */
 const MAPPED_QUERY = ['language', 'encoding', 'sample_rate', 'word_timestamps', 'eou_timeout_ms', 'vad_events', 'finalize_on_words', 'model'];
 
