@@ -6,7 +6,7 @@
  * Every `test/fixtures/upstreams/<provider>/bench.json` present is benchmarked (format:
  * docs in /work/notes/provider_common.md — `{"stt": {"engine": {…instance settings except url…},
  * "fixture": "<file>.jsonl", "language"?: "en"}, "tts": {"engine": {…}, "fixture": "<file>.jsonl",
- * "voice": "<id>", "sampleRate"?: Hz}}`, either kind optional). Nothing here names a provider: a
+ * "voice": "<id>", "sampleRate"?: Hz, "text"?: "<request text>"}}`, either kind optional). Nothing here names a provider: a
  * descriptor added later is picked up without a code change.
  *
  * Setup — ONE clock: the fake provider (test/support/replay_fake.ts, `timeScale` 0: every reply is
@@ -22,19 +22,23 @@
  * Per provider:
  * - STT (`--sessions` sequential unified sessions, partials and word timestamps on): real speech
  *   (../shared/data/asr_en, looped) as 20 ms linear16 frames at `--pace` × real time, as much as the
- *   fixture gates on plus 0.3 s, then `close`. `stt.result_ms`: for every `partial_transcript` /
+ *   fixture gates on plus 0.3 s, then `finalize` (wait ≤ 1 s for its final), then `close` (wait ≤ 1.5 s). `stt.result_ms`: for every `partial_transcript` /
  *   `final_transcript`, client receipt − the fake's latest send before it; `stt.first_result_ms`: the
  *   same for each session's first result (what the issue calls first-result latency added by the
  *   adapter). Both include the two loopback hops (fake → gateway → client) and the gateway's whole
  *   pipeline (adapter, session, dialect): an upper bound of the adapter's share; `loopback_hop_ms` is
  *   one WebSocket hop measured the same way in this harness, for reference.
- * - TTS (`--requests` sequential segments on one unified session with `pacing: false` — real-time
+ * - TTS (`--requests` sequential segments — text `tts.text` of the descriptor, default
+ *   "Hello from the provider benchmark." — on one unified session with `pacing: false` — real-time
  *   pacing would hold later segments' audio back once the session is 3 s ahead —: `text` + `flush`,
  *   wait for `flushed`): `tts.first_audio_ms` = the first audio frame of the segment at the client − the fake's
  *   latest send before it (the provider's first audio message).
  * - CPU: gateway utime+stime (/proc/PID/stat) over each phase, per session (`cpu_ms_per_session`),
  *   and as percent of one core per real-time stream (`cpu_percent_per_realtime_stream` = CPU seconds /
  *   audio seconds relayed × 100: what one live session costs); TTS per request.
+ * A phase stops after 3 failed sessions/requests in a row (`stopped_early`): a fixture that does not
+ * fit this client (e.g. one that replays once but whose adapter reuses the connection) is reported
+ * with its `fixture_violations` instead of stalling the run.
  * `other_processes_cpu_percent` (everything on the box but the gateway and this process, % of one core)
  * says how disturbed a phase was: on a shared 2-core box the p99 tails are scheduling delays.
  * Targets (issue 11): result / first-audio p50 and p99 ≤ 1 ms. Exit code 0 even when missed; 1 when
@@ -50,6 +54,7 @@ import { percentile, round } from './lib/stats.js';
 import { loadFixture, ReplayFake, type Fixture } from '../test/support/replay_fake.js';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
+const vlog = (s: string) => (process.env.BENCH_VERBOSE ? log(s) : undefined);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Target of issue 11 for the adapter's added latency (p50 and p99), ms. */
 const TARGET_MS = 1;
@@ -88,8 +93,13 @@ function parseArgs(argv: string[]): Args {
 /** A provider's bench.json. */
 interface Descriptor {
   stt?: { engine: Record<string, unknown>; fixture: string; language?: string };
-  tts?: { engine: Record<string, unknown>; fixture: string; voice: string; sampleRate?: number };
+  tts?: { engine: Record<string, unknown>; fixture: string; voice: string; sampleRate?: number; text?: string };
 }
+
+/** Text of every benchmark TTS request unless the descriptor's `tts.text` sets one. */
+const DEFAULT_TTS_TEXT = 'Hello from the provider benchmark.';
+/** A phase stops after this many failed sessions/requests in a row (a fixture that does not fit the bench's client must not stall it). */
+const MAX_CONSECUTIVE_ERRORS = 3;
 
 /** Every descriptor under test/fixtures/upstreams/, by provider folder name. */
 function descriptors(only: string[] | null): { provider: string; dir: string; d: Descriptor }[] {
@@ -209,7 +219,9 @@ async function benchProvider(provider: string, dir: string, d: Descriptor, a: Ar
   }
   let server: ServerProcess | null = null;
   try {
+    vlog('  starting gateway');
     server = await ServerProcess.start({ root: repoRoot(), config: cfg, timeoutMs: 30000 });
+    vlog('  gateway up');
     if (sttFake && sttFx) out.stt = await benchStt(server, provider, d.stt!, sttFx, sttFake, sttLog, a, speech);
     if (ttsFake) out.tts = await benchTts(server, provider, d.tts!, ttsFake, ttsLog, a);
   } catch (err) {
@@ -233,14 +245,23 @@ async function benchStt(server: ServerProcess, provider: string, d: NonNullable<
   let errors = 0;
   const errorSamples: string[] = [];
   let audioSeconds = 0;
+  let inARow = 0;
+  let stoppedEarly = false;
+  let done = 0;
   const c0 = server.sample();
   for (let i = 0; i < a.sessions; i++) {
+    vlog(`  stt session ${i}`);
     const c = await open(`${server.wsUrl}/v1/stt/bench/${provider}:stt`, server.key);
     c.ws.send(JSON.stringify({ type: 'init', config: { language, sample_rate: 16000, encoding: 'linear16', enable_partial_transcripts: true, enable_word_timestamps: true } }));
+    done++;
     if (!(await waitFor(() => c.msgs.some((m) => m.m.type === 'ready' || m.m.type === 'error'), 10000)) || !c.msgs.some((m) => m.m.type === 'ready')) {
       errors++;
       errorSamples.push(JSON.stringify(c.msgs.map((m) => m.m)).slice(0, 300));
       c.ws.terminate();
+      if (++inARow >= MAX_CONSECUTIVE_ERRORS) {
+        stoppedEarly = true;
+        break;
+      }
       continue;
     }
     const t0 = performance.now();
@@ -252,16 +273,20 @@ async function benchStt(server: ServerProcess, provider: string, d: NonNullable<
       if (wait > 0) await sleep(wait);
     }
     audioSeconds += seconds;
-    // Let the last gated replies arrive, then close and wait for the session to end.
+    // Let the last gated replies arrive; then finalize (a voice agent's end of turn), wait ≤ 1 s for
+    // its final, close, and wait ≤ 1.5 s for the session to end.
     const settle = sends.at.length;
     await waitFor(() => sends.at.length > settle, 150);
+    c.ws.send(JSON.stringify({ type: 'finalize' }));
+    await waitFor(() => c.msgs.some((m) => m.m.type === 'final_transcript' && m.m.from_finalize === true), 1000);
     c.ws.send(JSON.stringify({ type: 'close' }));
-    await Promise.race([c.closed, sleep(5000)]);
+    await Promise.race([c.closed, sleep(1500)]);
     c.ws.terminate();
     let firstDone = false;
+    let failed = false;
     for (const m of c.msgs) {
       if (m.m.type === 'error') {
-        errors++;
+        failed = true;
         errorSamples.push(JSON.stringify(m.m).slice(0, 300));
       }
       if (m.m.type !== 'partial_transcript' && m.m.type !== 'final_transcript') continue;
@@ -273,11 +298,20 @@ async function benchStt(server: ServerProcess, provider: string, d: NonNullable<
         firstDone = true;
       }
     }
+    if (failed || !firstDone) {
+      errors++;
+      if (!firstDone && !failed) errorSamples.push('no result');
+      if (++inARow >= MAX_CONSECUTIVE_ERRORS) {
+        stoppedEarly = true;
+        break;
+      }
+    } else inARow = 0;
   }
   const c1 = server.sample();
   const cpu = cpuSeconds(c0, c1);
   return {
-    sessions: a.sessions,
+    sessions: done,
+    ...(stoppedEarly ? { stopped_early: `${MAX_CONSECUTIVE_ERRORS} failed sessions in a row` } : {}),
     pace_x_realtime: a.pace,
     audio_seconds_per_session: round(seconds, 2),
     first_result_ms: dist(first),
@@ -285,7 +319,7 @@ async function benchStt(server: ServerProcess, provider: string, d: NonNullable<
     errors,
     ...(errorSamples.length ? { error_samples: errorSamples.slice(0, 3) } : {}),
     fixture_violations: fake.violations().slice(0, 5),
-    cpu_ms_per_session: round((cpu * 1000) / a.sessions, 2),
+    cpu_ms_per_session: round((cpu * 1000) / Math.max(1, done), 2),
     cpu_percent_per_realtime_stream: round((cpu / audioSeconds) * 100, 3),
     other_processes_cpu_percent: round(externalCpuPercent(c0, c1), 0),
   };
@@ -300,19 +334,29 @@ async function benchTts(server: ServerProcess, provider: string, d: NonNullable<
   }
   const firstAudio: number[] = [];
   let errors = 0;
+  let inARow = 0;
+  let stoppedEarly = false;
+  let done = 0;
   const errorSamples: string[] = [];
   const c0 = server.sample();
   for (let i = 0; i < a.requests; i++) {
+    vlog(`  tts request ${i}`);
     const binsBefore = c.bins.length;
     const msgsBefore = c.msgs.length;
-    c.ws.send(JSON.stringify({ type: 'text', text: `Sentence number ${i + 1} of the provider benchmark.`, flush: true }));
+    c.ws.send(JSON.stringify({ type: 'text', text: d.text ?? DEFAULT_TTS_TEXT, flush: true }));
     const ok = await waitFor(() => c.msgs.slice(msgsBefore).some((m) => m.m.type === 'flushed' || m.m.type === 'error'), 8000);
     const err = c.msgs.slice(msgsBefore).find((m) => m.m.type === 'error');
+    done++;
     if (!ok || err) {
       errors++;
       errorSamples.push(err ? JSON.stringify(err.m).slice(0, 300) : 'no flushed within 8 s');
+      if (++inARow >= MAX_CONSECUTIVE_ERRORS) {
+        stoppedEarly = true;
+        break;
+      }
       continue;
     }
+    inARow = 0;
     const at = c.bins[binsBefore];
     if (at === undefined) continue;
     const s = sends.latestBefore(at);
@@ -322,12 +366,13 @@ async function benchTts(server: ServerProcess, provider: string, d: NonNullable<
   c.ws.close();
   await Promise.race([c.closed, sleep(2000)]);
   return {
-    requests: a.requests,
+    requests: done,
+    ...(stoppedEarly ? { stopped_early: `${MAX_CONSECUTIVE_ERRORS} failed requests in a row` } : {}),
     first_audio_ms: dist(firstAudio),
     errors,
     ...(errorSamples.length ? { error_samples: errorSamples.slice(0, 3) } : {}),
     fixture_violations: fake.violations().slice(0, 5),
-    cpu_ms_per_request: round((cpuSeconds(c0, c1) * 1000) / a.requests, 2),
+    cpu_ms_per_request: round((cpuSeconds(c0, c1) * 1000) / Math.max(1, done), 2),
     other_processes_cpu_percent: round(externalCpuPercent(c0, c1), 0),
   };
 }
