@@ -28,10 +28,10 @@
  *   adapter). Both include the two loopback hops (fake → gateway → client) and the gateway's whole
  *   pipeline (adapter, session, dialect): an upper bound of the adapter's share; `loopback_hop_ms` is
  *   one WebSocket hop measured the same way in this harness, for reference.
- * - TTS (`--requests` sequential segments — text `tts.text` of the descriptor, default
- *   "Hello from the provider benchmark." — on one unified session with `pacing: false` — real-time
- *   pacing would hold later segments' audio back once the session is 3 s ahead —: `text` + `flush`,
- *   wait for `flushed`): `tts.first_audio_ms` = the first audio frame of the segment at the client − the fake's
+ * - TTS (`--requests` sequential requests, each on a fresh unified session with `pacing: false`;
+ *   text: the descriptor's `tts.text`, else the literal `text`/`transcript`/`input` of the fixture's
+ *   first `in` line, else "Hello from the provider benchmark."): `text` + `flush`, wait for
+ *   `flushed`. `tts.first_audio_ms` = the first audio frame of the segment at the client − the fake's
  *   latest send before it (the provider's first audio message).
  * - CPU: gateway utime+stime (/proc/PID/stat) over each phase, per session (`cpu_ms_per_session`),
  *   and as percent of one core per real-time stream (`cpu_percent_per_realtime_stream` = CPU seconds /
@@ -110,6 +110,21 @@ function descriptors(only: string[] | null): { provider: string; dir: string; d:
     .filter((e) => !only || only.includes(e.name))
     .map((e) => ({ provider: e.name, dir: path.join(root, e.name), d: JSON.parse(readFileSync(path.join(root, e.name, 'bench.json'), 'utf8')) as Descriptor }))
     .sort((a, b) => a.provider.localeCompare(b.provider));
+}
+
+/**
+ * The request text a TTS fixture expects: the first literal (not `$…`) string under `text`,
+ * `transcript` or `input` in its `in` lines, trimmed; null when there is none.
+ */
+function fixtureText(f: Fixture): string | null {
+  for (const l of f.lines) {
+    if (l.dir !== 'in' || typeof l.data !== 'object' || l.data === null) continue;
+    for (const k of ['text', 'transcript', 'input']) {
+      const v = (l.data as Record<string, unknown>)[k];
+      if (typeof v === 'string' && v.trim() && !v.startsWith('$')) return v.trim();
+    }
+  }
+  return null;
 }
 
 /** Latest audio second any line of the fixture waits for (0 when none). */
@@ -223,7 +238,7 @@ async function benchProvider(provider: string, dir: string, d: Descriptor, a: Ar
     server = await ServerProcess.start({ root: repoRoot(), config: cfg, timeoutMs: 30000 });
     vlog('  gateway up');
     if (sttFake && sttFx) out.stt = await benchStt(server, provider, d.stt!, sttFx, sttFake, sttLog, a, speech);
-    if (ttsFake) out.tts = await benchTts(server, provider, d.tts!, ttsFake, ttsLog, a);
+    if (ttsFake && ttsFx) out.tts = await benchTts(server, provider, d.tts!, ttsFx, ttsFake, ttsLog, a);
   } catch (err) {
     out.error = err instanceof Error ? err.message.slice(0, 2000) : String(err);
   } finally {
@@ -325,13 +340,8 @@ async function benchStt(server: ServerProcess, provider: string, d: NonNullable<
   };
 }
 
-async function benchTts(server: ServerProcess, provider: string, d: NonNullable<Descriptor['tts']>, fake: ReplayFake, sends: SendLog, a: Args): Promise<Record<string, unknown>> {
-  const c = await open(`${server.wsUrl}/v1/tts/bench/${provider}:tts`, server.key);
-  c.ws.send(JSON.stringify({ type: 'init', voice: d.voice, config: { encoding: 'linear16', pacing: false, ...(d.sampleRate ? { sample_rate: d.sampleRate } : {}) } }));
-  if (!(await waitFor(() => c.msgs.some((m) => m.m.type === 'ready' || m.m.type === 'error'), 10000)) || !c.msgs.some((m) => m.m.type === 'ready')) {
-    c.ws.terminate();
-    return { error: `no ready: ${JSON.stringify(c.msgs.map((m) => m.m)).slice(0, 300)}` };
-  }
+async function benchTts(server: ServerProcess, provider: string, d: NonNullable<Descriptor['tts']>, fx: Fixture, fake: ReplayFake, sends: SendLog, a: Args): Promise<Record<string, unknown>> {
+  const text = d.text ?? fixtureText(fx) ?? DEFAULT_TTS_TEXT;
   const firstAudio: number[] = [];
   let errors = 0;
   let inARow = 0;
@@ -341,33 +351,45 @@ async function benchTts(server: ServerProcess, provider: string, d: NonNullable<
   const c0 = server.sample();
   for (let i = 0; i < a.requests; i++) {
     vlog(`  tts request ${i}`);
-    const binsBefore = c.bins.length;
-    const msgsBefore = c.msgs.length;
-    c.ws.send(JSON.stringify({ type: 'text', text: d.text ?? DEFAULT_TTS_TEXT, flush: true }));
-    const ok = await waitFor(() => c.msgs.slice(msgsBefore).some((m) => m.m.type === 'flushed' || m.m.type === 'error'), 8000);
-    const err = c.msgs.slice(msgsBefore).find((m) => m.m.type === 'error');
     done++;
-    if (!ok || err) {
+    // A fresh client session per request: an engine that keeps one upstream socket per session
+    // then gets a fresh fixture replay for each request.
+    const c = await open(`${server.wsUrl}/v1/tts/bench/${provider}:tts`, server.key);
+    let failure: string | null = null;
+    c.ws.send(JSON.stringify({ type: 'init', voice: d.voice, config: { encoding: 'linear16', pacing: false, ...(d.sampleRate ? { sample_rate: d.sampleRate } : {}) } }));
+    if (!(await waitFor(() => c.msgs.some((m) => m.m.type === 'ready' || m.m.type === 'error'), 10000)) || !c.msgs.some((m) => m.m.type === 'ready')) {
+      failure = `no ready: ${JSON.stringify(c.msgs.map((m) => m.m)).slice(0, 300)}`;
+    } else {
+      const binsBefore = c.bins.length;
+      const msgsBefore = c.msgs.length;
+      c.ws.send(JSON.stringify({ type: 'text', text, flush: true }));
+      const ok = await waitFor(() => c.msgs.slice(msgsBefore).some((m) => m.m.type === 'flushed' || m.m.type === 'error'), 8000);
+      const err = c.msgs.slice(msgsBefore).find((m) => m.m.type === 'error');
+      if (!ok || err) failure = err ? JSON.stringify(err.m).slice(0, 300) : 'no flushed within 8 s';
+      else {
+        const at = c.bins[binsBefore];
+        const s = at === undefined ? null : sends.latestBefore(at);
+        if (s !== null && at !== undefined) firstAudio.push(at - s);
+        else failure = 'no audio';
+      }
+    }
+    c.ws.close();
+    await Promise.race([c.closed, sleep(1500)]);
+    c.ws.terminate();
+    if (failure) {
       errors++;
-      errorSamples.push(err ? JSON.stringify(err.m).slice(0, 300) : 'no flushed within 8 s');
+      errorSamples.push(failure);
       if (++inARow >= MAX_CONSECUTIVE_ERRORS) {
         stoppedEarly = true;
         break;
       }
-      continue;
-    }
-    inARow = 0;
-    const at = c.bins[binsBefore];
-    if (at === undefined) continue;
-    const s = sends.latestBefore(at);
-    if (s !== null) firstAudio.push(at - s);
+    } else inARow = 0;
   }
   const c1 = server.sample();
-  c.ws.close();
-  await Promise.race([c.closed, sleep(2000)]);
   return {
     requests: done,
     ...(stoppedEarly ? { stopped_early: `${MAX_CONSECUTIVE_ERRORS} failed requests in a row` } : {}),
+    text,
     first_audio_ms: dist(firstAudio),
     errors,
     ...(errorSamples.length ? { error_samples: errorSamples.slice(0, 3) } : {}),
