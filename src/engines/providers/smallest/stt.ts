@@ -186,7 +186,7 @@ export class SmallestSttEngine extends UpstreamSttEngine {
   ) {
     super(id, s, {
       authScheme: 'Bearer',
-      frames: { finalize: '{"type":"finalize"}', close: '{"type":"close_stream"}', keepalive: s.keepAliveFrame ?? '' },
+      frames: { finalize: '{"type":"finalize"}', close: '{"type":"close_stream"}', keepalive: s.keepAliveFrame },
       createStream: (ws, config, o) => new SmallestSttStream(ws, config, o),
     });
     this.limiter = s.maxConcurrent !== undefined ? accountLimiter('smallest', smallestAccount(s.apiKeyEnv, 'stt'), s.maxConcurrent) : null;

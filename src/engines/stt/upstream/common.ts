@@ -287,10 +287,10 @@ export function connectUpstream(o: ConnectOptions): Promise<WebSocket> {
 export interface RelayOptions {
   settings: UpstreamSettings;
   /**
-   * Text frames of the upstream's control messages. `keepalive` `''` = the protocol has no keepalive
-   * message: nothing is sent and the WebSocket pings of the watchdog keep the connection alive.
+   * Text frames of the upstream's control messages. `keepalive: null` = the protocol has no keepalive
+   * message (Cartesia Ink, upstreams.md §1.7): the WebSocket pings sent while the backend is quiet keep it open.
    */
-  frames: { finalize: string; close: string; keepalive: string };
+  frames: { finalize: string; close: string; keepalive: string | null };
   secrets: readonly string[];
   signal?: AbortSignal;
   /** Called once when the stream ends (closed, failed or aborted). */
@@ -494,7 +494,8 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
         /* the close event reports it */
       }
     }
-    if (this.state === 'open' && this.o.frames.keepalive && now - this.lastTx >= this.o.settings.keepAliveMs) this.send(this.o.frames.keepalive);
+    const keepalive = this.o.frames.keepalive;
+    if (keepalive !== null && this.state === 'open' && now - this.lastTx >= this.o.settings.keepAliveMs) this.send(keepalive);
   }
 
   private onUpstreamClose(code: number, reason: string): void {
