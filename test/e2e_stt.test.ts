@@ -225,13 +225,18 @@ describe('streaming STT end to end', () => {
   it('GET /v1/models lists the catalogue with capabilities', async () => {
     const r = await fetch(`${s.url}/v1/models`);
     assert.equal(r.status, 200);
-    const all = (await r.json()) as { models: { code: string; service_type: string; dialect: string; capabilities: { languages: string[]; partials: boolean; diarization: boolean } }[] };
+    const all = (await r.json()) as {
+      models: { code: string; service_type: string; dialect: string; capabilities: { languages: string[]; partials: boolean; diarization: boolean; diarizer?: { source: string; experimental: boolean } } }[];
+    };
     const body = { models: all.models.filter((m) => m.service_type === 'stt') };
     assert.deepEqual(body.models.map((m) => m.code), [UNIFIED, DGSTYLE, 'slng/deepgram/nova:3-en', 'slng/deepgram/nova:3-hi', 'deepgram/nova:3', 'deepgram/nova:2'], 'local models first, then the seed codes');
     assert.ok(all.models.some((m) => m.service_type === 'tts'), 'TTS models are listed too');
     assert.deepEqual(body.models[0]!.capabilities.languages, ['en']);
     assert.equal(body.models[0]!.capabilities.partials, true);
-    assert.equal(body.models[0]!.capabilities.diarization, false);
+    // Issue 13: PocketSphinx does not diarize, so the embedded (experimental) diarizer labels its streams.
+    assert.equal(body.models[0]!.capabilities.diarization, true);
+    assert.equal(body.models[0]!.capabilities.diarizer?.source, 'embedded');
+    assert.equal(body.models[0]!.capabilities.diarizer?.experimental, true);
   });
 
   it('a client flooding 60 s of audio at once is slowed by backpressure and loses nothing', async () => {

@@ -54,7 +54,7 @@ export async function startTestServer(limits: Partial<VoxgateConfig['limits']> =
 export async function startConfiguredServer(config: VoxgateConfig, keyName = 'test'): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'voxgate-test-'));
   const v = await startVoxgate({ port: 0, host: '127.0.0.1', dataDir, config, logLevel: process.env.VOXGATE_TEST_LOG ?? 'silent' });
-  const { key } = v.keys.create(keyName);
+  const { key } = await v.store.createKey(keyName); // SQLite or Postgres (config.storage.url)
   return {
     ...v,
     key,

@@ -715,7 +715,8 @@ describe('upstream settings and registry', () => {
     assert.throws(() => createDeepgramSttEngine(cfgWith('dg', { type: 'deepgram', url: 'wss://x', model: 'nova-3', query: { encoding: 'opus' } }), 'dg'), /engines\.dg .*query may not set/s);
     assert.throws(() => createSlngSttEngine(cfgWith('w2', { type: 'slng', url: 'ws://x', model: 'a/b:c', pingIntervalMs: 5000 }), 'w2'), /pingIntervalMs/);
     const e = createDeepgramSttEngine(cfgWith('dg', { type: 'deepgram', url: 'wss://api.deepgram.com', model: 'nova-3', languages: ['en', 'hi'] }), 'dg');
-    assert.deepEqual(e.capabilities, { partials: true, wordTimestamps: true, diarization: false, languages: ['en', 'hi'], inputSampleRate: 16000, endpointing: true, vadEvents: true, passthroughEncodings: ['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4'] });
+    // diarization: Deepgram labels speakers itself (`diarize=true`, issue 13 upstream pass-through).
+    assert.deepEqual(e.capabilities, { partials: true, wordTimestamps: true, diarization: true, languages: ['en', 'hi'], inputSampleRate: 16000, endpointing: true, vadEvents: true, passthroughEncodings: ['linear16', 'mulaw', 'alaw', 'opus', 'ogg-opus', 'webm', 'mp3', 'flac', 'aac', 'mp4'] });
   });
 
   it('the registry creates both types from the config by instance id', async () => {

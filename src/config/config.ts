@@ -213,6 +213,68 @@ const metricsSchema = z
   })
   .strict();
 
+/**
+ * Shared live state (issue 12; shared/spec/upstreams.md §4): with `redisUrl` (or env
+ * `VOXGATE_REDIS_URL`) per-key session caps, rpm limits, the session registry, backend health and the
+ * worker directory are shared by every gateway on that Redis (src/state/). Without it: in-memory, per
+ * process (the single-box default).
+ */
+const stateSchema = z
+  .object({
+    /** `redis://[:password@]host:port[/db]`; env `VOXGATE_REDIS_URL` wins. Absent = in-memory state. */
+    redisUrl: z.string().min(1).optional(),
+    /** Prefix of every Redis key this gateway writes (several installs may share one Redis). */
+    keyPrefix: z.string().min(1).default('voxgate:'),
+    /**
+     * Lifetime of a session lease and registry entry without a heartbeat, ms: a gateway that dies
+     * (kill -9, lost machine) frees its sessions' slots after at most this long. Heartbeat: a third of it.
+     */
+    leaseTtlMs: z.number().int().min(300).default(15_000),
+  })
+  .strict();
+/** The `state` section, defaults filled in (`redisUrl` resolved with the env). */
+export type StateConfig = z.infer<typeof stateSchema>;
+
+/**
+ * Engine worker registration (issue 12 "Engine workers that register"): a voxgate with `register`
+ * (or `voxgate serve --worker`) announces itself in the shared Redis every `intervalMs` with its
+ * region, models and load; gateways route `workers`-type backends to the least-loaded one.
+ */
+const workerSchema = z
+  .object({
+    register: z.boolean().default(false),
+    /** `ws://host:port` the gateways dial (private network); env `VOXGATE_ADVERTISE_URL`; default the bound address. */
+    advertiseUrl: z.string().regex(/^wss?:\/\//, 'advertiseUrl must start with ws:// or wss://').optional(),
+    /** Region announced; default `gateway.region`. */
+    region: z.string().min(1).optional(),
+    /** Load report period, ms (LiveKit: 2.5 s). The entry expires after 3 periods without a report. */
+    intervalMs: z.number().int().min(100).default(2500),
+    /** Load (0–1: open sessions / decoder capacity) at and above which the worker is reported full. */
+    fullAt: z.number().min(0).max(1).default(0.9),
+  })
+  .strict();
+/** The `worker` section, defaults filled in. */
+export type WorkerConfig = z.infer<typeof workerSchema>;
+
+/**
+ * Durable storage of keys, quotas and usage (issue 12; src/store/). Without `url` (and without env
+ * `VOXGATE_DATABASE_URL`) keys and usage live in SQLite in the data directory (the single-box default).
+ */
+export const storageSchema = z
+  .object({
+    /** `postgres://user:pass@host:port/db`: keys, quotas and usage in PostgreSQL, shared by every gateway. Wins over env `VOXGATE_DATABASE_URL`. */
+    url: z.string().regex(/^postgres(ql)?:\/\//, 'storage.url must be a postgres:// or postgresql:// URL').optional(),
+    /** How long an instance trusts a verified key without asking the database, ms (a revoked key is refused everywhere within it). Postgres only. */
+    keyCacheTtlMs: z.number().int().min(0).max(5000).default(2000),
+    /** How often buffered usage rows are written, ms. */
+    usageFlushMs: z.number().int().min(50).max(60_000).default(1000),
+    /** How long an instance reuses a key's day/month usage totals read from the database for quota checks, ms. */
+    quotaCacheMs: z.number().int().min(0).max(60_000).default(1000),
+  })
+  .strict();
+/** The `storage` section, defaults filled in. */
+export type StorageConfig = z.infer<typeof storageSchema>;
+
 /** The whole configuration file shape. Unknown keys are rejected to catch typos. */
 export const configSchema = z
   .object({
@@ -229,6 +291,12 @@ export const configSchema = z
     /** Graceful shutdown (issue #14). */
     shutdown: shutdownSchema.partial().optional(),
     metrics: metricsSchema.partial().optional(),
+    /** Shared live state (issue 12). */
+    state: stateSchema.partial().optional(),
+    /** Engine worker registration (issue 12). */
+    worker: workerSchema.partial().optional(),
+    /** Keys, quotas and usage storage (issue 12). */
+    storage: storageSchema.partial().optional(),
   })
   .strict();
 
@@ -251,6 +319,12 @@ export interface VoxgateConfig {
   shutdown?: ShutdownConfig;
   /** `/metrics` access. */
   metrics: z.infer<typeof metricsSchema>;
+  /** Shared live state (issue 12); absent in hand-built configs = in-memory. */
+  state?: StateConfig;
+  /** Worker registration (issue 12); absent = not a registering worker. */
+  worker?: WorkerConfig;
+  /** Keys, quotas and usage storage (issue 12); absent in hand-built configs = SQLite with defaults. */
+  storage?: StorageConfig;
 }
 
 /**
@@ -358,7 +432,15 @@ export function loadConfig(file?: string): VoxgateConfig {
   if (compat.defaultSttModel && !codes.has(compat.defaultSttModel)) {
     throw new Error(`compat.defaultSttModel "${compat.defaultSttModel}" is not in the STT catalogue`);
   }
-  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, gateway, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}), metrics: metricsSchema.parse(raw.metrics ?? {}) };
+  return { stt: { models }, tts: resolveTtsConfig(raw.tts), limits: limitsSchema.parse(raw.limits ?? {}), engines, gateway, compat, http: httpSchema.parse(raw.http ?? {}), shutdown: shutdownSchema.parse(raw.shutdown ?? {}), metrics: metricsSchema.parse(raw.metrics ?? {}), storage: storageSchema.parse(raw.storage ?? {}), state: resolveState(raw.state), worker: workerSchema.parse(raw.worker ?? {}) };
+}
+
+/** The `state` section with `VOXGATE_REDIS_URL` applied over the file's `redisUrl`. */
+function resolveState(raw: Partial<StateConfig> | undefined): StateConfig {
+  const st = stateSchema.parse(raw ?? {});
+  const env = process.env.VOXGATE_REDIS_URL?.trim();
+  if (env) st.redisUrl = env;
+  return st;
 }
 
 /** Default drain deadline, ms (`shutdown.drainTimeoutMs`). */

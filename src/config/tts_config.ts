@@ -42,6 +42,13 @@ export const ttsModelSchema = z.object({
   defaultVoice: z.string().min(1).optional(),
   /** Expose only these engine voice ids (default: all the engine's voices). */
   voices: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * Voice mapping across providers (issue 11: "one provider's outage becomes another provider's
+   * session"): `{<backend instance id>: {<catalogue voice id>: <that backend's voice id>}}`. A request
+   * for voice V that fails over to backend B is spoken with `backendVoices[B][V]`; a backend without
+   * an entry for V gets V itself. Voice ids are the engines' (lower-case) ids.
+   */
+  backendVoices: z.record(z.string().min(1), z.record(z.string().min(1), z.string().min(1))).optional(),
   name: z.string().optional(),
   description: z.string().optional(),
 });

@@ -45,7 +45,17 @@ export interface BackendHealthOptions {
   now?: () => number;
   /** How long one probe trial may hold the backend's single slot before another may start, ms. Default 30 000. */
   probeLeaseMs?: number;
+  /**
+   * Told of every local verdict (issue 12: backend health shared by all gateways, src/state/health_share.ts):
+   * a failure with its cool-down (ms from now), or a success. Not called for {@link BackendHealth.applyRemote}.
+   */
+  onVerdict?: (v: HealthVerdict) => void;
 }
+
+/** A health verdict one gateway tells the others (src/state/health_share.ts). */
+export type HealthVerdict =
+  | { id: string; ok: false; coolDownMs: number; consecutive: number; message: string }
+  | { id: string; ok: true };
 
 interface Entry {
   consecutive: number;
@@ -65,12 +75,33 @@ export class BackendHealth {
   private readonly maxCoolDownMs: number;
   private readonly now: () => number;
   private readonly probeLeaseMs: number;
+  /** See {@link BackendHealthOptions.onVerdict}; may be set after construction. */
+  onVerdict?: (v: HealthVerdict) => void;
 
   constructor(o: BackendHealthOptions = {}) {
     this.probeLeaseMs = o.probeLeaseMs ?? 30_000;
     this.coolDownMs = o.coolDownMs ?? 5_000;
     this.maxCoolDownMs = o.maxCoolDownMs ?? 60_000;
     this.now = o.now ?? (() => performance.now());
+    this.onVerdict = o.onVerdict;
+  }
+
+  /**
+   * Apply another gateway's verdict (issue 12): a failure cools `id` down here too, until at least
+   * `coolDownMs` from now (a longer local cool-down is kept), with the larger failure streak; a success
+   * makes it healthy. Counters of local attempts are not changed; {@link onVerdict} is not called.
+   */
+  applyRemote(v: HealthVerdict): void {
+    const e = this.entry(v.id);
+    if (v.ok) {
+      e.consecutive = 0;
+      e.until = 0;
+      e.probeUntil = 0;
+      return;
+    }
+    e.consecutive = Math.max(e.consecutive, v.consecutive, 1);
+    e.lastError = v.message;
+    e.until = Math.max(e.until, this.now() + v.coolDownMs);
   }
 
   private entry(id: string): Entry {
@@ -130,12 +161,15 @@ export class BackendHealth {
     e.failures++;
     e.lastError = message;
     e.probeUntil = 0;
-    e.until = this.now() + Math.min(this.maxCoolDownMs, this.coolDownMs * 2 ** (e.consecutive - 1));
+    const coolDownMs = Math.min(this.maxCoolDownMs, this.coolDownMs * 2 ** (e.consecutive - 1));
+    e.until = this.now() + coolDownMs;
+    this.onVerdict?.({ id, ok: false, coolDownMs, consecutive: e.consecutive, message });
   }
 
   /** Record a successful connect taking `connectMs` milliseconds: the backend is healthy again. */
   success(id: string, connectMs?: number): void {
     const e = this.entry(id);
+    if (e.consecutive > 0) this.onVerdict?.({ id, ok: true });
     e.consecutive = 0;
     e.successes++;
     e.until = 0;

@@ -43,6 +43,12 @@ export interface SttInitRequest {
    * (Deepgram `utterance_end_ms`, §2.4). Undefined/null: off.
    */
   utteranceEndMs?: number | null;
+  /**
+   * Diarize (issue 13): present = on, with the client's speaker-count hints (already range-checked by
+   * src/diarize/hints.ts). Deepgram `diarize=true`/`diarize_model`, unified `enable_diarization`/`diarize`,
+   * smallest.ai `diarize=true`. With `multichannel`, each channel is its own speaker.
+   */
+  diarize?: import('../diarize/types.js').DiarizeOptions;
   /** Transcript formatting asked for in `init.config` (`smart_format`, `punctuate`, `numerals`; §1.4). */
   format?: FormatOptions;
   /**

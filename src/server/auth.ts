@@ -6,7 +6,8 @@
  * form present, in that order, wins. Keys are never logged: use {@link redactUrl} before logging a URL.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { KeyInfo, KeyStore } from '../store/keys.js';
+import type { KeyInfo } from '../store/keys.js';
+import type { ApiKeyStore } from '../store/types.js';
 import { VoxgateError } from '../util/errors.js';
 
 /** Extract the presented API key from headers or query, or `null` when none was sent. */
@@ -65,16 +66,25 @@ export const MISSING_KEY_MESSAGE =
 
 /**
  * The one authentication check of every route — HTTP hooks and WebSocket upgrades alike
- * (protocols.md §1.2, §2.1): the presented key ({@link presentedKey}) verified against the key store.
- * Never throws and never logs the key.
+ * (protocols.md §1.2, §2.1): the presented key ({@link presentedKey}) verified against the key store
+ * (SQLite, or Postgres with a short per-instance cache of verified keys; issue 12). Async since
+ * issue 12 (the store may be a database server). Never rejects and never logs the key.
  * @param headers request headers; @param url the request URL (for `?token=`).
- * @param keys the key store (only `verify` is used).
+ * @param keys the key store (only `verifyKey` is used).
  * @returns `{ok: true, key}` with the key's record, or `{ok: false, error}` with an `auth_error`
- *   (HTTP 401) whose message says whether the key was missing or invalid/revoked.
+ *   (HTTP 401) whose message says whether the key was missing or invalid/revoked — or `unavailable`
+ *   (HTTP 503) when the key store cannot be reached (the key is neither accepted nor called invalid).
  */
-export function authenticate(headers: IncomingHttpHeaders, url: URL, keys: Pick<KeyStore, 'verify'>): AuthResult {
+export async function authenticate(headers: IncomingHttpHeaders, url: URL, keys: Pick<ApiKeyStore, 'verifyKey'>): Promise<AuthResult> {
   const presented = presentedKey(headers, url);
-  const key = presented ? keys.verify(presented) : null;
+  let key: KeyInfo | null = null;
+  if (presented) {
+    try {
+      key = await keys.verifyKey(presented);
+    } catch {
+      return { ok: false, error: new VoxgateError('unavailable', 'the key store is unavailable; retry shortly') };
+    }
+  }
   if (key) return { ok: true, key };
   return { ok: false, error: new VoxgateError('auth_error', presented ? 'invalid or revoked API key' : MISSING_KEY_MESSAGE) };
 }

@@ -10,8 +10,12 @@ import type { SttEngine } from '../engines/stt/types.js';
 import { createTtsEngines } from '../engines/tts/registry.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import { KeyStore, adminKeyPath, resolveDataDir } from '../store/keys.js';
+import { openStore } from '../store/index.js';
+import type { ApiKeyStore } from '../store/types.js';
+import { UsageMeter } from '../store/usage.js';
 import { createGateway, type DrainReport, type Gateway } from './server.js';
 import { trimNativeHeap } from '../engines/stt/pocketsphinx/native.js';
+import { WorkerAnnouncer } from '../state/workers.js';
 
 /** Options of {@link startVoxgate}. */
 export interface StartOptions {
@@ -26,6 +30,8 @@ export interface StartOptions {
   config?: VoxgateConfig;
   /** pino level: `info` by default; `silent` in tests. */
   logLevel?: string;
+  /** Register as an engine worker in the shared Redis (`voxgate serve --worker`; same as config `worker.register`). */
+  worker?: boolean;
 }
 
 /** A started gateway and its parts. */
@@ -34,7 +40,15 @@ export interface RunningVoxgate {
   port: number;
   url: string;
   dataDir: string;
+  /**
+   * The SQLite key store with its synchronous API (tests, benchmarks) — only when no database URL is
+   * configured. With Postgres (issue 12) every use of it throws, pointing at {@link store}.
+   */
   keys: KeyStore;
+  /** The key/usage store the gateway uses: SQLite (the same object as `keys`) or Postgres (issue 12). */
+  store: ApiKeyStore;
+  /** Usage metering of this instance (issue 12): `flush()` writes the buffered rows now. */
+  meter: UsageMeter;
   engines: Map<string, SttEngine>;
   /** TTS engines (issue #4). */
   ttsEngines: Map<string, TtsEngine>;
@@ -110,13 +124,27 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
   const log = pino({ level: o.logLevel ?? 'info', redact: ['req.headers.authorization', 'headers.authorization'] });
   const config = o.config ?? loadConfig(o.configFile);
   const dataDir = resolveDataDir(o.dataDir);
-  const keys = new KeyStore(dataDir);
-  const createdAdminKey = keys.ensureAdminKey();
+  // issue 12: Postgres when storage.url / VOXGATE_DATABASE_URL is set (migrated here), else SQLite.
+  const store = await openStore({ dataDir, storage: config.storage, onError: (err) => log.warn({ err: err.message }, 'key store connection error') });
+  const keys = store instanceof KeyStore ? store : postgresOnly();
+  const meter = new UsageMeter(store, { flushMs: config.storage?.usageFlushMs, quotaCacheMs: config.storage?.quotaCacheMs, log });
+  const closeStore = async () => {
+    await meter.close();
+    await store.close();
+  };
+  let createdAdminKey: string | null;
+  try {
+    createdAdminKey = await store.bootstrapAdminKey();
+  } catch (err) {
+    await closeStore();
+    throw err;
+  }
+  if (store.kind === 'postgres') log.info({ url_set_by: config.storage?.url ? 'storage.url' : 'VOXGATE_DATABASE_URL' }, 'keys, quotas and usage in PostgreSQL');
   let engines: Map<string, SttEngine>;
   try {
     engines = await createSttEngines(config);
   } catch (err) {
-    keys.close();
+    await closeStore();
     throw err;
   }
   let ttsEngines: Map<string, TtsEngine>;
@@ -124,17 +152,17 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     ttsEngines = await createTtsEngines(config);
   } catch (err) {
     await Promise.all([...engines.values()].map((e) => e.shutdown()));
-    keys.close();
+    await closeStore();
     throw err;
   }
   const shutdownEngines = () => Promise.all([...engines.values(), ...ttsEngines.values()].map((e) => e.shutdown()));
-  const gateway = createGateway({ config, engines, ttsEngines, keys, log });
+  const gateway = createGateway({ config, engines, ttsEngines, keys: store, meter, log });
   let port: number;
   try {
     port = await gateway.listen(o.port, o.host);
   } catch (err) {
     await shutdownEngines();
-    keys.close();
+    await closeStore();
     throw err;
   }
   // Memory hygiene for relayed sessions: every audio frame a gateway relays is a short-lived
@@ -145,6 +173,8 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     if (gateway.sessionCount() > 0) trimNativeHeap().catch(() => undefined);
   }, TRIM_INTERVAL_MS);
   trimTimer.unref();
+  // Issue 12: an engine worker announces itself (region, models, load) in the shared Redis.
+  const announcer = startAnnouncer(config, gateway, engines, o, port, log);
   let stopped = false;
   let drained: Promise<DrainReport> | null = null;
   return {
@@ -153,6 +183,8 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
     url: `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
     dataDir,
     keys,
+    store,
+    meter,
     engines,
     ttsEngines,
     config,
@@ -167,22 +199,72 @@ export async function startVoxgate(o: StartOptions): Promise<RunningVoxgate> {
       if (stopped) return;
       stopped = true;
       clearInterval(trimTimer);
+      await announcer?.stop();
       await gateway.close();
       await shutdownEngines();
-      keys.close();
+      await closeStore();
     },
     drain(deadlineMs) {
       drained ??= (async () => {
         clearInterval(trimTimer);
-        const report = await gateway.drain(deadlineMs ?? config.shutdown?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+        await announcer?.markDraining(); // gateways stop picking it before its listener closes
+        const done = gateway.drain(deadlineMs ?? config.shutdown?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+        await announcer?.stop();
+        const report = await done;
+
         if (!stopped) {
           stopped = true;
           await shutdownEngines();
-          keys.close();
+          await closeStore();
         }
         return report;
       })();
       return drained;
     },
   };
+}
+
+/**
+ * The `keys` of a gateway on Postgres: the synchronous SQLite API does not exist there, so any use
+ * throws a clear error instead of silently touching a local file the gateway does not read.
+ */
+function postgresOnly(): KeyStore {
+  return new Proxy({} as KeyStore, {
+    get(_t, prop) {
+      if (prop === 'then') return undefined;
+      throw new Error(`RunningVoxgate.keys.${String(prop)}: keys live in PostgreSQL (storage.url); use the async RunningVoxgate.store`);
+    },
+  });
+}
+
+/**
+ * The worker announcer when this instance registers (`worker.register` or `--worker`; issue 12):
+ * needs `state.redisUrl`. Load = open sessions / (open sessions + free STT engine streams).
+ * @throws Error when registration is asked for without a Redis.
+ */
+function startAnnouncer(config: VoxgateConfig, gateway: Gateway, engines: Map<string, SttEngine>, o: StartOptions, port: number, log: Logger): WorkerAnnouncer | null {
+  const w = config.worker;
+  if (!(o.worker || w?.register)) return null;
+  const link = gateway.live.link;
+  if (!link) throw new Error('worker registration needs a shared Redis: set state.redisUrl or VOXGATE_REDIS_URL');
+  const host = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
+  const url = w?.advertiseUrl ?? process.env.VOXGATE_ADVERTISE_URL ?? `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const a = new WorkerAnnouncer(
+    link,
+    config.state?.keyPrefix ?? 'voxgate:',
+    { id: gateway.live.instanceId, url, region: w?.region ?? config.gateway.region, stt: config.stt.models.map((m) => m.code), tts: config.tts.models.map((m) => m.code) },
+    () => {
+      let free: number | undefined;
+      for (const e of engines.values()) {
+        const f = e.freeStreams?.();
+        if (f !== undefined) free = (free ?? 0) + f;
+      }
+      return { sessions: gateway.sessionCount(), freeStreams: free };
+    },
+    w?.intervalMs ?? 2500,
+    w?.fullAt ?? 0.9,
+    log,
+  );
+  log.info({ url, region: w?.region ?? config.gateway.region }, 'registering as an engine worker');
+  return a;
 }

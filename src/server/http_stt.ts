@@ -32,7 +32,10 @@ import type { SttModelEntry, VoxgateConfig } from '../config/config.js';
 import { defaultLanguage, modelLanguageRefusal } from '../config/model_language.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { parseListenQuery, type ListenOptions } from '../protocol/deepgram/query.js';
-import type { KeyStore } from '../store/keys.js';
+import type { KeyInfo } from '../store/keys.js';
+import type { ApiKeyStore } from '../store/types.js';
+import type { UsageMeter } from '../store/usage.js';
+import { admitQuota, meterUsage } from './admission.js';
 import { openUrl } from '../transcribe/fetch_url.js';
 import { transcribeFile, type FileTranscription } from '../transcribe/pipeline.js';
 import { deepgramPrerecorded, unmuteTranscription, type PrerecordedOptions } from '../transcribe/responses.js';
@@ -45,14 +48,22 @@ import { matchSttRoute } from './routes.js';
 import { errorExtra } from './backends.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverSttEngine } from '../engines/stt/failover.js';
+import type { DiarizeOptions } from '../diarize/types.js';
+import type { LiveState } from '../state/live.js';
+import { admitLive } from './admission.js';
 
 /** Dependencies of {@link httpSttPlugin}. */
 export interface HttpSttDeps {
   config: VoxgateConfig;
   /** The gateway's backend selection (router.ts): every request's engine comes from it. */
   router: BackendRouter;
-  keys: KeyStore;
+  /** Key store (issue 12: SQLite or Postgres); only `verifyKey` is used. */
+  keys: ApiKeyStore;
+  /** Usage metering and durable quotas (issue 12); absent = nothing metered. */
+  meter?: UsageMeter;
   log: Logger;
+  /** Per-key live limits (issue 12): the request holds a session slot until its response closes. */
+  live?: LiveState;
 }
 
 /** Largest base64 `audio` form field accepted (it is held in memory; upload a file part for more). */
@@ -120,6 +131,8 @@ interface Ctx {
   flavor: Flavor;
   /** Aborted when the client goes away before the response is sent. */
   abort: AbortController;
+  /** The authenticated key (set by the onRequest hook), for metering. */
+  key?: KeyInfo;
 }
 
 const truthy = (v: string | undefined): boolean => v !== undefined && /^(true|1|yes)$/i.test(v);
@@ -146,7 +159,7 @@ export function rawFormatFromContentType(ct: string | undefined): { encoding: st
  * pass-through body parser and the multipart parser apply to these routes only.
  */
 export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Promise<void> {
-  const { config, router, keys, log } = deps;
+  const { config, router, keys, log, meter } = deps;
   const maxBytes = config.http.maxBodyBytes;
 
   /** Largest base64 text this server accepts for `audio` (JSON body or form field), bytes. */
@@ -234,8 +247,22 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     const ctx = start(req, reply, flavorOf(req.url));
     contexts.set(req, ctx);
     const url = new URL(req.url, 'http://x');
-    const auth = authenticate(req.headers, url, keys);
+    const auth = await authenticate(req.headers, url, keys);
     if (!auth.ok) return fail(req, reply, ctx, auth.error);
+    ctx.key = auth.key;
+    // issue 12: a key whose audio quota is used up is refused before its body is read or a backend dialled.
+    const quota = await admitQuota({ key: auth.key, service: 'stt', meter, log });
+    if (quota) return fail(req, reply, ctx, quota);
+    // Per-key live limits (issue 12) before any backend is chosen; the slot is held until the response closes.
+    if (deps.live) {
+      try {
+        const lease = await admitLive(deps.live, { key: auth.key, session: { sessionId: ctx.requestId, model: url.pathname, kind: 'http' } });
+        if (reply.raw.closed || req.raw.destroyed) lease.release();
+        else reply.raw.once('close', () => lease.release());
+      } catch (err) {
+        return fail(req, reply, ctx, err);
+      }
+    }
     // Backend selection before the body is read: BYOK and region/world-part pins are refused at once.
     const model = modelOfUrl(url);
     if (model) {
@@ -311,9 +338,10 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     language: string,
     multichannel: boolean,
     ctx: Ctx,
+    diarize?: DiarizeOptions,
   ): Promise<FileTranscription> => {
     try {
-      return await transcribeFile({
+      const t = await transcribeFile({
         engine: sel.engine,
         ctx: sel.ctx,
         input: src.stream,
@@ -325,7 +353,10 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
         maxBytes,
         parallel: config.http.parallelStreams,
         signal: ctx.abort.signal,
+        diarize,
       });
+      if (ctx.key) meterUsage(meter, config, { key: ctx.key, service: 'stt', transport: 'http', model: sel.ctx.modelCode ?? 'unknown', backend: sel.backendId(), audioSecondsIn: t.durationSeconds });
+      return t;
     } finally {
       src.dispose?.();
     }
@@ -425,8 +456,12 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
     if (!t || !used) throw new VoxgateError('invalid_request', 'the form has no "audio" (file or base64 text) or "url" field');
     const before = parseListenQuery(used);
     const after = parseListenQuery(params);
-    if (languageFor(engine, before.language) !== languageFor(engine, after.language) || before.multichannel !== after.multichannel) {
-      throw new VoxgateError('invalid_request', 'form fields "language" and "multichannel" must precede the "audio" part (they decide how it is transcribed)');
+    if (
+      languageFor(engine, before.language) !== languageFor(engine, after.language) ||
+      before.multichannel !== after.multichannel ||
+      JSON.stringify(before.diarizeOptions ?? null) !== JSON.stringify(after.diarizeOptions ?? null)
+    ) {
+      throw new VoxgateError('invalid_request', 'form fields "language", "multichannel" and "diarize" (with its speaker hints) must precede the "audio" part (they decide how it is transcribed)');
     }
     return t;
   };
@@ -454,7 +489,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       const refusal = modelLanguageRefusal(model, engine); // before the body is read
       if (refusal) throw refusal;
       const language = languageFor(engine, opts.language, model);
-      const run = (src: AudioSource) => transcribe(src, sel, language, opts.multichannel, ctx);
+      const run = (src: AudioSource) => transcribe(src, sel, language, opts.multichannel, ctx, opts.diarizeOptions);
       let t: FileTranscription;
       let fmt = opts;
       if (isJson(req)) {
@@ -488,7 +523,7 @@ export async function httpSttPlugin(app: FastifyInstance, deps: HttpSttDeps): Pr
       const params = new URLSearchParams(url.searchParams);
       const run = (src: AudioSource, p: URLSearchParams) => {
         const o = parseListenQuery(p);
-        return transcribe(src, sel, languageFor(engine, o.language, route.model), o.multichannel && !bridge, ctx);
+        return transcribe(src, sel, languageFor(engine, o.language, route.model), o.multichannel && !bridge, ctx, bridge ? undefined : o.diarizeOptions);
       };
       let t: FileTranscription;
       if (isJson(req)) {

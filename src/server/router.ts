@@ -15,6 +15,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { engineRegion, engineType, worldPartOf, type VoxgateConfig } from '../config/config.js';
+import { primaryLanguage } from '../config/model_language.js';
 import type { RequestContext } from '../engines/context.js';
 import { BackendHealth, type BackendHealthSnapshot } from '../engines/health.js';
 import { FailoverSttEngine, type SttBackend } from '../engines/stt/failover.js';
@@ -22,6 +23,9 @@ import type { SttEngine } from '../engines/stt/types.js';
 import { FailoverTtsEngine, type TtsBackend } from '../engines/tts/failover.js';
 import type { TtsEngine } from '../engines/tts/types.js';
 import type { VoxgateError } from '../util/errors.js';
+import type { WorkerDirectory } from '../state/workers.js';
+import { createSlngSttEngine } from '../engines/stt/upstream/slng.js';
+import { workerInstanceSettings } from '../engines/stt/upstream/workers.js';
 import { checkByok, providerKeyOf, modelPlacement, resolveOverrides, selectBackends, type BackendCandidate, type ModelPlacement, type RoutingOverrides } from './backends.js';
 
 /** A model as the router needs it: code and backends. */
@@ -40,6 +44,11 @@ export interface Selection<E> {
    * and releases the backend's active-session count. Idempotent.
    */
   end(): void;
+  /**
+   * The backend instance id the request is served by now (the last one it connected to after any
+   * failover), else the first candidate (nothing connected yet). For usage metering (issue 12).
+   */
+  backendId(): string;
 }
 
 /** One backend in `/v1/status` (`backends` map): its health snapshot plus where it runs. */
@@ -62,6 +71,11 @@ export interface BackendRouterOptions {
   registry: Registry;
   /** Health tracker; default a new one (one per gateway). */
   health?: BackendHealth;
+  /**
+   * Registered engine workers (issue 12): a candidate of engine type `workers` is replaced by the
+   * workers of its region serving its `model`, as `slng` backends `worker:<id>`, least loaded first.
+   */
+  workers?: WorkerDirectory;
   /** Failover/connect log hook (the gateway logs them). */
   onEvent?: (e: { kind: 'failover'; from: string; to: string | null; reason: VoxgateError; requestId: string }) => void;
 }
@@ -76,6 +90,8 @@ export class BackendRouter {
   private readonly active: Gauge<'backend'>;
   private readonly switchGap: Histogram<'backend'>;
   private readonly replayed: Counter<'backend'>;
+  /** `slng` engines of registered workers, by backend id `worker:<id>`, with the URL they were made for. */
+  private readonly workerEngines = new Map<string, { url: string; engine: SttEngine }>();
 
   constructor(private readonly o: BackendRouterOptions) {
     this.cfg = o.config;
@@ -126,10 +142,17 @@ export class BackendRouter {
    * @param requestId the id the route reports (`dg-request-id`, `request_id`).
    * @throws RoutingError as {@link route}.
    */
-  stt(model: Routable, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverSttEngine> {
-    const { overrides, candidates } = this.route(model, headers, url);
+  stt(model: Routable & { language?: string }, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverSttEngine> {
+    const routed = this.route(model, headers, url);
+    const overrides = routed.overrides;
+    // A model that names its language (`…/nova:3-hi`) is served only by the candidates offering it,
+    // when any does (issue 11: Sarvam is the Hindi route even when an English engine is listed first);
+    // when none does, the list is kept and the first one's refusal names the gap (model_language.ts).
+    const need = model.language ? primaryLanguage(model.language) : undefined;
+    const speaking = need ? routed.candidates.filter((c) => this.o.sttEngines.get(c.id)?.capabilities.languages.includes(need)) : [];
+    const candidates = speaking.length > 0 ? speaking : routed.candidates;
     const lease = this.lease(overrides, model.code, requestId, providerKeyOf(headers));
-    const backends: SttBackend[] = candidates.map((c) => ({ ...c, engine: this.o.sttEngines.get(c.id)! }));
+    const backends: SttBackend[] = this.expandWorkers(candidates).map((c) => ({ ...c, engine: this.workerEngines.get(c.id)?.engine ?? this.o.sttEngines.get(c.id)! }));
     const engine = new FailoverSttEngine(backends, {
       health: this.health,
       onFailover: (from, to, reason) => this.failed(from.id, to?.id ?? null, reason, requestId),
@@ -144,7 +167,7 @@ export class BackendRouter {
         this.replayed.inc({ backend: ev.to.id }, ev.replayedSeconds);
       },
     });
-    return { engine, candidates, ctx: lease.ctx, end: lease.end };
+    return { engine, candidates, ctx: lease.ctx, end: lease.end, backendId: () => lease.last() ?? candidates[0]!.id };
   }
 
   /**
@@ -152,10 +175,14 @@ export class BackendRouter {
    * request counts as active on its first backend from now on (TTS backends report no connect).
    * @throws RoutingError as {@link route}.
    */
-  tts(model: Routable, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverTtsEngine> {
+  tts(model: Routable & { backendVoices?: Record<string, Record<string, string>> }, headers: IncomingHttpHeaders, url: URL, requestId: string): Selection<FailoverTtsEngine> {
     const { overrides, candidates } = this.route(model, headers, url);
     const lease = this.lease(overrides, model.code, requestId, providerKeyOf(headers));
-    const backends: TtsBackend[] = candidates.map((c) => ({ ...c, engine: this.o.ttsEngines.get(c.id)! }));
+    const voiceMap = (id: string): Record<string, string> | undefined => {
+      const m = model.backendVoices?.[id];
+      return m ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k.toLowerCase(), v])) : undefined;
+    };
+    const backends: TtsBackend[] = candidates.map((c) => ({ ...c, engine: this.o.ttsEngines.get(c.id)!, voices: voiceMap(c.id) }));
     const engine = new FailoverTtsEngine(backends, {
       health: this.health,
       onFailover: (from, to, reason) => {
@@ -164,7 +191,43 @@ export class BackendRouter {
       },
     });
     lease.take(backends[0]!.id);
-    return { engine, candidates, ctx: lease.ctx, end: lease.end };
+    return { engine, candidates, ctx: lease.ctx, end: lease.end, backendId: () => lease.last() ?? candidates[0]!.id };
+  }
+
+  /**
+   * Replace each `workers`-type candidate by the registered workers of its region that serve its model
+   * and are not full: available (health) before cooling, then least loaded first (upstreams.md §2.3,
+   * §4 "assigns least-loaded"). Without any, the placeholder stays (it fails over at once).
+   */
+  private expandWorkers(candidates: BackendCandidate[]): BackendCandidate[] {
+    const dir = this.o.workers;
+    if (!dir || !candidates.some((c) => engineType(this.cfg, c.id) === 'workers')) return candidates;
+    const out: BackendCandidate[] = [];
+    for (const c of candidates) {
+      if (engineType(this.cfg, c.id) !== 'workers') {
+        out.push(c);
+        continue;
+      }
+      const model = String((this.cfg.engines[c.id] as { model?: unknown }).model ?? '');
+      const ws = dir.pick('stt', model, c.region);
+      if (ws.length === 0) {
+        out.push(c);
+        continue;
+      }
+      const picked = ws.map((w) => {
+        const id = `worker:${w.id}`;
+        const had = this.workerEngines.get(id);
+        if (!had || had.url !== w.url) {
+          void had?.engine.shutdown();
+          const cfg = { ...this.cfg, engines: { ...this.cfg.engines, [id]: workerInstanceSettings(this.cfg, c.id, w.url, { region: w.region }) } };
+          this.workerEngines.set(id, { url: w.url, engine: createSlngSttEngine(cfg, id) });
+        }
+        return { id, region: c.region, worldPart: c.worldPart };
+      });
+      // Stable: available workers first, least loaded first within each group (pick() order).
+      out.push(...picked.filter((p) => this.health.isAvailable(p.id)), ...picked.filter((p) => !this.health.isAvailable(p.id)));
+    }
+    return out;
   }
 
   /** Health snapshot, type, region and world part of every engine instance (`/v1/status`). */
@@ -194,15 +257,18 @@ export class BackendRouter {
    * backend `id` (once per backend, however many streams it opens there; `from` is released when a
    * failover moved it); `end()` aborts the signal and releases every backend it holds.
    */
-  private lease(overrides: RoutingOverrides, modelCode: string, requestId: string, providerKey?: string): { ctx: RequestContext; take: (id: string, from?: string) => void; end: () => void } {
+  private lease(overrides: RoutingOverrides, modelCode: string, requestId: string, providerKey?: string): { ctx: RequestContext; take: (id: string, from?: string) => void; end: () => void; last: () => string | undefined } {
     const ctl = new AbortController();
     const held = new Set<string>();
     let ended = false;
+    let last: string | undefined;
     const ctx: RequestContext = { requestId, modelCode, region: overrides.region?.[0], worldPart: overrides.region ? undefined : overrides.worldPart?.[0], signal: ctl.signal, ...(providerKey ? { providerKey } : {}) };
     return {
       ctx,
+      last: () => last,
       take: (id, from) => {
         if (ended) return;
+        last = id;
         if (from && held.delete(from)) this.active.dec({ backend: from });
         if (held.has(id)) return;
         held.add(id);

@@ -27,8 +27,12 @@ import type { VoxgateConfig } from '../config/config.js';
 import type { SttEngine } from '../engines/stt/types.js';
 import { STT_DIALECT_IMPLS } from '../protocol/index.js';
 import { SttSession } from '../session/stt_session.js';
-import type { KeyStore } from '../store/keys.js';
-import { CloseCode, renderError, VoxgateError, type DialectFamily } from '../util/errors.js';
+import type { ApiKeyStore } from '../store/types.js';
+import type { UsageMeter } from '../store/usage.js';
+import { admitQuota, meterUsage } from './admission.js';
+import { registerUsageRoute } from './usage_routes.js';
+import { CloseCode, renderError, toVoxgateError, VoxgateError, type DialectFamily } from '../util/errors.js';
+import type { KeyInfo } from '../store/keys.js';
 import { randomUUID } from 'node:crypto';
 import type { SttDialect, SttInitRequest } from '../protocol/events.js';
 import { authenticate, redactUrl, selectAuthSubprotocol } from './auth.js';
@@ -48,6 +52,11 @@ import type { TtsEngine } from '../engines/tts/types.js';
 import { errorExtra } from './backends.js';
 import { BackendRouter, type Selection } from './router.js';
 import type { FailoverSttEngine } from '../engines/stt/failover.js';
+import { listedCapabilities } from '../engines/stt/diarizing.js';
+import { LiveState, type Lease, type SessionMeta } from '../state/live.js';
+import { WorkerDirectory } from '../state/workers.js';
+import { HealthShare } from '../state/health_share.js';
+import { admitLive, bindLease } from './admission.js';
 
 /** Dependencies of the gateway. */
 export interface GatewayDeps {
@@ -56,7 +65,12 @@ export interface GatewayDeps {
   engines: Map<string, SttEngine>;
   /** TTS: initialised TTS engines keyed by engine id (see `createTtsEngines`); none = no TTS routes. */
   ttsEngines?: Map<string, TtsEngine>;
-  keys: KeyStore;
+  /** Key store (SQLite or Postgres, issue 12); only `verifyKey` and the usage reads are used. */
+  keys: ApiKeyStore;
+  /** Usage metering and durable quotas (issue 12); absent = nothing metered, no quotas enforced. */
+  meter?: UsageMeter;
+  /** Live per-key limits and session registry (issue 12); default: made from `config.state` (in memory without `redisUrl`) and closed with the gateway. */
+  live?: LiveState;
   log: Logger;
 }
 
@@ -68,6 +82,8 @@ export interface Gateway {
   listen(port: number, host: string): Promise<number>;
   /** Open streaming sessions. */
   sessionCount(): number;
+  /** Live per-key limits and the session registry (issue 12). */
+  live: LiveState;
   /** Close sessions with 1001, stop listening. Engines are left to the caller. */
   close(): Promise<void>;
   /**
@@ -111,7 +127,7 @@ function familyOfPath(pathname: string): DialectFamily {
 
 /** Build the gateway (not yet listening). */
 export function createGateway(deps: GatewayDeps): Gateway {
-  const { config, engines, keys, log } = deps;
+  const { config, engines, keys, log, meter } = deps;
   // Per-request logging is off: request URLs may carry `?token=` keys, which must never be logged.
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -125,14 +141,23 @@ export function createGateway(deps: GatewayDeps): Gateway {
   let draining = false;
   let drainPromise: Promise<DrainReport> | null = null;
   const metrics = new GatewayMetrics(engines, () => sessions.size);
+  // Issue 12: live per-key limits and session registry (Redis when configured), registered workers.
+  const live =
+    deps.live ??
+    new LiveState({ redisUrl: config.state?.redisUrl, keyPrefix: config.state?.keyPrefix, leaseTtlMs: config.state?.leaseTtlMs, log, registry: metrics.registry });
+  const statePrefix = config.state?.keyPrefix ?? 'voxgate:';
+  const workers = live.link ? new WorkerDirectory(live.link, statePrefix) : undefined;
   /** The one backend selection step of every STT and TTS route, with the gateway's one BackendHealth. */
   const router = new BackendRouter({
     config,
     sttEngines: engines,
     ttsEngines: deps.ttsEngines ?? new Map(),
     registry: metrics.registry,
+    workers,
     onEvent: (e) => log.warn({ request_id: e.requestId, from: e.from, to: e.to, code: e.reason.code }, `backend failed: ${e.reason.message}`),
   });
+  // Backend health shared by every gateway on the Redis (issue 12).
+  if (live.link) new HealthShare(live.link, router.health, statePrefix, live.instanceId, log);
   // issue 14 #2: connections per client address (before any byte is parsed) and node's own timeouts.
   limitConnectionsPerIp(app.server, config.http.maxConnectionsPerIp, () => metrics.refusedConnections.inc());
   applyServerTimeouts(app.server, config.http);
@@ -164,12 +189,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     config,
     engines: deps.ttsEngines ?? new Map(),
     keys,
+    meter,
     log,
     registry: metrics.registry,
     wss,
     refuseUpgrade,
     drainError,
     router,
+    live,
   });
 
   const modelList = () =>
@@ -177,14 +204,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const e = engines.get(m.backends?.[0] ?? m.engine)!;
       return {
         ...listingBase('stt', m),
-        capabilities: e.capabilities,
+        // Diarization: every model diarizes, by its backend or by the embedded diarizer (issue 13).
+        // (As failover.ts: the backend labels only when every backend of the model diarizes.)
+        capabilities: listedCapabilities({ ...e.capabilities, diarization: (m.backends ?? [m.engine]).every((id) => engines.get(id)?.capabilities.diarization === true) }),
         ...router.placement(m),
       };
     });
 
   void app.register(playgroundPlugin); // issue #5: browser playground at `/` (src/server/static.ts)
   // issue #3: pre-recorded STT — POST /v1/listen, /v1/stt/{model}, /v1/bridges/unmute/stt/{model} (src/server/http_stt.ts)
-  void app.register(httpSttPlugin, { config, router, keys, log });
+  void app.register(httpSttPlugin, { config, router, keys, meter, log, live });
+  // issue 12: GET /v1/usage — the calling key's own usage and quotas (usage_routes.ts).
+  registerUsageRoute(app, { keys, meter, log, registry: metrics.registry });
   // Unknown HTTP routes, and errors outside the route scopes (which have their own handlers), are
   // answered from the catalogue in the path's dialect family (fastify's lib/error-handler.js: one place).
   app.setNotFoundHandler((req, reply) => {
@@ -196,6 +227,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (e.httpStatus >= 500) log.error({ err }, 'http request failed');
     return sendError(reply, renderError(familyOfPath(req.url.split('?', 1)[0]!), e));
   });
+  // Balancers stop sending sessions to a draining instance (rolling restarts, issue 12).
   app.get('/healthz', async (_req, reply) => (draining ? reply.code(503).send({ status: 'draining' }) : { status: 'ok' }));
   // Drain: new HTTP requests are refused before their body is read (in-flight ones finish).
   app.addHook('onRequest', async (req, reply) => {
@@ -208,17 +240,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // issue 14 #8: /metrics needs a key unless `metrics.public` (docs/operations.md "Limits and protection").
   app.get('/metrics', async (req, reply) => {
     if (!config.metrics.public) {
-      const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
-      if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key (set metrics.public to serve /metrics without one)')));
+      const auth = await authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+      if (!auth.ok) return sendError(reply, renderError('slng', auth.error.code === 'auth_error' ? new VoxgateError('auth_error', 'missing or invalid API key (set metrics.public to serve /metrics without one)') : auth.error));
     }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.get('/v1/status', async (req, reply) => {
-    const auth = authenticate(req.headers, new URL(req.url, 'http://x'), keys);
-    if (!auth.ok) return sendError(reply, renderError('slng', new VoxgateError('auth_error', 'missing or invalid API key')));
+    const auth = await authenticate(req.headers, new URL(req.url, 'http://x'), keys);
+    if (!auth.ok) return sendError(reply, renderError('slng', auth.error.code === 'auth_error' ? new VoxgateError('auth_error', 'missing or invalid API key') : auth.error));
     const engineStats: Record<string, unknown> = {};
     for (const [id, e] of engines) engineStats[id] = e.stats();
-    return { sessions: sessions.size, engines: engineStats, backends: router.status(), rss_bytes: process.memoryUsage().rss };
+    const cluster = { instance: live.instanceId, shared: live.shared, fallback: !!live.link && !live.shared, sessions: await live.sessions(), workers: workers?.all() ?? [] };
+    return { sessions: sessions.size, engines: engineStats, backends: router.status(), rss_bytes: process.memoryUsage().rss, cluster };
   });
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -246,16 +279,65 @@ export function createGateway(deps: GatewayDeps): Gateway {
       refuseUpgrade(socket, 'slng', new VoxgateError('not_found', message), url, { extra: { models } });
       return;
     }
-    const auth = authenticate(req.headers, url, keys);
+    void upgradeStt(req, socket, head, url, route.model, STT_DIALECT_IMPLS[route.dialect]).catch((err) => refuseUpgrade(socket, 'slng', toVoxgateError(err), url));
+  });
+
+  /**
+   * Admission of a new request or session after authentication, before any backend is selected
+   * (issue 12): the durable quotas ({@link admitQuota}). A draining gateway or a client gone while the
+   * key and quotas were checked also stops here. @returns the refusal, `'gone'`, or null to go on.
+   */
+  async function admit(socket: Duplex, key: KeyInfo, service: 'stt' | 'tts', session: Omit<SessionMeta, 'keyId'>): Promise<VoxgateError | 'gone' | { lease: Lease }> {
+    const quota = await admitQuota({ key, service, meter, log });
+    if (quota) return quota;
+    // Live limits (concurrent sessions, rpm; shared through Redis): the lease is bound to the selection.
+    let lease: Lease;
+    try {
+      lease = await admitLive(live, { key, session });
+    } catch (err) {
+      return toVoxgateError(err);
+    }
+    if (draining || socket.destroyed) lease.release();
+    if (draining) return drainError();
+    return socket.destroyed ? 'gone' : { lease };
+  }
+
+  /**
+   * `wss.handleUpgrade`, ending the selection (and its lease) when ws never hands the socket over (the
+   * socket died in between): every admitted upgrade ends its selection exactly once.
+   */
+  function upgradeWith(req: IncomingMessage, socket: Duplex, head: Buffer, sel: { end(): void }, cb: (ws: WebSocket) => void): void {
+    let attached = false;
+    socket.once('close', () => {
+      if (!attached) sel.end();
+    });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      attached = true;
+      cb(ws);
+    });
+  }
+
+  /** The SLNG STT upgrade after the route matched: auth → admission → backend selection → capacity → session. */
+  async function upgradeStt(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, model: (typeof config.stt.models)[number], dialect: SttDialect): Promise<void> {
+    const auth = await authenticate(req.headers, url, keys);
     if (!auth.ok) {
       refuseUpgrade(socket, 'slng', auth.error, url);
       return;
     }
     const requestId = randomUUID();
+    const admitted = await admit(socket, auth.key, 'stt', { sessionId: requestId, model: model.code, kind: 'stt' });
+    if (admitted === 'gone') return;
+    if (admitted instanceof VoxgateError) {
+      refuseUpgrade(socket, 'slng', admitted, url);
+      return;
+    }
+    const { lease } = admitted;
+    const route = { model };
     let sel: Selection<FailoverSttEngine>;
     try {
-      sel = router.stt(route.model, req.headers, url, requestId);
+      sel = bindLease(router.stt(route.model, req.headers, url, requestId), lease);
     } catch (err) {
+      lease.release();
       refuseUpgrade(socket, 'slng', err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)), url);
       return;
     }
@@ -265,8 +347,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       refuseUpgrade(socket, 'slng', busy, url);
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, STT_DIALECT_IMPLS[route.dialect], sel, auth.key.id, undefined, requestId));
-  });
+    upgradeWith(req, socket, head, sel, (ws) => attach(ws, route.model, dialect, sel, auth.key.id, undefined, requestId));
+  }
 
   /**
    * Over capacity, refuse before the upgrade (issue 9 §3; protocols.md §2.5, §5: HTTP 429 at the
@@ -301,18 +383,31 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const requestId = randomUUID();
     const family = familyOfPath(url.pathname);
     const refuse = (err: VoxgateError) => refuseUpgrade(socket, family, err, url, { requestId: family === 'deepgram' ? requestId : undefined });
-    const auth = authenticate(req.headers, url, keys);
+    void upgradeCompatAdmitted(req, socket, head, url, requestId, family, refuse).catch((err) => refuse(toVoxgateError(err)));
+  }
+
+  /** {@link upgradeCompat} from authentication on (async since issue 12: the key store and quotas may be remote). */
+  async function upgradeCompatAdmitted(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, requestId: string, family: DialectFamily, refuse: (err: VoxgateError) => void): Promise<void> {
+    const auth = await authenticate(req.headers, url, keys);
     if (!auth.ok) {
       refuse(auth.error);
       return;
     }
+    const admitted = await admit(socket, auth.key, 'stt', { sessionId: requestId, model: url.pathname, kind: 'stt' });
+    if (admitted === 'gone') return;
+    if (admitted instanceof VoxgateError) {
+      refuse(admitted);
+      return;
+    }
+    const { lease } = admitted;
     let route: CompatRoute;
     let sel: Selection<FailoverSttEngine> | null = null;
     try {
       // Backend selection runs once the query named the model, before the settings are checked against its engine.
-      route = matchCompatRoute(url, config, (model) => (sel = router.stt(model, req.headers, url, requestId)).engine)!;
+      route = matchCompatRoute(url, config, (model) => (sel = bindLease(router.stt(model, req.headers, url, requestId), lease)).engine)!;
     } catch (err) {
       (sel as Selection<FailoverSttEngine> | null)?.end();
+      lease.release();
       refuse(err instanceof VoxgateError ? err : new VoxgateError('config_error', String(err)));
       return;
     }
@@ -324,7 +419,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     (req as IncomingMessage & { voxgateRequestId?: string }).voxgateRequestId = requestId;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, route.model, route.dialect, selected, auth.key.id, route.init, requestId));
+    upgradeWith(req, socket, head, selected, (ws) => attach(ws, route.model, route.dialect, selected, auth.key.id, route.init, requestId));
   }
 
   /**
@@ -345,6 +440,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log: log.child({ key_id: keyId }),
       transport: sttSocketTransport(ws),
       onClosed: (s) => {
+        meterUsage(meter, config, { key: keyId, service: 'stt', transport: 'ws', model: model.code, backend: sel.backendId(), audioSecondsIn: s.audioSeconds });
         sel.end();
         sessions.delete(s);
         sessionEngines.delete(s);
@@ -370,12 +466,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return (app.server.address() as AddressInfo).port;
     },
     sessionCount: () => sessions.size + tts.sessionCount(), // TTS: + tts sessions
+    live,
     drain(deadlineMs) {
       drainPromise ??= (async () => {
         draining = true;
         const t0 = performance.now();
-        const live = sessions.size + tts.sessionCount();
-        log.info({ sessions: live, deadline_ms: deadlineMs }, 'draining: new work refused, live sessions finishing');
+        const liveSessions = sessions.size + tts.sessionCount();
+        log.info({ sessions: liveSessions, deadline_ms: deadlineMs }, 'draining: new work refused, live sessions finishing');
         await Promise.all([...[...sessions].map((s) => s.drain(deadlineMs)), tts.drain(deadlineMs)]);
         const sessionsMs = performance.now() - t0;
         // In-flight HTTP requests finish; the listener closes (fastify answers 503 to requests on kept-alive connections).
@@ -395,7 +492,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
           await Promise.race([closing, new Promise((r) => setTimeout(r, 1000).unref())]);
         }
         clearInterval(idleSweep);
-        const report: DrainReport = { sessions: live, sessionsMs: Math.round(sessionsMs), totalMs: Math.round(performance.now() - t0), deadlineReached };
+        const report: DrainReport = { sessions: liveSessions, sessionsMs: Math.round(sessionsMs), totalMs: Math.round(performance.now() - t0), deadlineReached };
+        workers?.close();
+        if (!deps.live) await live.close();
         log.info(report, 'drained');
         return report;
       })();
@@ -411,6 +510,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       tts.close(); // TTS sessions (their sockets are among wss.clients, closed above)
       wss.close();
       await app.close();
+      workers?.close();
+      if (!deps.live) await live.close();
     },
   };
 }

@@ -50,7 +50,10 @@ import type { TtsDialect } from '../protocol/tts_events.js';
 import { defaultVoice, lookupVoice, modelVoices, resolveTtsOptions, voiceForLanguage, AURA_NAME_RE, type ResolvedTtsOptions, type TtsRequestOptions } from '../session/tts_options.js';
 import { synthesizeText } from '../session/tts_render.js';
 import { TtsSession } from '../session/tts_session.js';
-import type { KeyStore } from '../store/keys.js';
+import type { ApiKeyStore } from '../store/types.js';
+import type { UsageMeter } from '../store/usage.js';
+import type { KeyInfo } from '../store/keys.js';
+import { admitQuota, meterUsage } from './admission.js';
 import { renderError, toVoxgateError, VoxgateError, type DialectFamily } from '../util/errors.js';
 import { authenticate } from './auth.js';
 import { answerStall, jsonBodyParser, lingerClose, watchBodyIdle } from './guard.js';
@@ -60,6 +63,8 @@ import { errorExtra } from './backends.js';
 import { listingBase } from './catalogue.js';
 import type { BackendRouter, Selection } from './router.js';
 import type { FailoverTtsEngine } from '../engines/tts/failover.js';
+import type { Lease, LiveState } from '../state/live.js';
+import { admitLive, bindLease } from './admission.js';
 
 /** Dependencies of the TTS routes. */
 export interface TtsGatewayDeps {
@@ -67,7 +72,10 @@ export interface TtsGatewayDeps {
   config: VoxgateConfig;
   /** Initialised TTS engines by id (see `createTtsEngines`). */
   engines: Map<string, TtsEngine>;
-  keys: KeyStore;
+  /** Key store (issue 12: SQLite or Postgres); only `verifyKey` is used. */
+  keys: ApiKeyStore;
+  /** Usage metering and durable quotas (issue 12); absent = nothing metered. */
+  meter?: UsageMeter;
   log: Logger;
   /** Prometheus registry to add TTS metrics to. */
   registry?: Registry;
@@ -82,6 +90,8 @@ export interface TtsGatewayDeps {
   drainError: () => VoxgateError;
   /** The gateway's backend selection (router.ts): every request's engine comes from it. */
   router: BackendRouter;
+  /** Per-key live limits (issue 12: concurrent sessions, rpm); absent = none (tests building the TTS part alone). */
+  live?: LiveState;
 }
 
 /** The TTS part of the gateway. */
@@ -156,7 +166,7 @@ export function resolveSpeakVoice(name: string, models: readonly TtsModelEntry[]
 
 /** Build the TTS routes and upgrade handler. Registers HTTP routes on `deps.app` immediately. */
 export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
-  const { app, config, engines, keys, log, router } = deps;
+  const { app, config, engines, keys, log, router, meter } = deps;
   // Entries whose engine is not running (e.g. a gateway built without TTS engines) are not served.
   const models = config.tts.models.filter((mo) => engines.has(mo.engine));
   const limits = config.tts.limits;
@@ -205,10 +215,44 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       refuse(new VoxgateError('not_found', `unknown TTS model "${route.code}"`), { models: modelCatalogue() });
       return true;
     }
-    const auth = authenticate(req.headers, url, keys);
+    void upgradeAdmitted(req, socket, head, url, route, refuse).catch((err) => refuse(toVoxgateError(err)));
+    return true;
+  }
+
+  /**
+   * A TTS upgrade from authentication on (async since issue 12: the key store and usage may be remote):
+   * auth → admission ({@link admitQuota}: characters per day/month) → backend selection → session.
+   */
+  async function upgradeAdmitted(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, route: Exclude<TtsRouteMatch, { kind: 'not_found' }>, refuse: (err: VoxgateError) => void): Promise<void> {
+    const auth = await authenticate(req.headers, url, keys);
     if (!auth.ok) {
       refuse(auth.error);
-      return true;
+      return;
+    }
+    const quota = await admitQuota({ key: auth.key, service: 'tts', meter, log });
+    if (quota) {
+      refuse(quota);
+      return;
+    }
+    const requestId = randomUUID();
+    // Live limits (issue 12): the lease is bound to the selection, released when the session ends.
+    let lease: Lease | null = null;
+    if (deps.live) {
+      try {
+        lease = await admitLive(deps.live, { key: auth.key, session: { sessionId: requestId, model: route.kind === 'model' ? route.model.code : url.pathname, kind: 'tts' } });
+      } catch (err) {
+        refuse(toVoxgateError(err));
+        return;
+      }
+    }
+    if (draining) {
+      lease?.release();
+      refuse(deps.drainError());
+      return;
+    }
+    if (socket.destroyed) {
+      lease?.release();
+      return; // the client left while its key was checked
     }
     let model: TtsModelEntry;
     let dialect: TtsDialect;
@@ -217,7 +261,11 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
     let sel: Selection<FailoverTtsEngine> | null = null;
     // Backend selection (BYOK, region/world-part pins) runs once the model is known, before the
     // upgrade; `/v1/speak`'s options are then checked against the selected engine.
-    const select = (mo: TtsModelEntry) => (sel = router.tts(mo, req.headers, url, randomUUID()));
+    const select = (mo: TtsModelEntry) => {
+      const s = router.tts(mo, req.headers, url, requestId);
+      sel = lease ? bindLease(s, lease) : s;
+      return s;
+    };
     try {
       if (route.kind === 'speak') {
         const q = parseSpeakQuery(url.searchParams);
@@ -234,17 +282,26 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       }
     } catch (err) {
       (sel as Selection<FailoverTtsEngine> | null)?.end();
+      lease?.release();
       refuse(toVoxgateError(err));
-      return true;
+      return;
     }
     const selected = sel!;
     const opts = resolved;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, model, selected, dialect, opts, pacing, auth.key.id));
-    return true;
+    // ws never calls back when the socket died in between: end the selection (and its lease) then.
+    let attached = false;
+    socket.once('close', () => {
+      if (!attached) selected.end();
+    });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      attached = true;
+      attach(ws, model, selected, dialect, opts, pacing, auth.key.id);
+    });
   }
 
   /** Run a TTS session on an upgraded socket, on the selection's failover engine; the selection is released when the session closes. */
   function attach(ws: WebSocket, model: TtsModelEntry, sel: Selection<FailoverTtsEngine>, dialect: TtsDialect, resolved: ResolvedTtsOptions | undefined, pacing: boolean, keyId: string): void {
+    let chars = 0; // characters synthesised in this session (metered at its end)
     const session = new TtsSession({
       model,
       engine: sel.engine,
@@ -256,6 +313,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       log: log.child({ key_id: keyId }),
       transport: ttsSocketTransport(ws),
       onClosed: (s) => {
+        meterUsage(meter, config, { key: keyId, service: 'tts', transport: 'ws', model: model.code, backend: sel.backendId(), charsIn: chars, audioSecondsOut: s.audioSeconds });
         sel.end();
         sessions.delete(s);
         m.sessions.inc({ model: model.code, close_code: String(s.closeCode ?? 'client') });
@@ -263,7 +321,10 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       },
       observer: {
         error: (code) => m.errors.inc({ code }),
-        segment: (chars) => m.chars.inc({ model: model.code }, chars),
+        segment: (n) => {
+          chars += n;
+          m.chars.inc({ model: model.code }, n);
+        },
       },
     });
     sessions.add(session);
@@ -282,6 +343,8 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
 
   /** Request ids of HTTP requests, made in the onRequest hook. */
   const requestIds = new WeakMap<FastifyRequest, string>();
+  /** The authenticated key of each HTTP request (onRequest hook), for the quota check and metering. */
+  const requestKeys = new WeakMap<FastifyRequest, KeyInfo>();
   /** Backend selections of HTTP requests (made before the body is read when the URL names the model). */
   const selections = new WeakMap<FastifyRequest, { code: string; sel: Selection<FailoverTtsEngine> }>();
   /**
@@ -394,6 +457,16 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       return fail(toVoxgateError(err));
     }
 
+    // issue 12: the characters of this request against the key's quotas, before any backend is dialled.
+    const key = requestKeys.get(req);
+    if (key) {
+      const quota = await admitQuota({ key, service: 'tts', meter, chars: text.length, log });
+      if (quota) return fail(quota);
+    }
+    const metered = (seconds: number) => {
+      if (key) meterUsage(meter, config, { key, service: 'tts', transport: 'http', model: model.code, backend: selectionFor(req, reply, model).backendId(), charsIn: seconds > 0 ? text.length : 0, audioSecondsOut: seconds });
+    };
+
     let resolved: ResolvedTtsOptions;
     let container: 'wav' | 'none';
     try {
@@ -427,6 +500,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       try {
         ({ seconds } = await synthesizeText(resolved, text, (b) => void chunks.push(b), ctl.signal));
       } catch (err) {
+        metered(0);
         if (ctl.signal.aborted) return;
         const e = toVoxgateError(err);
         log.error({ err: e.message, model: model.code }, 'tts http synthesis failed');
@@ -437,6 +511,7 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       m.http.inc({ route: family, status: '200' });
       m.audio.inc({ model: model.code, transport: 'http' }, seconds);
       m.chars.inc({ model: model.code }, chars);
+      metered(seconds);
       return reply
         .code(200)
         .headers({ ...headers, 'X-Duration': seconds.toFixed(3), 'Content-Length': String(data.length) })
@@ -462,7 +537,9 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       m.http.inc({ route: family, status: '200' });
       m.audio.inc({ model: model.code, transport: 'http' }, seconds);
       m.chars.inc({ model: model.code }, chars);
+      metered(seconds);
     } catch (err) {
+      metered(0);
       if (!ctl.signal.aborted) log.error({ err: (err as Error).message, model: model.code }, 'tts http stream failed; aborting the response');
       m.http.inc({ route: family, status: ctl.signal.aborted ? '499' : '502' });
       res.destroy(); // a truncated chunked body tells the client the audio is incomplete
@@ -476,8 +553,22 @@ export function createTtsGateway(deps: TtsGatewayDeps): TtsGateway {
       requestIds.set(req, randomUUID());
       const family = familyOf(req.url);
       const url = new URL(req.url, 'http://localhost');
-      const auth = authenticate(req.headers, url, keys);
+      const auth = await authenticate(req.headers, url, keys);
       if (!auth.ok) return httpFail(family, req, reply, auth.error);
+      requestKeys.set(req, auth.key);
+      // issue 12: a key whose character quota is used up is refused before its body is read.
+      const quota = await admitQuota({ key: auth.key, service: 'tts', meter, log });
+      if (quota) return httpFail(family, req, reply, quota);
+      // Live limits (issue 12) before any backend is chosen; the slot is held until the response closes.
+      if (deps.live) {
+        try {
+          const lease = await admitLive(deps.live, { key: auth.key, session: { sessionId: requestIds.get(req)!, model: url.pathname, kind: 'http' } });
+          if (reply.raw.closed || req.raw.destroyed) lease.release();
+          else reply.raw.once('close', () => lease.release());
+        } catch (err) {
+          return httpFail(family, req, reply, toVoxgateError(err));
+        }
+      }
       // Backend selection before the body is read: BYOK and region/world-part pins are refused at once.
       const model = modelOfUrl(family, url);
       if (model) {

@@ -44,11 +44,14 @@ import { STREAM_SAMPLE_RATES } from '../audio/input.js';
 import type { Limits, SttModelEntry } from '../config/config.js';
 import type { SttEngine, SttStream, SttStreamConfig } from '../engines/stt/types.js';
 import { ChannelFanout } from './channel_fanout.js';
+import { diarizationMode, startDiarizedStream } from '../engines/stt/diarizing.js';
+import type { Diarizer } from '../diarize/types.js';
 import type { ClientCommand, SessionEvent, SessionInfo, SttDialect, SttInitRequest } from '../protocol/events.js';
 import { SessionCore, type SessionClose } from './core.js';
 import { createPassthroughDecoder } from '../audio/passthrough.js';
 import { CloseCode, VoxgateError, toVoxgateError, type ErrorCode } from '../util/errors.js';
 import { defaultLanguage, modelLanguageRefusal } from '../config/model_language.js';
+import { checkDiarizeOptions } from '../diarize/hints.js';
 
 /** What a session needs from its transport (a WebSocket in production, a fake in unit tests). */
 export interface SessionTransport {
@@ -113,6 +116,8 @@ export interface SttSessionOptions {
    */
   ctx?: RequestContext;
   observer?: SessionObserver;
+  /** The embedded diarizer for streams asking for `diarize` on engines that do not diarize (issue 13). Default: {@link defaultDiarizer}. */
+  diarizer?: Diarizer;
 }
 
 /** Validated `init` → engine config plus the audio format. */
@@ -167,6 +172,7 @@ export function resolveInit(req: SttInitRequest, engine: SttEngine, dialect: Stt
       wordTimestamps: (dialect.alwaysWords || (req.wordTimestamps ?? false)) && caps.wordTimestamps,
       vad: req.vad ?? true,
       endpointingMs: caps.endpointing ? endpointingMs : null,
+      ...(req.diarize ? { diarize: checkDiarizeOptions(req.diarize) } : {}),
     },
     encoding,
     sampleRate,
@@ -413,8 +419,11 @@ export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> 
     this.st = 'starting';
     this.armIdleTimer(this.idleSeconds);
     const nStreams = init.multichannel ? init.channels : 1;
-    // An engine that takes the client's encoding as it is gets the bytes untouched (engine contract v2).
-    const passthrough = nStreams === 1 && (this.o.engine.capabilities.passthroughEncodings ?? []).includes(init.encoding);
+    // Diarization (issue 13; src/engines/stt/diarizing.ts): per channel, by the backend, or embedded.
+    const diarization = diarizationMode(this.o.engine.capabilities, init.stream, init.multichannel);
+    // An engine that takes the client's encoding as it is gets the bytes untouched (engine contract v2),
+    // unless the embedded diarizer needs the decoded PCM.
+    const passthrough = nStreams === 1 && diarization !== 'embedded' && (this.o.engine.capabilities.passthroughEncodings ?? []).includes(init.encoding);
     if (passthrough) init.stream.passthrough = { encoding: init.encoding, sampleRate: init.sampleRate, channels: init.channels };
     if (Object.keys(this.o.model.options ?? {}).length > 0) init.stream.modelOptions = this.o.model.options;
     // Created before the engine streams so an ffmpeg child starts while decoders are acquired.
@@ -431,7 +440,7 @@ export class SttSession extends SessionCore<Exclude<SttSessionState, 'closed'>> 
     this.decoder = decoder;
     const streams: SttStream[] = [];
     try {
-      for (let i = 0; i < nStreams; i++) streams.push(await this.o.engine.start(init.stream, this.o.ctx));
+      for (let i = 0; i < nStreams; i++) streams.push(await startDiarizedStream(this.o.engine, init.stream, this.o.ctx, diarization, { channel: i, diarizer: this.o.diarizer }));
     } catch (err) {
       for (const s of streams) s.abort();
       const e = toVoxgateError(err);

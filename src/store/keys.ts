@@ -11,6 +11,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { mergeLimits, type ApiKeyStore, type UsageQuery, type UsageRecord, type UsageRow, type UsageTotals } from './types.js';
 
 /** Public metadata of a key (never the secret or its hash). Times are ISO-8601 strings. */
 export interface KeyInfo {
@@ -74,8 +75,14 @@ export function readSavedAdminKey(dataDir: string): string | null {
   }
 }
 
-/** SQLite-backed key store. All methods are synchronous (better-sqlite3) and take microseconds. */
-export class KeyStore {
+/**
+ * SQLite-backed key store, the single-box default. The original methods (`create`, `verify`, `list`,
+ * `revoke`, `ensureAdminKey`) are synchronous (better-sqlite3) and take microseconds; the
+ * {@link ApiKeyStore} methods (issue 12) wrap them, and add quotas updates and usage rows
+ * (table `usage_events`, same columns as the Postgres store).
+ */
+export class KeyStore implements ApiKeyStore {
+  readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
 
   /** Open (creating if needed) `<dataDir>/voxgate.db`. @throws on an unwritable directory. */
@@ -96,6 +103,109 @@ export class KeyStore {
     // Issue 12: per-key quotas as JSON (databases created before it lack the column).
     const cols = this.db.prepare('PRAGMA table_info(api_keys)').all() as { name: string }[];
     if (!cols.some((c) => c.name === 'limits')) this.db.exec("ALTER TABLE api_keys ADD COLUMN limits TEXT NOT NULL DEFAULT '{}'");
+    // Issue 12: usage metering, one append-only row per request/session (times: epoch ms).
+    this.db.exec(`CREATE TABLE IF NOT EXISTS usage_events (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      key_id TEXT NOT NULL,
+      at_ms INTEGER NOT NULL,
+      service TEXT NOT NULL,
+      transport TEXT NOT NULL,
+      model TEXT NOT NULL,
+      provider TEXT NOT NULL,
+      backend TEXT NOT NULL,
+      region TEXT NOT NULL,
+      requests INTEGER NOT NULL,
+      audio_seconds_in REAL NOT NULL,
+      chars_in INTEGER NOT NULL,
+      audio_seconds_out REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS usage_events_key_at ON usage_events (key_id, at_ms);
+    CREATE INDEX IF NOT EXISTS usage_events_at ON usage_events (at_ms)`);
+  }
+
+  // ---- ApiKeyStore (issue 12) ----
+
+  /** {@link ApiKeyStore.createKey} over {@link create}. */
+  async createKey(name: string, opts: { admin?: boolean; limits?: KeyLimits } = {}): Promise<{ key: string; info: KeyInfo }> {
+    return this.create(name, opts);
+  }
+
+  /** {@link ApiKeyStore.verifyKey} over {@link verify} (no cache: SQLite answers in microseconds, so a revocation applies at once). */
+  async verifyKey(presented: string): Promise<KeyInfo | null> {
+    return this.verify(presented);
+  }
+
+  /** {@link ApiKeyStore.getKey}. */
+  async getKey(id: string): Promise<KeyInfo | null> {
+    const row = this.db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
+    return row ? toInfo(row) : null;
+  }
+
+  /** {@link ApiKeyStore.listKeys} over {@link list}. */
+  async listKeys(): Promise<KeyInfo[]> {
+    return this.list();
+  }
+
+  /** {@link ApiKeyStore.revokeKey} over {@link revoke}. */
+  async revokeKey(idOrKey: string): Promise<boolean> {
+    return this.revoke(idOrKey);
+  }
+
+  /** {@link ApiKeyStore.updateLimits}: read, merge, write in one SQLite transaction. */
+  async updateLimits(id: string, limits: { [K in keyof KeyLimits]?: number | null }, replace = false): Promise<KeyInfo | null> {
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
+      if (!row) return null;
+      const next = mergeLimits(parseLimits(row.limits), limits, replace);
+      this.db.prepare('UPDATE api_keys SET limits = ? WHERE id = ?').run(JSON.stringify(next), id);
+      return toInfo({ ...row, limits: JSON.stringify(next) });
+    })();
+  }
+
+  /** {@link ApiKeyStore.bootstrapAdminKey} over {@link ensureAdminKey}. */
+  async bootstrapAdminKey(): Promise<string | null> {
+    return this.ensureAdminKey();
+  }
+
+  /** {@link ApiKeyStore.recordUsage}: one transaction per batch. */
+  async recordUsage(rows: readonly UsageRecord[]): Promise<void> {
+    if (!rows.length) return;
+    const ins = this.db.prepare(
+      'INSERT INTO usage_events (key_id, at_ms, service, transport, model, provider, backend, region, requests, audio_seconds_in, chars_in, audio_seconds_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const r of rows) ins.run(r.keyId, r.at.getTime(), r.service, r.transport, r.model, r.provider, r.backend, r.region, r.requests, r.audioSecondsIn, Math.round(r.charsIn), r.audioSecondsOut);
+    })();
+  }
+
+  /** {@link ApiKeyStore.usageTotals}. */
+  async usageTotals(keyId: string, since: Date): Promise<UsageTotals> {
+    const r = this.db
+      .prepare('SELECT COALESCE(SUM(requests),0) AS requests, COALESCE(SUM(audio_seconds_in),0) AS a_in, COALESCE(SUM(chars_in),0) AS chars, COALESCE(SUM(audio_seconds_out),0) AS a_out FROM usage_events WHERE key_id = ? AND at_ms >= ?')
+      .get(keyId, since.getTime()) as { requests: number; a_in: number; chars: number; a_out: number };
+    return { requests: r.requests, audioSecondsIn: r.a_in, charsIn: r.chars, audioSecondsOut: r.a_out };
+  }
+
+  /** {@link ApiKeyStore.queryUsage}. */
+  async queryUsage(q: UsageQuery): Promise<UsageRow[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.keyId) {
+      where.push('key_id = ?');
+      args.push(q.keyId);
+    }
+    if (q.since) {
+      where.push('at_ms >= ?');
+      args.push(q.since.getTime());
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT key_id, service, model, provider, region, SUM(requests) AS requests, SUM(audio_seconds_in) AS a_in, SUM(chars_in) AS chars, SUM(audio_seconds_out) AS a_out
+         FROM usage_events ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
+         GROUP BY key_id, service, model, provider, region ORDER BY key_id, service, model, provider, region`,
+      )
+      .all(...args) as { key_id: string; service: 'stt' | 'tts'; model: string; provider: string; region: string; requests: number; a_in: number; chars: number; a_out: number }[];
+    return rows.map((r) => ({ keyId: r.key_id, service: r.service, model: r.model, provider: r.provider, region: r.region, requests: r.requests, audioSecondsIn: r.a_in, charsIn: r.chars, audioSecondsOut: r.a_out }));
   }
 
   /**
@@ -161,8 +271,10 @@ export class KeyStore {
     return key;
   }
 
-  close(): void {
-    this.db.close();
+  /** Close the database (idempotent). Returns a resolved promise so it also serves as {@link ApiKeyStore.close}. */
+  close(): Promise<void> {
+    if (this.db.open) this.db.close();
+    return Promise.resolve();
   }
 }
 

@@ -25,6 +25,9 @@ import type { SttEngine, SttFinal, SttStream } from '../engines/stt/types.js';
 import { DEFAULT_ENDPOINTING_MS } from '../session/stt_session.js';
 import { ParallelLanes } from './lanes.js';
 import { VoxgateError, toVoxgateError } from '../util/errors.js';
+import type { Diarizer, DiarizeOptions } from '../diarize/types.js';
+import { defaultDiarizer } from '../engines/stt/diarizing.js';
+import { labelByChannel, labelByTurns, withSegmentSpeaker } from './speakers.js';
 
 /** Engine backlog (s of undecoded audio, worst channel) above which the input is not read. */
 export const BACKLOG_HIGH_SECONDS = 20;
@@ -61,6 +64,16 @@ export interface TranscribeOptions {
   signal?: AbortSignal;
   /** Request context passed to every `engine.start()` (src/engines/context.ts); absent = none. */
   ctx?: RequestContext;
+  /**
+   * Diarize (issue 13; Deepgram `diarize=true`): present = on, with the speaker-count hints. Words and
+   * finals get speakers (src/transcribe/speakers.ts): per channel when `multichannel`; by the engine
+   * when its capabilities say `diarization`; else by the embedded {@link diarizer}'s offline
+   * `diarize()` over the whole file — which keeps the decoded mono PCM of the file in memory
+   * (32 KB per second of audio at 16 kHz) until the transcription ends.
+   */
+  diarize?: DiarizeOptions;
+  /** The embedded diarizer (default: src/engines/stt/diarizing.ts `defaultDiarizer`). */
+  diarizer?: Diarizer;
 }
 
 /** The finals of one transcript channel, in time order; each has `words`. */
@@ -126,6 +139,8 @@ class Run {
   private samplesPerChannel = 0;
   private wake: (() => void) | null = null;
   private released = false;
+  /** Offline diarization: the decoded mono PCM of the whole file (chunks in order); null when not needed. */
+  private diarPcm: Int16Array[] | null = null;
 
   constructor(
     private readonly o: TranscribeOptions,
@@ -133,6 +148,7 @@ class Run {
   ) {
     decoder.on('error', (e) => this.fail(e));
     decoder.on('pcm', (pcm) => this.onPcm(pcm));
+    if (o.diarize && !o.multichannel && !o.engine.capabilities.diarization) this.diarPcm = [];
     o.signal?.addEventListener('abort', () => this.fail(new VoxgateError('invalid_request', 'the client disconnected')), { once: true });
   }
 
@@ -181,15 +197,41 @@ class Run {
       if (done) break;
     }
     this.check();
-    const perChannel = this.lanes ? [this.lanes.finals] : this.finals;
+    const perChannel = (this.lanes ? [this.lanes.finals] : this.finals).map((finals) => [...finals].sort((a, b) => a.start - b.start));
     return {
-      channels: perChannel.map((finals) => ({ finals: [...finals].sort((a, b) => a.start - b.start) })),
+      channels: this.speakers(perChannel).map((finals) => ({ finals })),
       audioChannels: decoder.channels,
       durationSeconds: this.samplesPerChannel / this.o.engine.capabilities.inputSampleRate,
       sha256: this.sha.digest('hex'),
       inputBytes: this.bytes,
       decoder: decoder.backend ?? 'none',
     };
+  }
+
+  /**
+   * Speaker labels for each channel's finals (module docs of src/transcribe/speakers.ts): by channel,
+   * by the engine's own labels, or by the embedded diarizer over the whole file.
+   */
+  private speakers(perChannel: SttFinal[][]): SttFinal[][] {
+    const o = this.o;
+    if (!o.diarize) return perChannel;
+    if (o.multichannel) return perChannel.map((finals, ch) => labelByChannel(finals, ch));
+    if (!this.diarPcm) return perChannel.map((finals) => finals.map(withSegmentSpeaker));
+    const total = this.diarPcm.reduce((n, c) => n + c.length, 0);
+    const pcm = new Int16Array(total);
+    let at = 0;
+    for (const c of this.diarPcm.splice(0)) {
+      pcm.set(c, at);
+      at += c.length;
+    }
+    this.diarPcm = null;
+    let turns;
+    try {
+      turns = (o.diarizer ?? defaultDiarizer()).diarize(pcm, o.engine.capabilities.inputSampleRate, o.diarize);
+    } catch (err) {
+      throw new VoxgateError('internal_error', `speaker diarization failed: ${(err as Error).message}`);
+    }
+    return perChannel.map((finals) => labelByTurns(finals, turns));
   }
 
   /**
@@ -234,12 +276,14 @@ class Run {
     for (const s of this.streams ?? []) s.abort();
     this.lanes?.abort();
     this.queued.length = 0;
+    this.diarPcm = null;
   }
 
   private onPcm(pcm: Int16Array): void {
     if (this.failure) return;
     const channels = this.decoder.channels || 1;
     this.samplesPerChannel += pcm.length / channels;
+    this.diarPcm?.push(pcm.slice()); // mono here (offline diarization is never multichannel)
     if (this.streams || this.lanes) {
       this.write(pcm);
       return;
@@ -281,7 +325,18 @@ class Run {
         for (let i = 0; i < want; i++) {
           try {
             started.push(
-              await this.o.engine.start({ language: this.o.language, partials: false, wordTimestamps: true, vad: true, endpointingMs: DEFAULT_ENDPOINTING_MS }, this.o.ctx),
+              await this.o.engine.start(
+                {
+                  language: this.o.language,
+                  partials: false,
+                  wordTimestamps: true,
+                  vad: true,
+                  endpointingMs: DEFAULT_ENDPOINTING_MS,
+                  // A backend that diarizes labels the words itself (issue 13 upstream pass-through).
+                  ...(this.o.diarize && !this.o.multichannel && this.o.engine.capabilities.diarization ? { diarize: this.o.diarize } : {}),
+                },
+                this.o.ctx,
+              ),
             );
           } catch (err) {
             if (n === 1 && started.length > 0 && toVoxgateError(err).code === 'rate_limit') break; // fewer lanes

@@ -56,7 +56,8 @@ interface Sentence {
 export interface DeepgramParagraphs {
   /** Paragraphs separated by blank lines, with a leading newline (Deepgram's layout). */
   transcript: string;
-  paragraphs: { sentences: Sentence[]; num_words: number; start: number; end: number }[];
+  /** `speaker`: the paragraph's speaker when diarized (paragraphs then split where the speaker changes). */
+  paragraphs: { speaker?: number; sentences: Sentence[]; num_words: number; start: number; end: number }[];
 }
 
 /** One entry of `results.utterances`. */
@@ -68,6 +69,8 @@ export interface DeepgramUtterance {
   transcript: string;
   words: DeepgramWord[];
   id: string;
+  /** The utterance's speaker when diarized (Deepgram SDK `ListenV1ResponseResultsUtterancesItem.speaker`; issue 13). */
+  speaker?: number;
 }
 
 /** The Deepgram pre-recorded response. */
@@ -97,7 +100,7 @@ function channelText(finals: SttFinal[], fmt: FormatOptions): ChannelText {
   const words: ChannelText['words'] = [];
   const sentences: Sentence[] = [];
   finals.forEach((f, i) => {
-    const alt = deepgramAlternative(f.transcript, f.words ?? [], f.confidence, fmt);
+    const alt = deepgramAlternative(f.transcript, f.words ?? [], f.confidence, fmt, { speakerConfidence: true });
     for (const w of alt.words) words.push({ ...w, final: i });
     if (alt.transcript) sentences.push({ text: alt.transcript, start: roundDg(f.words?.[0]?.start ?? f.start), end: roundDg(f.words?.at(-1)?.end ?? f.start + f.duration) });
   });
@@ -108,13 +111,18 @@ function channelText(finals: SttFinal[], fmt: FormatOptions): ChannelText {
 
 const strip = ({ final: _final, ...w }: DeepgramWord & { final: number }): DeepgramWord => w;
 
-/** Split a channel's words into utterances at pauses ≥ `uttSplit` seconds. */
+/**
+ * Split a channel's words into utterances at pauses ≥ `uttSplit` seconds and, when diarized, where
+ * the speaker changes (each utterance then has one `speaker`, as Deepgram's diarized utterances do).
+ */
 function utterancesOf(ch: ChannelText, channel: number, uttSplit: number): DeepgramUtterance[] {
   const out: DeepgramUtterance[] = [];
   let cur: ChannelText['words'] = [];
   const flush = (): void => {
     if (cur.length === 0) return;
+    const speaker = cur[0]!.speaker;
     out.push({
+      ...(speaker !== undefined ? { speaker } : {}),
       start: cur[0]!.start,
       end: cur.at(-1)!.end,
       confidence: roundDg(cur.reduce((s, w) => s + w.confidence, 0) / cur.length),
@@ -126,7 +134,7 @@ function utterancesOf(ch: ChannelText, channel: number, uttSplit: number): Deepg
     cur = [];
   };
   for (const w of ch.words) {
-    if (cur.length > 0 && w.start - cur.at(-1)!.end >= uttSplit) flush();
+    if (cur.length > 0 && (w.start - cur.at(-1)!.end >= uttSplit || w.speaker !== cur.at(-1)!.speaker)) flush();
     cur.push(w);
   }
   flush();
@@ -145,15 +153,15 @@ export const PARAGRAPH_MAX_SENTENCES = 5;
  */
 function paragraphsOf(ch: ChannelText): DeepgramParagraphs {
   // Split each final's formatted words into sentences at terminal punctuation.
-  const sentences: (Sentence & { words: number })[] = [];
+  const sentences: (Sentence & { words: number; speaker?: number })[] = [];
   let cur: ChannelText['words'] = [];
   const flush = (): void => {
     if (cur.length === 0) return;
-    sentences.push({ text: cur.map((w) => w.punctuated_word ?? w.word).join(' '), start: cur[0]!.start, end: cur.at(-1)!.end, words: cur.length });
+    sentences.push({ text: cur.map((w) => w.punctuated_word ?? w.word).join(' '), start: cur[0]!.start, end: cur.at(-1)!.end, words: cur.length, speaker: cur[0]!.speaker });
     cur = [];
   };
   ch.words.forEach((w, i) => {
-    if (cur.length > 0 && ch.words[i - 1]!.final !== w.final) flush();
+    if (cur.length > 0 && (ch.words[i - 1]!.final !== w.final || ch.words[i - 1]!.speaker !== w.speaker)) flush();
     cur.push(w);
     if (/[.?!]$/.test(w.punctuated_word ?? '')) flush();
   });
@@ -162,7 +170,9 @@ function paragraphsOf(ch: ChannelText): DeepgramParagraphs {
   let para: (typeof sentences)[number][] = [];
   const close = (): void => {
     if (para.length === 0) return;
+    const speaker = para[0]!.speaker;
     paragraphs.push({
+      ...(speaker !== undefined ? { speaker } : {}),
       sentences: para.map(({ text, start, end }) => ({ text, start, end })),
       num_words: para.reduce((n, s) => n + s.words, 0),
       start: para[0]!.start,
@@ -171,11 +181,13 @@ function paragraphsOf(ch: ChannelText): DeepgramParagraphs {
     para = [];
   };
   for (const s of sentences) {
-    if (para.length > 0 && (s.start - para.at(-1)!.end >= PARAGRAPH_GAP_SECONDS || para.length >= PARAGRAPH_MAX_SENTENCES)) close();
+    if (para.length > 0 && (s.start - para.at(-1)!.end >= PARAGRAPH_GAP_SECONDS || para.length >= PARAGRAPH_MAX_SENTENCES || s.speaker !== para.at(-1)!.speaker)) close();
     para.push(s);
   }
   close();
-  return { transcript: paragraphs.map((p) => '\n' + p.sentences.map((s) => s.text).join(' ')).join('\n'), paragraphs };
+  // Diarized: each paragraph is one speaker's, introduced as Deepgram does ("Speaker 0: …").
+  const label = (p: (typeof paragraphs)[number]): string => (p.speaker !== undefined ? `Speaker ${p.speaker}: ` : '');
+  return { transcript: paragraphs.map((p) => '\n' + label(p) + p.sentences.map((s) => s.text).join(' ')).join('\n'), paragraphs };
 }
 
 /**

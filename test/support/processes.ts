@@ -47,6 +47,13 @@ export interface VoxgateProcessOptions {
   drainTimeoutMs?: number;
   /** Start-up timeout, ms (default 60 000). */
   timeoutMs?: number;
+  /**
+   * `--data-dir` shared with other processes (one SQLite key store for several processes, issue 12
+   * scale-out tests); not removed on stop. Default: a fresh temp dir, removed on stop.
+   */
+  dataDir?: string;
+  /** More `voxgate serve` arguments (e.g. `--worker`). */
+  args?: string[];
 }
 
 /** One line the child wrote (stdout or stderr), JSON-parsed when it is a pino line. */
@@ -104,6 +111,8 @@ export class VoxgateProcess {
     readonly child: ChildProcess,
     readonly dataDir: string,
     readonly configFile: string,
+    /** The temp dir this handle owns (config file; the data dir unless shared), removed on stop. */
+    private readonly ownDir: string = dataDir,
   ) {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -228,7 +237,7 @@ export class VoxgateProcess {
       clearTimeout(t);
     }
     live.delete(this.child);
-    rmSync(this.dataDir, { recursive: true, force: true });
+    rmSync(this.ownDir, { recursive: true, force: true });
   }
 }
 
@@ -242,18 +251,19 @@ export async function startVoxgateProcess(o: VoxgateProcessOptions): Promise<Vox
   installHooks();
   const main = path.join(packageRoot(), 'bin/voxgate.cjs');
   if (!existsSync(path.join(packageRoot(), 'dist/src/cli/cli.js'))) throw new Error('dist/src/cli/cli.js not found: build first (npx tsc -p tsconfig.json)');
-  const dataDir = mkdtempSync(path.join(tmpdir(), `voxgate-${o.role}-`));
-  const configFile = path.join(dataDir, 'config.json');
+  const ownDir = mkdtempSync(path.join(tmpdir(), `voxgate-${o.role}-`));
+  const dataDir = o.dataDir ?? ownDir;
+  const configFile = path.join(ownDir, 'config.json');
   const config: Record<string, unknown> = structuredClone(o.config ?? (o.role === 'worker' ? { engines: { pocketsphinx: { minIdleDecoders: 1, maxDecoders: 6 } } } : {}));
   if (o.region) config.gateway = { ...((config.gateway as Record<string, unknown> | undefined) ?? {}), region: o.region };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const name = o.name ?? (o.region ? `${o.role}-${o.region}` : o.role);
-  const args = [main, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', configFile, '--log-level', o.logLevel ?? 'info', '--drain-timeout', String(o.drainTimeoutMs ?? 1000)];
+  const args = [main, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', configFile, '--log-level', o.logLevel ?? 'info', '--drain-timeout', String(o.drainTimeoutMs ?? 1000), ...(o.args ?? [])];
   const env: Record<string, string | undefined> = { ...process.env, ...o.env };
   for (const k of ['VOXGATE_PORT', 'VOXGATE_HOST', 'VOXGATE_DATA_DIR', 'VOXGATE_API_KEY', 'VOXGATE_URL']) if (!o.env || !(k in o.env)) delete env[k];
   const child = spawn(process.execPath, args, { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'pipe'], env });
-  live.set(child, dataDir);
-  const p = new VoxgateProcess(name, o.role, child, dataDir, configFile);
+  live.set(child, ownDir);
+  const p = new VoxgateProcess(name, o.role, child, dataDir, configFile, ownDir);
   handles.add(p);
   for (const stream of [child.stdout!, child.stderr!]) {
     let buf = '';

@@ -14,7 +14,10 @@
  *   matched as a deep subset of the adapter's JSON text frame (`"$any"` matches any present value,
  *   `"$absent"` requires the key to be missing), or `{"$audio":true}` — one or more audio frames
  *   (binary frames, or JSON frames carrying base64 audio at `meta.audio.jsonField`), or
- *   `{"$close":true}` — the adapter closes the socket. `"capture":{"name":"dotted.path"}` on an `in`
+ *   `{"$close":true}` — the adapter closes the socket, or `{"$text":"…"}` — a text frame with exactly
+ *   this raw text (e.g. `""`, Soniox's end-of-audio frame; Cartesia Ink's plain `finalize`; also usable
+ *   in `meta.ignore`). A JSON frame whose audio field is the empty
+ *   string is a control frame (matched like text), not audio. `"capture":{"name":"dotted.path"}` on an `in`
  *   line stores values of the matched frame for `${name}` substitution in later `out` lines.
  * - `{"t":ms,"dir":"out","data":…}` — the fake sends this: an object/array → its JSON text; a string →
  *   that text; `{"$binary":"<base64>"}` → a binary frame; `{"$pcm":seconds,"rate":hz}` → a binary frame
@@ -446,40 +449,64 @@ class WsReplay {
     const buf = Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d as ArrayBuffer);
     if (isBinary) return this.onAudio(buf.length);
     const text = buf.toString('utf8');
+    // `{"$text":"…"}` in an `in` line matches a text frame by its exact raw text (e.g. Soniox's empty end-of-audio frame).
+    const rawAt = this.nextIn();
+    const raw = rawAt >= 0 ? (this.fx.lines[rawAt]!.data as { $text?: unknown } | undefined) : undefined;
+    if (raw && typeof raw.$text === 'string' && raw.$text === text) {
+      this.s.textIn.push(text);
+      this.preSatisfied.add(rawAt);
+      void this.advance();
+      return;
+    }
     let json: unknown;
+    let plain = false;
     try {
       json = JSON.parse(text);
     } catch {
-      this.s.violations.push(`text frame is not JSON: ${text.slice(0, 80)}`);
-      return;
+      // A plain-text control frame (Cartesia Ink's `finalize`/`close`): matched as `{"$text":"…"}`.
+      json = { $text: text };
+      plain = true;
     }
     const field = this.fx.meta.audio?.jsonField;
     const b64 = field ? atPath(json, field) : undefined;
-    if (typeof b64 === 'string') return this.onAudio(Buffer.from(b64, 'base64').length);
+    // An empty audio field is a control frame, not audio (ElevenLabs Scribe `commit`/keepalive chunks carry
+    // `audio_base_64: ""`, Sarvam's end_of_stream `audio.data: ""`), so it is matched like any text frame.
+    if (typeof b64 === 'string' && b64.length > 0) return this.onAudio(Buffer.from(b64, 'base64').length);
     this.s.textIn.push(json);
-    // The next `in` line at or after the cursor (outs still to be sent may sit before it: an adapter
-    // may legitimately send its next message before the fake has answered).
-    let j = this.i;
-    while (j < this.fx.lines.length && this.fx.lines[j].dir !== 'in') j++;
-    while (j < this.fx.lines.length && this.preSatisfied.has(j)) {
-      j++;
-      while (j < this.fx.lines.length && this.fx.lines[j].dir !== 'in') j++;
-    }
-    const next = this.fx.lines[j];
+    const j = this.nextIn();
+    const next = j >= 0 ? this.fx.lines[j] : undefined;
     const pattern = next ? (next.data as Record<string, unknown> | undefined) : undefined;
-    if (pattern && !pattern.$audio && !pattern.$close && !subsetMismatch(pattern, json)) {
+    if (pattern && !pattern.$audio && !pattern.$close && pattern.$text === undefined && !subsetMismatch(pattern, json)) {
       for (const [name, p] of Object.entries(next!.capture ?? {})) this.vars[name] = atPath(json, p);
       this.preSatisfied.add(j);
       void this.advance();
       return;
     }
     if ((this.fx.meta.ignore ?? []).some((p) => !subsetMismatch(p, json))) return;
+    if (plain && !(pattern && '$text' in pattern)) {
+      this.s.violations.push(`text frame is not JSON: ${text.slice(0, 80)}`);
+      return;
+    }
     if (!next) {
       this.s.violations.push(`unexpected frame after the fixture's last expected message: ${text.slice(0, 120)}`);
       return;
     }
-    const why = pattern?.$audio ? 'audio' : pattern?.$close ? 'close' : (subsetMismatch(pattern, json) ?? '?');
+    const why = pattern?.$audio ? 'audio' : pattern?.$close ? 'close' : pattern?.$text !== undefined ? 'exact text' : (subsetMismatch(pattern, json) ?? '?');
     this.s.violations.push(`line ${j + 1}: expected ${JSON.stringify(next.data).slice(0, 120)} (${why}), got ${text.slice(0, 120)}`);
+  }
+
+  /**
+   * Index of the next `in` line at or after the cursor not yet satisfied (outs still to be sent may
+   * sit before it: an adapter may legitimately send its next message before the fake has answered), or -1.
+   */
+  private nextIn(): number {
+    let j = this.i;
+    while (j < this.fx.lines.length && this.fx.lines[j].dir !== 'in') j++;
+    while (j < this.fx.lines.length && this.preSatisfied.has(j)) {
+      j++;
+      while (j < this.fx.lines.length && this.fx.lines[j].dir !== 'in') j++;
+    }
+    return j < this.fx.lines.length ? j : -1;
   }
 
   private onAudio(bytes: number): void {

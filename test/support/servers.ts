@@ -8,7 +8,7 @@
  * `postgres` run as the `postgres` user created by the Debian package, through `runuser`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -102,6 +102,11 @@ export interface PostgresServer {
   port: number;
   /** Fast shutdown and removal of the data directory. */
   stop(): Promise<void>;
+  /**
+   * Fast shutdown keeping the data, then (after `downMs`, default 0) start again on the same port:
+   * for outage tests (issue 12). Resolves once it listens again.
+   */
+  restart(downMs?: number, whileDown?: () => Promise<void>): Promise<void>;
 }
 
 /** The newest `/usr/lib/postgresql/<ver>/bin` (Debian layout). @throws when PostgreSQL is not installed. */
@@ -126,16 +131,68 @@ export async function startPostgres(): Promise<PostgresServer> {
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
   const port = await freePort();
   const [c2, a2] = wrap(path.join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']);
-  const child = spawn(c2, a2, { stdio: 'ignore' });
-  child.on('error', () => undefined);
-  await waitForPort(port, 20000, 'postgres', child);
+  const launch = async (): Promise<ChildProcess> => {
+    const c = spawn(c2, a2, { stdio: 'ignore' });
+    c.on('error', () => undefined);
+    await waitForPort(port, 20000, 'postgres', c);
+    // The port opens before recovery/startup ends ("the database system is starting up"): wait until
+    // `pg_isready` says it accepts connections.
+    const until = Date.now() + 20000;
+    while (spawnSync(path.join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'voxgate', '-d', 'postgres', '-t', '2']).status !== 0) {
+      if (c.exitCode !== null) throw new Error(`postgres exited with ${c.exitCode} while starting`);
+      if (Date.now() > until) throw new Error(`postgres on ${port} not ready within 20 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return c;
+  };
+  let child = await launch();
+  /**
+   * Fast shutdown (SIGINT) sent to the postmaster itself: through `runuser` (tests as root) the signal
+   * would reach postgres as SIGTERM, a "smart" shutdown that waits for every client to disconnect
+   * (a gateway's pool never does), and the postmaster would outlive the test. Its pid is the first
+   * line of `postmaster.pid`. SIGKILL after 10 s.
+   */
+  const shutdown = async (): Promise<void> => {
+    let pid: number | null = null;
+    try {
+      pid = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n', 1)[0]) || null;
+    } catch {
+      pid = null;
+    }
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        if (pid) process.kill(pid, sig);
+        else child.kill(sig);
+      } catch {
+        /* already gone */
+      }
+    };
+    signal('SIGINT');
+    const exited = await new Promise<boolean>((r) => {
+      if (child.exitCode !== null || child.signalCode !== null) return r(true);
+      const t = setTimeout(() => r(false), 10000);
+      child.once('exit', () => {
+        clearTimeout(t);
+        r(true);
+      });
+    });
+    if (!exited) {
+      signal('SIGKILL');
+      await waitExit(child, 2000);
+    }
+  };
   return {
     url: `postgres://voxgate@127.0.0.1:${port}/postgres`,
     port,
     async stop() {
-      child.kill('SIGINT');
-      await waitExit(child, 10000);
+      await shutdown();
       rmSync(dir, { recursive: true, force: true });
+    },
+    async restart(downMs = 0, whileDown) {
+      await shutdown();
+      await whileDown?.();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      child = await launch();
     },
   };
 }

@@ -113,7 +113,7 @@ export class FailoverSttEngine implements SttEngine {
   /**
    * @param backends candidates in preference order (non-empty); the first one's capabilities are the
    *   model's, except `passthroughEncodings`: only those every candidate takes (so any of them can take
-   *   a stream over), absent when none.
+   *   a stream over), absent when none; and `diarization`: true only when every candidate diarizes.
    * @throws Error when `backends` is empty.
    */
   constructor(
@@ -130,6 +130,10 @@ export class FailoverSttEngine implements SttEngine {
     const passthrough = commonPassthrough(backends);
     if (passthrough) caps.passthroughEncodings = passthrough;
     else delete caps.passthroughEncodings;
+    // Diarization by the backend only when every candidate diarizes: a switch mid-stream must not
+    // move the labels to another label space (the embedded diarizer labels the stream otherwise,
+    // above this engine: src/engines/stt/diarizing.ts).
+    caps.diarization = backends.every((b) => b.engine.capabilities.diarization);
     this.capabilities = caps;
     this.now = o.now ?? (() => performance.now());
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));

@@ -17,6 +17,7 @@ import { createCartesiaSttEngine } from '../providers/cartesia/index.js';
 import { createElevenLabsSttEngine } from '../providers/elevenlabs/index.js';
 import { createSarvamSttEngine } from '../providers/sarvam/index.js';
 import { createSmallestSttEngine } from '../providers/smallest/index.js';
+import { createWorkersSttEngine } from './upstream/workers.js';
 import { createSonioxSttEngine } from '../providers/soniox/index.js';
 
 /**
@@ -63,6 +64,8 @@ export const STT_ENGINE_FACTORIES: Record<string, SttEngineFactory> = {
   sarvam: createSarvamSttEngine,
   /** smallest.ai Pulse (§1.12); providers/smallest. */
   smallest: createSmallestSttEngine,
+  /** Registered voxgate workers of a region (issue 12); upstream/workers.ts, expanded by the router. */
+  workers: createWorkersSttEngine,
 };
 
 /**

@@ -6,7 +6,7 @@
 import type { BackendHealth } from '../health.js';
 import { VoxgateError, toVoxgateError } from '../../util/errors.js';
 import { Resampler } from '../../audio/resample.js';
-import type { TtsCapabilities, TtsEngine, TtsEngineStats, TtsSynthesis, TtsSynthesisRequest } from './types.js';
+import type { TtsCapabilities, TtsEngine, TtsEngineStats, TtsStream, TtsSynthesis, TtsSynthesisRequest } from './types.js';
 
 /** One backend a TTS model may be served by. */
 export interface TtsBackend {
@@ -17,6 +17,17 @@ export interface TtsBackend {
   region: string;
   /** World part of {@link region}. */
   worldPart: string;
+  /**
+   * This backend's voice for each catalogue voice id (lower case) that it names differently (the
+   * model's `backendVoices[<id>]`); voices not listed are sent as they are.
+   */
+  voices?: Readonly<Record<string, string>>;
+}
+
+/** The request as backend `b` must see it: its own id for the requested voice (TTS model `backendVoices`). */
+function forBackend<R extends { voice: string }>(req: R, b: TtsBackend): R {
+  const v = b.voices?.[req.voice.toLowerCase()];
+  return v ? { ...req, voice: v.toLowerCase() } : req;
 }
 
 /** Options of {@link FailoverTtsEngine}. */
@@ -46,6 +57,13 @@ export class FailoverTtsEngine implements TtsEngine {
   /** The backend that produced the last segment's first audio. */
   lastBackend: TtsBackend | null = null;
 
+  /**
+   * With a single backend whose engine streams natively (e.g. Cartesia, issue 11), that engine's own
+   * streaming session: the wrapper is transparent there, as {@link synthesize} is with one backend.
+   * Absent with several backends: segments then go through {@link synthesize}, which fails over per segment.
+   */
+  readonly openStream?: (req: Omit<TtsSynthesisRequest, 'text'>) => TtsStream;
+
   /** @throws Error when `backends` is empty. */
   constructor(
     readonly backends: readonly TtsBackend[],
@@ -53,6 +71,13 @@ export class FailoverTtsEngine implements TtsEngine {
   ) {
     if (backends.length === 0) throw new Error('FailoverTtsEngine needs at least one backend');
     this.id = backends[0]!.engine.id;
+    const only = backends.length === 1 ? backends[0]! : null;
+    if (only?.engine.openStream) {
+      this.openStream = (req) => {
+        this.lastBackend = only;
+        return only.engine.openStream!(forBackend(req, only));
+      };
+    }
   }
 
   get version(): string {
@@ -92,7 +117,7 @@ export class FailoverTtsEngine implements TtsEngine {
         // the backend is never cooled down (its next segment has nowhere else to go).
         const only = self.backends[0]!;
         self.lastBackend = only;
-        yield* only.engine.synthesize(req, signal);
+        yield* only.engine.synthesize(forBackend(req, only), signal);
         return;
       }
       const tried = new Set<string>();
@@ -109,7 +134,7 @@ export class FailoverTtsEngine implements TtsEngine {
         const onAbort = (): void => ac.abort();
         if (signal?.aborted) ac.abort();
         else signal?.addEventListener('abort', onAbort, { once: true });
-        const synth = b.engine.synthesize(req, ac.signal);
+        const synth = b.engine.synthesize(forBackend(req, b), ac.signal);
         const it = synth[Symbol.asyncIterator]();
         // Every backend's audio reaches the caller at the synthesis's declared rate (the first backend's
         // voice rate): a backend producing another rate (Deepgram's 24 kHz next to a 16 kHz worker) is

@@ -64,6 +64,15 @@ export async function createTtsEngines(cfg: VoxgateConfig, factories: Record<str
   try {
     await Promise.all([...engines.values()].map((e) => e.init()));
     for (const m of cfg.tts.models) {
+      // Every voice a backend is mapped to must exist on that backend (TTS model `backendVoices`).
+      for (const [inst, map] of Object.entries(m.backendVoices ?? {})) {
+        const e = modelBackends(m).includes(inst) ? engines.get(inst) : undefined;
+        if (!e) throw new Error(`TTS model ${m.code}: backendVoices names "${inst}", which is not one of its backends (${modelBackends(m).join(', ')})`);
+        const have = new Set(e.capabilities.voices.map((v) => v.id));
+        for (const [from, to] of Object.entries(map)) {
+          if (!have.has(to.toLowerCase())) throw new Error(`TTS model ${m.code}: backendVoices.${inst}.${from} = "${to}", but engine ${inst} has no such voice`);
+        }
+      }
       const ids = new Set(engines.get(m.engine)!.capabilities.voices.map((v) => v.id));
       for (const v of [...(m.voices ?? []), ...(m.defaultVoice ? [m.defaultVoice] : [])]) {
         if (!ids.has(v.toLowerCase())) throw new Error(`TTS model ${m.code}: engine ${m.engine} has no voice "${v}"`);

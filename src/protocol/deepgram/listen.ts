@@ -51,6 +51,7 @@ export function listenInit(o: ListenOptions): SttInitRequest {
     vadEvents: o.vadEvents,
     // §2.2: utterance_end_ms requires interim_results.
     utteranceEndMs: o.interimResults ? o.utteranceEndMs : null,
+    ...(o.diarizeOptions ? { diarize: o.diarizeOptions } : {}),
   };
 }
 

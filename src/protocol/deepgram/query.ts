@@ -14,6 +14,8 @@
  *   capabilities, not here; see {@link LISTEN_PARAMETER_SUPPORT}.
  */
 import { VoxgateError } from '../../util/errors.js';
+import { checkDiarizeOptions, speakerHint } from '../../diarize/hints.js';
+import type { DiarizeOptions } from '../../diarize/types.js';
 
 /** Encodings named by Deepgram's `encoding` enum (§2.2), plus the containers voxgate also decodes. */
 export const DEEPGRAM_ENCODINGS = [
@@ -58,7 +60,14 @@ export interface ListenOptions {
   punctuate: boolean;
   smartFormat: boolean;
   numerals: boolean;
+  /**
+   * Diarize (issue 13): `diarize=true`, or a `diarize_model` (`latest`, `v1`, `v2`: "specifying this
+   * parameter enables diarization", Deepgram SDK `ListenV1RequestUrl.diarize_model`). `diarize_version`
+   * (the legacy version selector) is accepted and changes nothing by itself.
+   */
   diarize: boolean;
+  /** The speaker-count hints (`num_speakers` alias `diarize_speakers`, `min_speakers`, `max_speakers`; src/diarize/hints.ts); present when {@link diarize}. */
+  diarizeOptions?: DiarizeOptions;
   fillerWords: boolean;
   profanityFilter: boolean;
   /** `redact` values (`pci`, `numbers`, `ssn`, `true`…); empty when off. */
@@ -98,8 +107,13 @@ export const LISTEN_PARAMETER_SUPPORT: Record<string, 'honoured' | 'no-op'> = {
   paragraphs: 'honoured',
   utt_split: 'honoured',
   tag: 'honoured',
-  diarize: 'no-op',
-  diarize_model: 'no-op',
+  diarize: 'honoured',
+  diarize_model: 'honoured',
+  diarize_version: 'honoured',
+  num_speakers: 'honoured',
+  diarize_speakers: 'honoured',
+  min_speakers: 'honoured',
+  max_speakers: 'honoured',
   filler_words: 'no-op',
   profanity_filter: 'no-op',
   redact: 'no-op',
@@ -131,6 +145,46 @@ function bool(q: URLSearchParams, name: string, dflt = false): boolean {
   if (s === 'false') return false;
   if (LISTEN_PARAMETER_SUPPORT[name] === 'no-op') return dflt;
   throw new VoxgateError('config_error', `invalid value for ${name}: "${v}" (expected true or false)`);
+}
+
+/**
+ * `diarize`: strict like any honoured boolean, except that the stringified empty values a client
+ * library sends for an unset option (`undefined`, `null` — Mastra's Deepgram voice sends
+ * `diarize=undefined`) mean the default, off (issue 9 §3 compatibility kept).
+ * @throws VoxgateError `config_error` for any other value than true/false.
+ */
+function diarizeFlag(q: URLSearchParams): boolean {
+  const v = q.get('diarize');
+  if (v !== null && /^(undefined|null)$/i.test(v)) return false;
+  return bool(q, 'diarize');
+}
+
+/** `diarize_model` values (Deepgram SDK: batch `latest`, `v1`, `v2`; streaming `latest`, `v1`). */
+const DIARIZE_MODEL_RE = /^(latest|v\d+)$/i;
+
+/**
+ * Whether the query asks for diarization, and its speaker-count hints (always validated, so a bad
+ * hint is refused even when diarization is off).
+ * @throws VoxgateError `config_error` naming the parameter.
+ */
+function parseDiarize(q: URLSearchParams): { diarize: boolean; diarizeOptions?: DiarizeOptions } {
+  let diarize = diarizeFlag(q);
+  const model = q.get('diarize_model');
+  if (model !== null && model !== '') {
+    if (!DIARIZE_MODEL_RE.test(model)) throw new VoxgateError('config_error', `invalid value for diarize_model: "${model.slice(0, 40)}" (expected latest, v1 or v2)`);
+    diarize = true;
+  }
+  const num = speakerHint('num_speakers', q.get('num_speakers'));
+  const alias = speakerHint('diarize_speakers', q.get('diarize_speakers'));
+  if (num !== undefined && alias !== undefined && num !== alias) {
+    throw new VoxgateError('config_error', `num_speakers (${num}) and diarize_speakers (${alias}) disagree; send one of them`);
+  }
+  const hints = checkDiarizeOptions({
+    numSpeakers: num ?? alias,
+    minSpeakers: speakerHint('min_speakers', q.get('min_speakers')),
+    maxSpeakers: speakerHint('max_speakers', q.get('max_speakers')),
+  });
+  return diarize ? { diarize, diarizeOptions: hints } : { diarize };
 }
 
 function int(q: URLSearchParams, name: string, min: number, max: number): number | undefined {
@@ -182,6 +236,7 @@ export function parseListenQuery(q: URLSearchParams): ListenOptions {
 
   const redact = q.getAll('redact').filter((v) => v !== '' && v.toLowerCase() !== 'false');
   const smartFormat = bool(q, 'smart_format');
+  const diar = parseDiarize(q);
   return {
     model: q.get('model') || undefined,
     language: q.get('language') || undefined,
@@ -196,7 +251,7 @@ export function parseListenQuery(q: URLSearchParams): ListenOptions {
     punctuate: bool(q, 'punctuate'),
     smartFormat,
     numerals: bool(q, 'numerals'),
-    diarize: bool(q, 'diarize'),
+    ...diar,
     fillerWords: bool(q, 'filler_words'),
     profanityFilter: bool(q, 'profanity_filter'),
     redact,

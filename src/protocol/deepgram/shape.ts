@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { SttFinal, SttWord } from '../../engines/stt/types.js';
-import { formatText, formatUtterance, type FormatOptions } from '../../text/format.js';
+import { formatText, formatUtterance, type FormatOptions, type FormattedWord } from '../../text/format.js';
 import type { SessionEvent, SessionInfo } from '../events.js';
 import { interimWords } from '../interim.js';
 import type { ListenServerMessage } from './schema.js';
@@ -31,6 +31,13 @@ export interface DeepgramWord {
   confidence: number;
   /** The word with formatting applied; present only when `punctuate`, `smart_format` or `numerals` is on (§2.4). */
   punctuated_word?: string;
+  /** Speaker label (integer ≥ 0) when diarizing (§2.4 `speaker`; issue 13). On every word of a diarized result. */
+  speaker?: number;
+  /**
+   * Confidence in [0, 1] of `speaker`. Pre-recorded responses only: the Deepgram SDK documents it as
+   * "returned only for pre-recorded diarization; not available for streaming" (ListenV1Response… Words.Item).
+   */
+  speaker_confidence?: number;
 }
 
 /** One alternative of a channel (SDK `…Alternatives.Item`; §2.4 required transcript, confidence, words). */
@@ -184,6 +191,12 @@ export function formatting(fmt: FormatOptions): boolean {
   return fmt.punctuate || fmt.smartFormat || fmt.numerals;
 }
 
+/** Options of {@link deepgramAlternative}. */
+export interface AlternativeOptions {
+  /** Include `speaker_confidence` on labelled words (pre-recorded responses only; see {@link DeepgramWord.speaker_confidence}). */
+  speakerConfidence?: boolean;
+}
+
 /**
  * One alternative (§2.4) for interims, finals and pre-recorded utterances alike: the transcript
  * (formatted when `fmt` asks; from the words when there are any, else from `text`), the confidence
@@ -194,23 +207,38 @@ export function formatting(fmt: FormatOptions): boolean {
  * @param words the engine's words, seconds from stream start; word/start/end/confidence (and `punctuatedWord` when present) are used.
  * @param confidence utterance confidence in [0, 1].
  */
-export function deepgramAlternative(text: string, words: readonly SttWord[], confidence: number, fmt: FormatOptions): DeepgramAlternative {
-  const raw = words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence }));
+export function deepgramAlternative(text: string, words: readonly SttWord[], confidence: number, fmt: FormatOptions, opts: AlternativeOptions = {}): DeepgramAlternative {
+  const spk = (w: SttWord): Pick<DeepgramWord, 'speaker' | 'speaker_confidence'> =>
+    w.speaker === undefined ? {} : opts.speakerConfidence && w.speakerConfidence !== undefined ? { speaker: w.speaker, speaker_confidence: w.speakerConfidence } : { speaker: w.speaker };
+  const raw = words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, ...spk(w) }));
   const on = formatting(fmt);
   let transcript = text;
   let out: DeepgramWord[] = raw;
   if (words.some((w) => w.punctuatedWord !== undefined)) {
     // The engine formatted already (an upstream Deepgram's `punctuated_word`): relay its words and transcript as they are.
-    out = words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuatedWord ?? w.word }));
+    out = words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuatedWord ?? w.word, ...spk(w) }));
   } else if (on) {
     const f = raw.length > 0 ? formatUtterance(raw, fmt) : { words: [], transcript: formatText(text, fmt) };
     transcript = f.transcript;
-    out = f.words.map((w) => ({ word: w.word, start: w.start, end: w.end, confidence: w.confidence, punctuated_word: w.punctuated_word }));
+    // formatUtterance carries every property of its input words through (src/text/format.ts).
+    out = (f.words as (FormattedWord & Pick<DeepgramWord, 'speaker_confidence'>)[]).map((w) => ({
+      word: w.word,
+      start: w.start,
+      end: w.end,
+      confidence: w.confidence,
+      punctuated_word: w.punctuated_word,
+      ...(w.speaker !== undefined ? { speaker: w.speaker } : {}),
+      ...(w.speaker_confidence !== undefined ? { speaker_confidence: w.speaker_confidence } : {}),
+    }));
   }
   return {
     transcript,
     confidence: roundDg(confidence),
-    words: out.map((w) => ({ ...w, start: roundDg(w.start), end: roundDg(w.end), confidence: roundDg(w.confidence) })),
+    words: out.map((w) => {
+      const r: DeepgramWord = { ...w, start: roundDg(w.start), end: roundDg(w.end), confidence: roundDg(w.confidence) };
+      if (w.speaker_confidence !== undefined) r.speaker_confidence = roundDg(w.speaker_confidence);
+      return r;
+    }),
   };
 }
 

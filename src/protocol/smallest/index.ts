@@ -48,6 +48,8 @@ export interface SmallestOptions {
   eouTimeoutMs: number;
   /** Pulse `speech_started`/`speech_ended`. */
   vadEvents: boolean;
+  /** `diarize=true` (§4.1): words carry `speaker` and `speaker_confidence` (issue 13). */
+  diarize: boolean;
 }
 
 function bool(q: URLSearchParams, name: string, dflt: boolean): boolean {
@@ -69,7 +71,8 @@ function lenientBool(q: URLSearchParams, name: string, dflt: boolean): boolean {
 
 /**
  * Parse and validate the query string (§4.1). Unknown parameters are ignored; `keywords`,
- * `diarize`, `redact_pii`, `redact_pci`, `sentence_timestamps` are accepted as no-ops for the embedded engine.
+ * `redact_pii`, `redact_pci`, `sentence_timestamps` are accepted as no-ops for the embedded engine.
+ * `diarize` is honoured (issue 13; strict true/false). smallest.ai documents no speaker-count hint.
  * @throws VoxgateError `config_error` naming the parameter and the accepted values.
  */
 export function parseSmallestQuery(q: URLSearchParams): SmallestOptions {
@@ -106,6 +109,7 @@ export function parseSmallestQuery(q: URLSearchParams): SmallestOptions {
     numerals: numRaw === 'true',
     eouTimeoutMs,
     vadEvents: bool(q, 'vad_events', false) || bool(q, 'vad', false),
+    diarize: bool(q, 'diarize', false),
   };
 }
 
@@ -125,7 +129,15 @@ export function smallestInit(o: SmallestOptions): SttInitRequest {
     wordTimestamps: o.wordTimestamps,
     endpointingMs: o.eouTimeoutMs,
     vadEvents: o.vadEvents,
+    ...(o.diarize ? { diarize: {} } : {}),
   };
+}
+
+/** `speaker`/`speaker_confidence` of a labelled word (§4.1 names); nothing for an unlabelled one. */
+function speakerOf(w: { speaker?: number; speaker_confidence?: number; speakerConfidence?: number }): Pick<SmallestWord, 'speaker' | 'speaker_confidence'> {
+  if (w.speaker === undefined) return {};
+  const c = w.speaker_confidence ?? w.speakerConfidence;
+  return c === undefined ? { speaker: w.speaker } : { speaker: w.speaker, speaker_confidence: round(c) };
 }
 
 const clientSchema = z.object({ type: z.string() }).loose();
@@ -161,6 +173,10 @@ export interface SmallestWord {
   start: number;
   end: number;
   confidence: number;
+  /** Speaker label (integer ≥ 0) with `diarize=true` (§4.1 "+ `speaker`, `speaker_confidence` when diarize"). */
+  speaker?: number;
+  /** Confidence in [0, 1] of `speaker`, when known. */
+  speaker_confidence?: number;
 }
 
 /**
@@ -242,12 +258,12 @@ export function createSmallestDialect(opts: SmallestOptions, variant: SmallestVa
         lastSpeechEnd = closesUtterance ? null : speechEnd(r);
         if (!r.transcript && !r.fromFinalize) return ended;
         let transcript = r.transcript;
-        let words = r.words?.map((w) => ({ word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence) }));
+        let words: SmallestWord[] | undefined = r.words?.map((w) => ({ word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence), ...speakerOf(w) }));
         if (formatting) {
           if (words && words.length > 0) {
             const f = formatUtterance(words, fmt);
             transcript = f.transcript;
-            words = f.words.map((w) => ({ word: w.punctuated_word, start: w.start, end: w.end, confidence: w.confidence }));
+            words = f.words.map((w) => ({ word: w.punctuated_word, start: w.start, end: w.end, confidence: w.confidence, ...speakerOf(w) }));
           } else {
             transcript = formatText(r.transcript, fmt);
           }

@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import type { ClientCommand, SttInitRequest } from '../events.js';
 import { clientMessageSchema, initConfigSchema } from './schema.js';
+import { checkDiarizeOptions, speakerHint } from '../../diarize/hints.js';
+import { toVoxgateError } from '../../util/errors.js';
 
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -79,6 +81,18 @@ export function parseInit(config: unknown): ClientCommand {
     endpointingMs: c.endpointing === false ? null : c.endpointing,
     vadEvents: c.vad_events,
   };
+  try {
+    const d = c.diarization ?? {};
+    const hints = checkDiarizeOptions({
+      numSpeakers: speakerHint(c.diarization?.num_speakers !== undefined ? 'diarization.num_speakers' : 'num_speakers', d.num_speakers ?? c.num_speakers),
+      minSpeakers: speakerHint(c.diarization?.min_speakers !== undefined ? 'diarization.min_speakers' : 'min_speakers', d.min_speakers ?? c.min_speakers),
+      maxSpeakers: speakerHint(c.diarization?.max_speakers !== undefined ? 'diarization.max_speakers' : 'max_speakers', d.max_speakers ?? c.max_speakers),
+    });
+    const on = c.enable_diarization === true || c.diarize === true || (c.diarization !== undefined && c.enable_diarization !== false && c.diarize !== false);
+    if (on) init.diarize = hints;
+  } catch (err) {
+    return { kind: 'invalid', code: 'config_error', message: `invalid init config: ${toVoxgateError(err).message}` };
+  }
   if (c.smart_format || c.punctuate || c.numerals) {
     init.format = { punctuate: !!(c.punctuate || c.smart_format), numerals: !!(c.numerals || c.smart_format), smartFormat: !!c.smart_format };
   }

@@ -4,7 +4,11 @@
  *
  * Server frames: `ready`, `partial_transcript` (only when partials are enabled — the session does not
  * produce them otherwise), `final_transcript`, `error`. Empty finals are not sent unless they answer a
- * `finalize` (so a client waiting for `from_finalize: true` never hangs). Error codes are SLNG's
+ * `finalize` (so a client waiting for `from_finalize: true` never hangs).
+ *
+ * Diarization (issue 13; a voxgate extension of §1.3, whose schema is open): a diarized
+ * `final_transcript` carries the segment's `speaker` (the label of most of its speech) and, when it
+ * has `words`, `speaker` and `speaker_confidence` on each word — Deepgram's names (§2.4). Error codes are SLNG's
  * ({@link slngErrorCode}: e.g. undecodable audio is `invalid_request`, an engine failure `provider_error`).
  */
 import type { SessionEvent, SttDialect } from '../events.js';
@@ -41,8 +45,16 @@ export function encodeUnified(ev: SessionEvent): UnifiedServerMessage[] {
         from_finalize: r.fromFinalize,
       };
       if (r.words) {
-        m.words = r.words.map((w) => ({ word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence) }));
+        m.words = r.words.map((w) => ({
+          word: w.word,
+          start: round(w.start),
+          end: round(w.end),
+          confidence: round(w.confidence),
+          ...(w.speaker !== undefined ? { speaker: w.speaker } : {}),
+          ...(w.speaker !== undefined && w.speakerConfidence !== undefined ? { speaker_confidence: round(w.speakerConfidence) } : {}),
+        }));
       }
+      if (r.speaker !== undefined) m.speaker = r.speaker;
       return [m];
     }
     case 'error':

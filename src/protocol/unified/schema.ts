@@ -24,6 +24,25 @@ export const initConfigSchema = z
     smart_format: z.boolean().optional(),
     punctuate: z.boolean().optional(),
     numerals: z.boolean().optional(),
+    /**
+     * Diarization (issue 13): `enable_diarization` is the key the LiveKit SLNG plugin sends (S6);
+     * `diarize` the one of the §1.4 Hindi example. Either `true` turns it on.
+     */
+    enable_diarization: z.boolean().optional(),
+    diarize: z.boolean().optional(),
+    /**
+     * Speaker-count hints, flat as LiveKit sends them (`min_speakers`, `max_speakers`, S6) or in the
+     * voxgate `diarization` object (which wins key by key). Values are range-checked by
+     * src/diarize/hints.ts (integers 1–10, min ≤ num ≤ max); a `diarization` object implies
+     * `enable_diarization: true` unless that is explicitly `false`.
+     */
+    num_speakers: z.unknown().optional(),
+    min_speakers: z.unknown().optional(),
+    max_speakers: z.unknown().optional(),
+    diarization: z
+      .object({ num_speakers: z.unknown().optional(), min_speakers: z.unknown().optional(), max_speakers: z.unknown().optional() })
+      .strict()
+      .optional(),
   })
   .loose();
 
@@ -36,12 +55,18 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('close') }).loose(),
 ]);
 
-const word = z.object({
-  word: z.string(),
-  start: z.number().min(0),
-  end: z.number().min(0),
-  confidence: z.number().min(0).max(1),
-});
+const word = z
+  .object({
+    word: z.string(),
+    start: z.number().min(0),
+    end: z.number().min(0),
+    confidence: z.number().min(0).max(1),
+    /** Speaker label (integer ≥ 0) when diarizing (issue 13; Deepgram's `speaker`). */
+    speaker: z.number().int().min(0).optional(),
+    /** Confidence in [0, 1] of `speaker`, when the diarizer gives one. */
+    speaker_confidence: z.number().min(0).max(1).optional(),
+  })
+  .strict();
 
 /** Server → client frames (§1.3 table "Server → client", plus `from_finalize`/`words` per S5/S6). */
 export const serverMessageSchema = z.discriminatedUnion('type', [
@@ -64,6 +89,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
       speech_final: z.boolean(),
       from_finalize: z.boolean(),
       words: z.array(word).optional(),
+      /** The segment's speaker when diarizing (the label of most of its words' time; issue 13). */
+      speaker: z.number().int().min(0).optional(),
     })
     .strict(),
   z.object({ type: z.literal('error'), code: z.string().min(1), message: z.string().min(1) }).strict(),

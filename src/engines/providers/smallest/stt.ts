@@ -42,8 +42,8 @@ import { z } from 'zod';
 import type { VoxgateConfig } from '../../../config/config.js';
 import type { SMALLEST_ENCODINGS } from '../../../protocol/smallest/index.js';
 import type { RequestContext } from '../../context.js';
-import { accountLimiter, type ConcurrencyLimiter, type Release } from '../../limits.js';
-import type { SttStream, SttStreamConfig, SttWord } from '../../stt/types.js';
+import { accountLimiter, type ConcurrencyLimiter } from '../../limits.js';
+import type { SttStreamConfig, SttWord } from '../../stt/types.js';
 import {
   parseUpstreamSettings,
   upstreamFormat,
@@ -178,7 +178,6 @@ export class SmallestSttStream extends UpstreamSttStream {
 /** An engine instance relaying to one smallest.ai Pulse host. */
 export class SmallestSttEngine extends UpstreamSttEngine {
   private readonly limiter: ConcurrencyLimiter | null;
-  private readonly releases = new Map<UpstreamSttStream, Release>();
 
   constructor(
     id: string,
@@ -193,30 +192,12 @@ export class SmallestSttEngine extends UpstreamSttEngine {
   }
 
   /**
-   * Take an account slot (unless BYOK or unlimited), then connect.
-   * @throws VoxgateError `rate_limit` (retryable) when no slot freed within `queueWaitMs`; else as the base.
+   * An account slot before dialling (unless BYOK or unlimited); the base releases it when the stream ends.
+   * @throws VoxgateError `rate_limit` (retryable) when no slot freed within `queueWaitMs`.
    */
-  override async start(config: SttStreamConfig, ctx?: RequestContext): Promise<SttStream> {
-    const release = this.limiter && !ctx?.providerKey ? await this.limiter.acquire(this.s.queueWaitMs, ctx?.signal) : null;
-    try {
-      const stream = await super.start(config, ctx);
-      if (release) this.releases.set(stream as UpstreamSttStream, release);
-      return stream;
-    } catch (err) {
-      release?.();
-      throw err;
-    }
-  }
-
-  protected override streamEnded(stream: UpstreamSttStream): void {
-    // Ends can come before start() registered the release (a stream failing at once): defer one tick.
-    queueMicrotask(() => {
-      const r = this.releases.get(stream);
-      if (r) {
-        this.releases.delete(stream);
-        r();
-      }
-    });
+  protected override async acquireSlot(ctx: RequestContext | undefined): Promise<(() => void) | undefined> {
+    if (!this.limiter || ctx?.providerKey) return undefined;
+    return this.limiter.acquire(this.s.queueWaitMs, ctx?.signal);
   }
 
   protected request(config: SttStreamConfig): UpstreamRequest {

@@ -295,6 +295,12 @@ export interface RelayOptions {
   signal?: AbortSignal;
   /** Called once when the stream ends (closed, failed or aborted). */
   onEnd: () => void;
+  /**
+   * How audio bytes are framed upstream (issue 11: providers taking audio as base64 in JSON text
+   * frames, e.g. ElevenLabs Scribe `input_audio_chunk`, upstreams.md §1.5). Receives the bytes of one
+   * `write()`/`writeEncoded()` call and returns the frame to send. Absent: one binary frame of the bytes as they are.
+   */
+  encodeAudio?: (bytes: Buffer) => string;
 }
 
 /**
@@ -369,7 +375,7 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
     // No copy: ws masks a Buffer into a frame of its own (its `readOnly` path) and never writes to it.
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.bytes += buf.length;
-    this.send(buf);
+    this.send(this.audioFrame(buf));
   }
 
   /** Bytes the socket has not flushed yet, as seconds of audio. */
@@ -382,7 +388,21 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
     // A view, not a copy: ws copies it into the masked frame synchronously (no compression, no queue).
     const view = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
     this.bytes += view.length;
-    this.send(view);
+    this.send(this.audioFrame(view));
+  }
+
+  /**
+   * The frame that carries `audio` (bytes as written) upstream. Default: the bytes themselves, one
+   * binary frame. A protocol that frames audio as JSON (base64; Sarvam, issue 11) overrides it.
+   * Must not keep `audio` (it may be a view of the caller's buffer).
+   */
+  protected audioFrame(audio: Buffer): string | Buffer {
+    return this.o.encodeAudio ? this.o.encodeAudio(audio) : audio;
+  }
+
+  /** `finalize()` calls not yet answered by a `fromFinalize` final (issue 11: providers whose finalize answer is a marker, e.g. Soniox `<fin>`). */
+  protected get outstandingFinalizes(): number {
+    return this.pendingFinalize.length;
   }
 
   finalize(): void {
@@ -453,6 +473,9 @@ export abstract class UpstreamSttStream extends EventEmitter<SttStreamEvents> im
   }
 
   private send(data: string | Buffer): void {
+    // The backend has begun closing (its close frame arrived): the close event, due next, reports
+    // why with its code and reason; a failed write now would hide that behind "send failed".
+    if (this.ws.readyState !== WebSocket.OPEN) return;
     this.lastTx = performance.now();
     try {
       this.ws.send(data, (err) => {
@@ -589,12 +612,23 @@ export function parseTypedFrame(text: string): { type: string; json: unknown } {
 export interface UpstreamRequest {
   url: string;
   handshake?: UpstreamHandshake;
+  /** Extra upgrade headers the protocol needs (e.g. Cartesia's `Cartesia-Version`); never the key (the base adds it). */
+  headers?: Record<string, string>;
 }
 
 /** What differs between upstream protocols beyond the request: auth scheme, control frames, result parsing. */
 export interface UpstreamProtocol {
   /** `Authorization: <scheme> <key>` (slng `Bearer`, Deepgram `Token`). */
   authScheme: string;
+  /**
+   * When set, the key goes as-is in this header instead of `Authorization` (ElevenLabs `xi-api-key`,
+   * upstreams.md §1.4/§1.5). Absent: `Authorization: <authScheme> <key>`.
+   */
+  authHeader?: string;
+  /** Audio framing of the protocol's streams ({@link RelayOptions.encodeAudio}); absent: binary frames. */
+  encodeAudio?: (bytes: Buffer) => string;
+  /** Headers carrying the key instead of `Authorization` (e.g. Sarvam `API-Subscription-Key`); optional (issue 11). */
+  authHeaders?: (key: string) => Record<string, string>;
   /** Text frames of the control messages. */
   frames: RelayOptions['frames'];
   /** Wrap an open socket in the protocol's relay stream. */
@@ -639,6 +673,15 @@ export abstract class UpstreamSttEngine implements SttEngine {
   async init(): Promise<void> {}
 
   /**
+   * Take a provider concurrency slot before dialling (issue 11; src/engines/limits.ts). Default: none.
+   * @returns the slot's release (called once when the stream ends or the connect fails), or undefined.
+   * @throws VoxgateError `rate_limit` when no slot frees within the type's bounded wait.
+   */
+  protected async acquireSlot(_ctx: RequestContext | undefined): Promise<(() => void) | undefined> {
+    return undefined;
+  }
+
+  /**
    * Open the upstream stream (upstreams.md §2.2 for the errors).
    * @param ctx request id (sent as `X-Request-Id`), abort signal, connect deadline (`performance.now()` ms).
    * @throws VoxgateError `config_error` for a language the instance does not list, or as in {@link connectUpstream}.
@@ -653,10 +696,22 @@ export abstract class UpstreamSttEngine implements SttEngine {
     let timeoutMs = this.settings.connectTimeoutMs;
     if (ctx?.connectDeadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.connectDeadline - performance.now()));
     const req = this.request(config, secrets);
-    const headers: Record<string, string> = {};
-    if (apiKey) headers.Authorization = `${this.protocol.authScheme} ${apiKey}`;
+    const headers: Record<string, string> = { ...req.headers };
+    if (apiKey) {
+      if (this.protocol.authHeaders) Object.assign(headers, this.protocol.authHeaders(apiKey));
+      else if (this.protocol.authHeader) headers[this.protocol.authHeader] = apiKey;
+      else headers.Authorization = `${this.protocol.authScheme} ${apiKey}`;
+    }
     if (ctx?.requestId) headers['X-Request-Id'] = ctx.requestId;
-    const ws = await connectUpstream({ url: req.url, headers, timeoutMs, signal: ctx?.signal, secrets, handshake: req.handshake });
+    const release = await this.acquireSlot(ctx);
+    if (ctx?.connectDeadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.connectDeadline - performance.now()));
+    let ws: WebSocket;
+    try {
+      ws = await connectUpstream({ url: req.url, headers, timeoutMs, signal: ctx?.signal, secrets, handshake: req.handshake });
+    } catch (err) {
+      release?.();
+      throw err;
+    }
     const stream = this.protocol.createStream(ws, config, {
       settings: this.settings,
       frames: this.protocol.frames,
@@ -664,15 +719,13 @@ export abstract class UpstreamSttEngine implements SttEngine {
       signal: ctx?.signal,
       onEnd: () => {
         this.streams.delete(stream);
-        this.streamEnded(stream);
+        release?.();
       },
+      ...(this.protocol.encodeAudio ? { encodeAudio: this.protocol.encodeAudio } : {}),
     });
     this.streams.add(stream);
     return stream;
   }
-
-  /** Hook: a stream of this engine ended (closed, failed or aborted); called once per stream. Default: nothing. */
-  protected streamEnded(_stream: UpstreamSttStream): void {}
 
   stats(): SttEngineStats {
     return { activeStreams: this.streams.size, idleDecoders: 0, busyDecoders: 0 };

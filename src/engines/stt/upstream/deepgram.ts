@@ -7,7 +7,8 @@
  * `sample_rate=16000`, `channels=1`, `interim_results`, `endpointing` (ms, or `false` when the
  * stream has no VAD or endpointing is off), `vad_events`, plus the instance's fixed `query` (e.g.
  * `smart_format`); `Authorization: Token <key>` and `X-Request-Id` on the upgrade; binary PCM;
- * `Finalize`, `KeepAlive`, `CloseStream` text frames (§2.3).
+ * `Finalize`, `KeepAlive`, `CloseStream` text frames (§2.3). A stream with `diarize` adds
+ * `diarize=true` (and the speaker-count hints) and the words' `speaker` is relayed (issue 13).
  *
  * Results map 1:1 (§2.4): `Results` with `is_final` → `final` (alternatives[0] transcript,
  * confidence and words with `punctuated_word`/`speaker`; `start`, `duration`, `speech_final`,
@@ -123,6 +124,9 @@ export class DeepgramSttEngine extends UpstreamSttEngine {
       frames: { finalize: '{"type":"Finalize"}', close: '{"type":"CloseStream"}', keepalive: '{"type":"KeepAlive"}' },
       createStream: (ws, config, o) => new DeepgramSttStream(ws, config, o),
     });
+    // Deepgram diarizes (`diarize=true`, words[].speaker): streams asking for it are labelled upstream
+    // and the embedded diarizer is not run (src/engines/stt/diarizing.ts, mode `upstream`).
+    this.capabilities.diarization = true;
   }
 
   protected request(config: SttStreamConfig): UpstreamRequest {
@@ -143,6 +147,16 @@ export class DeepgramSttEngine extends UpstreamSttEngine {
     q.set('endpointing', config.vad && config.endpointingMs !== null ? String(config.endpointingMs) : 'false');
     q.set('vad_events', String(config.vad));
     for (const [k, v] of Object.entries(this.s.query)) q.set(k, v);
+    // Upstream diarization (issue 13 pass-through): Deepgram labels the words itself (§2.2 `diarize`);
+    // the speaker-count hints are forwarded under voxgate's names (Deepgram ignores unknown
+    // parameters; a voxgate `/v1/listen` upstream honours them, src/diarize/hints.ts).
+    const d = config.diarize;
+    if (d) {
+      q.set('diarize', 'true');
+      if (d.numSpeakers !== undefined) q.set('num_speakers', String(d.numSpeakers));
+      if (d.minSpeakers !== undefined) q.set('min_speakers', String(d.minSpeakers));
+      if (d.maxSpeakers !== undefined) q.set('max_speakers', String(d.maxSpeakers));
+    }
     return { url: u.toString() };
   }
 }
