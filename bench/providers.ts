@@ -1,6 +1,6 @@
 /**
- * Provider-adapter benchmark (issue 11 "Benchmark"): `node dist/bench/providers.js [--sessions 16]
- * [--requests 100] [--pace 6] [--only smallest,soniox] [--out FILE]`; also a step of `npm run bench`.
+ * Provider-adapter benchmark (issue 11 "Benchmark"): `node dist/bench/providers.js [--sessions 12]
+ * [--requests 60] [--pace 6] [--only smallest,soniox] [--out FILE]`; also a step of `npm run bench`.
  * Writes bench/results/providers.json.
  *
  * Every `test/fixtures/upstreams/<provider>/bench.json` present is benchmarked (format:
@@ -28,11 +28,15 @@
  *   adapter). Both include the two loopback hops (fake → gateway → client) and the gateway's whole
  *   pipeline (adapter, session, dialect): an upper bound of the adapter's share; `loopback_hop_ms` is
  *   one WebSocket hop measured the same way in this harness, for reference.
+ *   Only results with text count (an empty final may be the gateway's own, e.g. a finalize answered
+ *   by timeout). With `timeScale` 0 replies gated at the same point go out back to back; a client
+ *   message is then measured from the latest of them (slightly optimistic).
  * - TTS (`--requests` sequential requests, each on a fresh unified session with `pacing: false`;
  *   text: the descriptor's `tts.text`, else the literal `text`/`transcript`/`input` of the fixture's
  *   first `in` line, else "Hello from the provider benchmark."): `text` + `flush`, wait for
  *   `flushed`. `tts.first_audio_ms` = the first audio frame of the segment at the client − the fake's
- *   latest send before it (the provider's first audio message).
+ *   first send of an audio-carrying line (`$pcm…`/`$binary` in the fixture) after the request (the
+ *   provider's first audio message; fixtures without such markers: the latest send before).
  * - CPU: gateway utime+stime (/proc/PID/stat) over each phase, per session (`cpu_ms_per_session`),
  *   and as percent of one core per real-time stream (`cpu_percent_per_realtime_stream` = CPU seconds /
  *   audio seconds relayed × 100: what one live session costs); TTS per request.
@@ -71,7 +75,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { sessions: 16, requests: 100, pace: 6, only: null, out: path.join(repoRoot(), 'bench/results/providers.json') };
+  const a: Args = { sessions: 12, requests: 60, pace: 6, only: null, out: path.join(repoRoot(), 'bench/results/providers.json') };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = () => {
@@ -140,6 +144,13 @@ function dist(ms: number[]): { n: number; p50_ms: number | null; p99_ms: number 
 /** Send log of one fake: `performance.now()` of every provider message, in order. */
 class SendLog {
   readonly at: number[] = [];
+  /** Sends of lines that carry audio (`$pcm…`/`$binary` in the fixture line). */
+  readonly audioAt: number[] = [];
+  /** The first audio send after `t`, or null. */
+  firstAudioAfter(t: number): number | null {
+    for (const x of this.audioAt) if (x >= t) return x;
+    return null;
+  }
   /** The latest send at or before `t`, or null. */
   latestBefore(t: number): number | null {
     for (let i = this.at.length - 1; i >= 0; i--) if (this.at[i]! <= t) return this.at[i]!;
@@ -217,7 +228,15 @@ async function benchProvider(provider: string, dir: string, d: Descriptor, a: Ar
   const sttFx = d.stt ? loadFixture(path.join(dir, d.stt.fixture)) : null;
   const ttsFx = d.tts ? loadFixture(path.join(dir, d.tts.fixture)) : null;
   const sttFake = sttFx ? new ReplayFake({ fixtures: [sttFx], onSend: (e) => sttLog.at.push(e.at) }) : null;
-  const ttsFake = ttsFx ? new ReplayFake({ fixtures: [ttsFx], onSend: (e) => ttsLog.at.push(e.at) }) : null;
+  const ttsFake = ttsFx
+    ? new ReplayFake({
+        fixtures: [ttsFx],
+        onSend: (e) => {
+          ttsLog.at.push(e.at);
+          if (/"\$(pcm|binary)/.test(JSON.stringify(e.line.data))) ttsLog.audioAt.push(e.at);
+        },
+      })
+    : null;
   const engines: Record<string, unknown> = {};
   const cfg: Record<string, unknown> = { engines, http: { maxConnectionsPerIp: 0 }, limits: { idleTimeoutSeconds: 60 } };
   for (const e of [d.stt?.engine, d.tts?.engine]) {
@@ -304,7 +323,8 @@ async function benchStt(server: ServerProcess, provider: string, d: NonNullable<
         failed = true;
         errorSamples.push(JSON.stringify(m.m).slice(0, 300));
       }
-      if (m.m.type !== 'partial_transcript' && m.m.type !== 'final_transcript') continue;
+      // Results with text only: an empty final can be the gateway's own (a finalize answered by timeout), not caused by a provider message.
+      if ((m.m.type !== 'partial_transcript' && m.m.type !== 'final_transcript') || !m.m.transcript) continue;
       const s = sends.latestBefore(m.at);
       if (s === null) continue;
       all.push(m.at - s);
@@ -362,13 +382,15 @@ async function benchTts(server: ServerProcess, provider: string, d: NonNullable<
     } else {
       const binsBefore = c.bins.length;
       const msgsBefore = c.msgs.length;
+      const sentAt = performance.now();
       c.ws.send(JSON.stringify({ type: 'text', text, flush: true }));
       const ok = await waitFor(() => c.msgs.slice(msgsBefore).some((m) => m.m.type === 'flushed' || m.m.type === 'error'), 8000);
       const err = c.msgs.slice(msgsBefore).find((m) => m.m.type === 'error');
       if (!ok || err) failure = err ? JSON.stringify(err.m).slice(0, 300) : 'no flushed within 8 s';
       else {
         const at = c.bins[binsBefore];
-        const s = at === undefined ? null : sends.latestBefore(at);
+        // The provider's first audio message of this request; fixtures without audio markers: the latest send before.
+        const s = at === undefined ? null : sends.audioAt.length > 0 ? sends.firstAudioAfter(sentAt) : sends.latestBefore(at);
         if (s !== null && at !== undefined) firstAudio.push(at - s);
         else failure = 'no audio';
       }
