@@ -202,6 +202,11 @@ export interface ReplayFakeOptions {
   fixtures: Fixture[] | ((req: { path: string; query: Record<string, string> }) => Fixture);
   /** Multiplier of the recorded gaps between lines (0 = no waiting, 1 = real time). Default 0. */
   timeScale?: number;
+  /**
+   * Called just before each `out` line is sent on a WebSocket, with `performance.now()` then (the
+   * provider benchmark, bench/providers.ts, measures from it; same process = same clock).
+   */
+  onSend?: (ev: { session: FakeSession; line: FixtureLine; at: number }) => void;
 }
 
 function checkExpectations(meta: FixtureMeta, s: FakeSession): void {
@@ -328,7 +333,7 @@ export class ReplayFake {
     this.currentMeta = fx.meta;
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
       this.live.add(ws);
-      new WsReplay(ws, socket, fx, s, this.opts.timeScale ?? 0).run();
+      new WsReplay(ws, socket, fx, s, this.opts.timeScale ?? 0, this.opts.onSend).run();
       ws.on('close', () => this.live.delete(ws));
     });
   }
@@ -416,6 +421,7 @@ class WsReplay {
     private readonly fx: Fixture,
     private readonly s: FakeSession,
     private readonly timeScale: number,
+    private readonly onSend?: ReplayFakeOptions['onSend'],
   ) {}
 
   run(): void {
@@ -536,6 +542,7 @@ class WsReplay {
         if (this.clientClosed) return;
         if (l.dir === 'out') {
           const { data, binary } = outPayload(l.data, this.vars);
+          this.onSend?.({ session: this.s, line: l, at: performance.now() });
           this.ws.send(data, { binary });
           this.i++;
           continue;

@@ -124,6 +124,9 @@ export class FailoverSttEngine implements SttEngine {
     if (backends.length === 0) throw new Error('FailoverSttEngine needs at least one backend');
     this.id = backends[0]!.engine.id;
     const caps = { ...backends[0]!.engine.capabilities };
+    // Languages: those of any backend (the first's order first) — a session is routed to the backends
+    // serving its language (connect), e.g. smallest.ai's US-only and India-only languages (upstreams.md §1.12).
+    caps.languages = [...new Set(backends.flatMap((b) => b.engine.capabilities.languages))];
     const passthrough = commonPassthrough(backends);
     if (passthrough) caps.passthroughEncodings = passthrough;
     else delete caps.passthroughEncodings;
@@ -164,10 +167,18 @@ export class FailoverSttEngine implements SttEngine {
   /**
    * @internal Connect to the first available backend not in `exclude`, in preference order.
    * @param last the failure that led here (reported as the reason when no candidate is left).
-   * @throws VoxgateError as {@link start}.
+   * Backends whose engine does not list `config.language` are skipped.
+   * @throws VoxgateError as {@link start}; `config_error` when no backend serves the language.
    */
   async connect(config: SttStreamConfig, ctx: RequestContext | undefined, exclude: ReadonlySet<string>, last: VoxgateError | null): Promise<{ stream: SttStream; backend: SttBackend }> {
     const tried = new Set(exclude);
+    // Language-aware routing: only backends whose engine serves the stream's language are candidates
+    // (the region/host of a provider can depend on the language, upstreams.md §1.12).
+    const serving = this.backends.filter((b) => b.engine.capabilities.languages.includes(config.language));
+    if (serving.length === 0) {
+      throw new VoxgateError('config_error', `unsupported language "${config.language}"; this model supports: ${this.capabilities.languages.join(', ')}`, { retryable: false });
+    }
+    for (const b of this.backends) if (!serving.includes(b)) tried.add(b.id);
     for (;;) {
       // Healthy backends (and a due probe) first; when none is left, the ones cooling down are tried
       // anyway as a last resort — one failure on every backend must not make the model unavailable for

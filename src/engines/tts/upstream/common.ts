@@ -476,8 +476,10 @@ export class UpstreamConnection {
           if (samples.length) yield samples;
           continue;
         }
-        if (failure) throw failure;
+        // Done first: an upstream that closes right after the segment's end (smallest.ai closes after
+        // `complete`) must not fail a segment whose audio has all arrived but not yet been read.
         if (done) break;
+        if (failure) throw failure;
         // The stall clock runs only while the consumer waits for audio that does not come.
         await new Promise<void>((resolve) => {
           const t = setTimeout(() => {
