@@ -5,6 +5,7 @@
  * the request is the diarization; the test watches the event loop of the process the gateway runs in.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.js';
@@ -73,5 +74,33 @@ describe('pre-recorded diarization off the event loop', () => {
     }
     // Inline, the clustering of 300 s of speech holds the loop for seconds (RTF ≈ 0.01 → ~3 s here).
     assert.ok(maxGap < 1000, `the event loop stalled for ${maxGap.toFixed(0)} ms`);
+  });
+});
+
+describe('the diarization worker thread', () => {
+  it('keeps the process alive while a job is pending and never after: a script that diarizes once gets its turns and exits by itself', async () => {
+    const url = new URL('../src/diarize/offload.js', import.meta.url).href;
+    const script = `
+      const { diarizeOffThread } = await import(${JSON.stringify(url)});
+      const pcm = new Int16Array(16000 * 3).map((_, i) => Math.round(3000 * Math.sin(i / 10)));
+      const turns = await diarizeOffThread(pcm, 16000, {});
+      console.log('turns ' + turns.length);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += String(d)));
+    const code = await new Promise<number | string>((resolve) => {
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve('still running after 60 s');
+      }, 60_000);
+      child.on('exit', (c) => {
+        clearTimeout(t);
+        resolve(c ?? -1);
+      });
+    });
+    // Before: an idle worker's port kept the process alive forever (the test runner hung on the file);
+    // a worker unref'd while a job was pending let the process exit before the answer (exit 13).
+    assert.equal(code, 0, `exit ${code}; stdout ${out}`);
+    assert.match(out, /^turns \d+/m);
   });
 });

@@ -4,8 +4,10 @@
  * run on the main thread it would stall every live session of the process for that long).
  *
  * One lazily started worker thread (src/diarize/offload_worker.ts) runs the default classical
- * diarizer; jobs queue in it in order. The worker is `unref`'d so it never keeps the process alive,
- * and is restarted after a crash. The PCM is transferred, not copied.
+ * diarizer; jobs queue in it in order. The worker is referenced only while jobs are pending, so an
+ * idle worker never keeps the process alive (its listeners are attached before `unref()`: attaching a
+ * `message` listener re-references the port), and is restarted after a crash. The PCM is
+ * transferred, not copied.
  */
 import { Worker } from 'node:worker_threads';
 import type { DiarizeOptions, SpeakerTurn } from './types.js';
@@ -26,12 +28,15 @@ function failAll(err: Error): void {
 
 function getWorker(): Worker {
   if (worker) return worker;
-  const w = new Worker(new URL('./offload_worker.js', import.meta.url));
-  w.unref();
+  // The worker inherits the process's flags, except `--input-type` (valid only for `-e`/stdin input:
+  // inherited, it makes the worker refuse its own file).
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+  const w = new Worker(new URL('./offload_worker.js', import.meta.url), { execArgv });
   w.on('message', (m: { id: number; turns?: SpeakerTurn[]; error?: string }) => {
     const p = pending.get(m.id);
     if (!p) return;
     pending.delete(m.id);
+    if (pending.size === 0) w.unref();
     if (m.error !== undefined) p.reject(new Error(m.error));
     else p.resolve(m.turns ?? []);
   });
@@ -43,6 +48,7 @@ function getWorker(): Worker {
     if (worker === w) worker = null;
     failAll(new Error(`the diarization worker exited (${code})`));
   });
+  w.unref();
   worker = w;
   return w;
 }
@@ -58,6 +64,7 @@ export function diarizeOffThread(pcm: Int16Array, sampleRate: number, opts?: Dia
   const id = nextId++;
   return new Promise<SpeakerTurn[]>((resolve, reject) => {
     pending.set(id, { resolve, reject });
+    w.ref(); // a pending job keeps the process alive until it is answered
     // A view of part of a larger buffer cannot be transferred whole: copy it then.
     const own = pcm.byteOffset === 0 && pcm.byteLength === pcm.buffer.byteLength ? pcm : pcm.slice();
     w.postMessage({ id, pcm: own, sampleRate, opts }, [own.buffer as ArrayBuffer]);
