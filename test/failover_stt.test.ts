@@ -16,9 +16,10 @@ import { BackendHealth } from '../src/engines/health.js';
 import { FailoverSttEngine, replayPaceOf, type FailoverOptions, type SttBackend, type SttSwitchEvent } from '../src/engines/stt/failover.js';
 import { FakeEngineError, FakeSttEngine, type FakeSttScript } from '../src/engines/stt/fake/index.js';
 import { PocketSphinxEngine } from '../src/engines/stt/pocketsphinx/index.js';
-import type { SttEngine, SttFinal, SttPartial, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from '../src/engines/stt/types.js';
+import type { SttEngine, SttFinal, SttStream, SttStreamConfig, SttStreamEvents, SttWord } from '../src/engines/stt/types.js';
 import { VoxgateError } from '../src/util/errors.js';
 import { readSharedWavSync } from './paths.js';
+import { watch, type Seen } from './support/stt_watch.js';
 
 const RATE = 16000;
 const CFG: SttStreamConfig = { language: 'en', partials: true, wordTimestamps: true, vad: true, endpointingMs: 300 };
@@ -36,23 +37,6 @@ const decoding = (steps: FakeSttScript['steps'] = []): FakeSttScript => ({ decod
 
 function backend(id: string, engine: SttEngine, replayPace?: number | null): SttBackend {
   return { id, engine, region: 'us-east-1', worldPart: 'us', ...(replayPace !== undefined ? { replayPace } : {}) };
-}
-
-/** Everything a stream emitted. */
-interface Seen {
-  finals: SttFinal[];
-  partials: SttPartial[];
-  speech: number[];
-  errors: Error[];
-}
-
-function watch(s: SttStream): Seen {
-  const seen: Seen = { finals: [], partials: [], speech: [], errors: [] };
-  s.on('final', (f) => seen.finals.push(f));
-  s.on('partial', (p) => seen.partials.push(p));
-  s.on('speech_started', (e) => seen.speech.push(e.timestamp));
-  s.on('error', (e) => seen.errors.push(e));
-  return seen;
 }
 
 const tick = () => new Promise<void>((r) => setImmediate(r));

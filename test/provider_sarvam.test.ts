@@ -20,12 +20,13 @@ import { after, before, describe, it, test } from 'node:test';
 import { DEFAULT_STT_MODELS, loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import { resetAccountLimiters } from '../src/engines/limits.js';
 import { classifySarvamFrame, createSarvamSttEngine, createSarvamTtsEngine, sarvamPcm, splitText, type SarvamSttEngine } from '../src/engines/providers/sarvam/index.js';
-import type { SttFinal, SttStream, SttStreamConfig } from '../src/engines/stt/types.js';
+import type { SttStream, SttStreamConfig } from '../src/engines/stt/types.js';
 import { VoxgateError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
 import { loadFixture, ReplayFake, tonePcm } from './support/replay_fake.js';
 import { eventually, loadClip, openSocket, startConfiguredServer, type Clip } from './helpers.js';
 import { openTts } from './tts_helpers.js';
+import { watch } from './support/stt_watch.js';
 
 const KEY_ENV = 'VOXGATE_TEST_SARVAM_KEY';
 const KEY = 'sarvam-test-key';
@@ -40,19 +41,6 @@ function cfgWith(engines: VoxgateConfig['engines']): VoxgateConfig {
 
 function sttEngine(url: string, extra: Record<string, unknown> = {}): SarvamSttEngine {
   return createSarvamSttEngine(cfgWith({ sv: { type: 'sarvam', url, apiKeyEnv: KEY_ENV, closeDrainMs: 50, ...extra } }), 'sv');
-}
-
-interface Seen {
-  finals: SttFinal[];
-  speech: number[];
-  errors: Error[];
-}
-function watch(s: SttStream): Seen {
-  const r: Seen = { finals: [], speech: [], errors: [] };
-  s.on('final', (f) => r.finals.push(f));
-  s.on('speech_started', (e) => r.speech.push(e.timestamp));
-  s.on('error', (e) => r.errors.push(e));
-  return r;
 }
 
 let clip: Clip;

@@ -19,12 +19,13 @@ import { after, before, describe, it, test } from 'node:test';
 import { loadConfig, type VoxgateConfig } from '../src/config/config.js';
 import { resetAccountLimiters } from '../src/engines/limits.js';
 import { assembleWords, createSonioxSttEngine, SONIOX_HOSTS, type SonioxSttEngine } from '../src/engines/providers/soniox/index.js';
-import type { SttFinal, SttPartial, SttStream, SttStreamConfig } from '../src/engines/stt/types.js';
+import type { SttStream, SttStreamConfig } from '../src/engines/stt/types.js';
 import { packageRoot } from '../src/util/paths.js';
 import { VoxgateError } from '../src/util/errors.js';
 import { FaultProxy } from './support/fault_proxy.js';
 import { loadFixture, ReplayFake } from './support/replay_fake.js';
 import { eventually, loadClip, openSocket, silence, startConfiguredServer, startTestServer, type Clip, type RecordingClient, type TestServer } from './helpers.js';
+import { watch } from './support/stt_watch.js';
 
 const KEY_ENV = 'VOXGATE_TEST_SONIOX_KEY';
 const KEY = 'soniox-test-key';
@@ -38,21 +39,6 @@ function cfgWith(engines: VoxgateConfig['engines']): VoxgateConfig {
 
 function engine(url: string, extra: Record<string, unknown> = {}): SonioxSttEngine {
   return createSonioxSttEngine(cfgWith({ sx: { type: 'soniox', url: `${url}/transcribe-websocket`, apiKeyEnv: KEY_ENV, ...extra } }), 'sx');
-}
-
-interface Seen {
-  finals: SttFinal[];
-  partials: SttPartial[];
-  speech: number[];
-  errors: Error[];
-}
-function watch(s: SttStream): Seen {
-  const r: Seen = { finals: [], partials: [], speech: [], errors: [] };
-  s.on('final', (f) => r.finals.push(f));
-  s.on('partial', (p) => r.partials.push(p));
-  s.on('speech_started', (e) => r.speech.push(e.timestamp));
-  s.on('error', (e) => r.errors.push(e));
-  return r;
 }
 
 /** Write `seconds` of `clip` in 100 ms chunks, yielding to the event loop between chunks. */
